@@ -1,0 +1,5 @@
+import sys
+
+from bertline.cli import main
+
+sys.exit(main())

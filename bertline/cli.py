@@ -1,0 +1,85 @@
+"""The `bertline` command: one subcommand per pipeline stage.
+
+Each subcommand lives in its stage's module as `main(argv) -> int`; this file
+only dispatches, importing a stage when it is asked for so that `bertline
+--help` answers at once without loading TensorFlow or Beam.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import List, Optional
+
+# name -> (module, one-line summary). Order is the order of the pipeline.
+COMMANDS = {
+    "preprocess": ("bertline.preprocessing.beam_job",
+                   "TSV corpus -> BERT WordPiece features -> sharded TFRecords (Apache Beam)."),
+    "train": ("bertline.trainer.train",
+              "Fine-tune a BERT/ALBERT classifier on preprocess output (tf.distribute, resumable)."),
+    "evaluate": ("bertline.evaluator.evaluate",
+                 "Accuracy, loss and task metrics on a split, and a blessing against thresholds."),
+    "predict": ("bertline.evaluator.predict",
+                "Class probabilities for every example of a split, as run_classifier writes them."),
+    "export": ("bertline.evaluator.export",
+               "Write a versioned SavedModel with raw-text, features and tf.Example signatures."),
+    "push": ("bertline.evaluator.push",
+             "Copy a blessed exported model to a registry (gs:// or local), versioned and atomic."),
+    "extract-features": ("bertline.trainer.extract_features",
+                         "Per-token vectors of chosen layers, in extract_features.py's JSON-lines format."),
+    "run": ("bertline.pipeline.local_run",
+            "Run the whole pipeline on this machine from one YAML config."),
+    "compile": ("bertline.pipeline.compile",
+                "Compile the Kubeflow pipeline to pipeline.yaml."),
+    "submit": ("bertline.pipeline.submit",
+               "Submit the pipeline to Kubeflow Pipelines or Vertex AI Pipelines."),
+    "schedule": ("bertline.pipeline.schedule",
+                 "Schedule recurring retraining on Kubeflow or Vertex AI."),
+}
+
+
+def _top_parser() -> argparse.ArgumentParser:
+  lines = [f"  {name:<17} {summary}" for name, (_, summary) in COMMANDS.items()]
+  parser = argparse.ArgumentParser(
+      prog="bertline",
+      formatter_class=argparse.RawDescriptionHelpFormatter,
+      description="Fine-tune BERT-family text classifiers as a pipeline of stages:\n"
+      "preprocess -> train -> evaluate -> export -> push.",
+      epilog="commands:\n" + "\n".join(lines) +
+      "\n\nRun `bertline COMMAND --help` for a command's options.",
+      usage="bertline [-h] [--version] COMMAND [options]")
+  parser.add_argument("--version", action="store_true", help="print the version and exit")
+  parser.add_argument("command", nargs="?", metavar="COMMAND", help=argparse.SUPPRESS)
+  return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+  argv = list(sys.argv[1:] if argv is None else argv)
+  parser = _top_parser()
+  # Only the leading options belong to `bertline`; the rest is the command's.
+  split = next((i for i, a in enumerate(argv) if not a.startswith("-")), len(argv))
+  args = parser.parse_args(argv[:split + 1])
+  if args.version:
+    from bertline import __version__
+    print(f"bertline {__version__}")
+    return 0
+  if args.command is None:
+    parser.print_help()
+    return 2
+  if args.command not in COMMANDS:
+    parser.error(f"unknown command {args.command!r}; choose one of: {', '.join(COMMANDS)}")
+  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+  module_name, _ = COMMANDS[args.command]
+  module = importlib.import_module(module_name)
+  try:
+    return int(module.main(argv[split + 1:]) or 0)
+  except (ValueError, FileNotFoundError, FileExistsError) as e:
+    # Bad input: one clear line saying what to change, not a traceback.
+    print(f"bertline {args.command}: error: {e}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+  sys.exit(main())

