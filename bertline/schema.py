@@ -167,3 +167,29 @@ def read_metadata(data_dir: str) -> DataMetadata:
 
 def optional_int(value: Optional[str]) -> Optional[int]:
   return None if value in (None, "") else int(value)
+
+
+# --- A training model_dir (written by train, read by evaluate/predict/export) --
+CHECKPOINT_SUBDIR = "checkpoints"      # rolling checkpoints (keep N)
+BEST_SUBDIR = "best"                   # the best checkpoint by the eval metric
+TRAIN_CONFIG_FILE = "train_config.json"
+MODEL_CONFIG_FILE = "model_config.json"
+LABELS_FILE = "labels.txt"
+VOCAB_FILE = "vocab.txt"
+DATA_METADATA_COPY = "data_metadata.json"
+EVAL_HISTORY_FILE = "eval_history.jsonl"
+
+# --- Evaluator outputs ---------------------------------------------------------
+METRICS_FILE = "metrics.json"
+BLESSING_FILE = "blessing.json"
+PREDICTIONS_FILE = "test_results.tsv"
+
+# --- Exported SavedModel (TF Serving layout: <export_dir>/<version>/) ----------
+SIGNATURE_TEXT = "serving_default"
+SIGNATURE_FEATURES = "serve_features"
+SIGNATURE_EXAMPLES = "serve_examples"
+ASSET_VOCAB = "vocab.txt"
+ASSET_LABELS = "labels.txt"
+ASSET_METADATA = "bertline_metadata.json"
+# Written last by push: a reader that sees it sees a whole model.
+PUSH_COMPLETE_MARKER = "_BERTLINE_PUSH_COMPLETE"

@@ -1,0 +1,120 @@
+"""Typed dataclass configs that round-trip to JSON/YAML and fail on bad keys.
+
+A config error names the file, the key, the bad value and what would be valid,
+and is raised before any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from typing import Any, Dict, Type, TypeVar
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+  """A bad key or value in a config; the message says what to change."""
+
+
+def _check_type(value: Any, tp: Any, where: str) -> Any:
+  origin = typing.get_origin(tp)
+  args = typing.get_args(tp)
+  if tp is Any:
+    return value
+  if origin is typing.Union:
+    if value is None and type(None) in args:
+      return None
+    errors = []
+    for arg in args:
+      if arg is type(None):
+        continue
+      try:
+        return _check_type(value, arg, where)
+      except ConfigError as e:
+        errors.append(str(e))
+    raise ConfigError(errors[0] if errors else f"{where}: bad value {value!r}")
+  if dataclasses.is_dataclass(tp):
+    if not isinstance(value, dict):
+      raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+    return from_dict(tp, value, where)
+  if origin in (list, tuple, typing.List, typing.Sequence):
+    if not isinstance(value, (list, tuple)):
+      raise ConfigError(f"{where}: expected a list, got {value!r}")
+    inner = args[0] if args else Any
+    return [_check_type(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+  if origin in (dict, typing.Dict):
+    if not isinstance(value, dict):
+      raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+    vt = args[1] if len(args) == 2 else Any
+    return {k: _check_type(v, vt, f"{where}.{k}") for k, v in value.items()}
+  if tp is float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+      raise ConfigError(f"{where}: expected a number, got {value!r}")
+    return float(value)
+  if tp is int:
+    if isinstance(value, bool) or not isinstance(value, int):
+      raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    return value
+  if tp is bool:
+    if not isinstance(value, bool):
+      raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    return value
+  if tp is str:
+    if not isinstance(value, str):
+      raise ConfigError(f"{where}: expected a string, got {value!r}")
+    return value
+  return value
+
+
+def from_dict(cls: Type[T], data: Dict[str, Any], where: str = "config") -> T:
+  """Builds dataclass `cls` from `data`, checking every key and type."""
+  if not isinstance(data, dict):
+    raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+  fields = {f.name: f for f in dataclasses.fields(cls)}
+  hints = typing.get_type_hints(cls)
+  unknown = sorted(set(data) - set(fields))
+  if unknown:
+    raise ConfigError(f"{where}: unknown key {unknown[0]!r}; valid keys are: {', '.join(sorted(fields))}")
+  kwargs = {}
+  for name, value in data.items():
+    kwargs[name] = _check_type(value, hints[name], f"{where}.{name}")
+  missing = [n for n, f in fields.items() if n not in kwargs and
+             f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+  if missing:
+    raise ConfigError(f"{where}: missing required key {missing[0]!r}")
+  try:
+    return cls(**kwargs)
+  except (TypeError, ValueError) as e:
+    if isinstance(e, ConfigError):
+      raise
+    raise ConfigError(f"{where}: {e}") from e
+
+
+def to_dict(obj: Any) -> Dict[str, Any]:
+  return dataclasses.asdict(obj)
+
+
+def to_json(obj: Any) -> str:
+  return json.dumps(to_dict(obj), indent=2, sort_keys=True) + "\n"
+
+
+def load_yaml(cls: Type[T], path: str) -> T:
+  """Reads a YAML file into `cls`; errors name the file."""
+  import yaml
+  from bertline import fileio
+  try:
+    data = yaml.safe_load(fileio.read_text(path)) or {}
+  except FileNotFoundError as e:
+    raise ConfigError(f"config file {path} not found") from e
+  except yaml.YAMLError as e:
+    raise ConfigError(f"{path}: not valid YAML: {e}") from e
+  return from_dict(cls, data, where=path)
+
+
+def choice(value: str, choices, where: str) -> str:
+  """Validates an enumerated string setting."""
+  if value not in choices:
+    raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, choices))}")
+  return value
