@@ -1,0 +1,87 @@
+"""run_classifier.convert_single_example as graph ops, for Beam and serving alike.
+
+Packs token ids into BERT's input layout, e.g. for a pair:
+
+  tokens:      [CLS] is this jack ##son ##ville ? [SEP] no it is not . [SEP]
+  segment_ids: 0     0  0    0    0     0       0 0     1  1  1  1   1 1
+  input_mask:  1 for every real token, 0 for the zero padding after them.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+import tensorflow as tf
+
+from bertline import schema
+
+
+def truncate_pair_lengths(len_a: tf.Tensor, len_b: tf.Tensor, budget: int):
+  """Lengths _truncate_seq_pair leaves: it pops from the longer side, b on ties.
+
+  The loop's result in closed form: untouched when both fit; otherwise the
+  longer side is cut down towards the shorter one, and when both are long they
+  end at ceil(budget / 2) for a and floor(budget / 2) for b.
+
+  Args:
+    len_a: int64 [batch]. Token counts of text_a.
+    len_b: int64 [batch]. Token counts of text_b.
+    budget: int. Tokens available to both (max_seq_length - 3).
+  Returns:
+    (new_len_a, new_len_b), int64 [batch] each.
+  """
+  half_up = (budget + 1) // 2
+  over = len_a + len_b > budget
+  cut_a = tf.minimum(len_a, tf.maximum(budget - len_b, half_up))
+  new_a = tf.where(over, cut_a, len_a)
+  new_b = tf.where(over, budget - cut_a, len_b)
+  return new_a, new_b
+
+
+def pack_features(ids_a: tf.RaggedTensor, ids_b: Optional[tf.RaggedTensor],
+                  max_seq_length: int, cls_id: int, sep_id: int) -> Dict[str, tf.Tensor]:
+  """[CLS] a [SEP] (b [SEP]) with segment ids, input mask and zero padding.
+
+  Args:
+    ids_a: int64 RaggedTensor [batch, (tokens)]. Ids of text_a.
+    ids_b: int64 RaggedTensor [batch, (tokens)] or None. Ids of text_b.
+    max_seq_length: int. Length of every output row.
+    cls_id: int. Id of [CLS].
+    sep_id: int. Id of [SEP].
+  Returns:
+    {input_ids, input_mask, segment_ids}: int64 [batch, max_seq_length].
+  """
+  ids_a = tf.cast(ids_a, tf.int64)
+  batch = ids_a.nrows()
+  if ids_b is None:
+    # Account for [CLS] and [SEP] with "- 2".
+    len_a = tf.minimum(ids_a.row_lengths(), max_seq_length - 2)
+    len_b = tf.zeros_like(len_a)
+    ids_b = tf.RaggedTensor.from_row_lengths(tf.zeros([0], tf.int64), len_b)
+    sep_b = tf.zeros([batch, 0], tf.int64)
+  else:
+    # Account for [CLS], [SEP], [SEP] with "- 3".
+    ids_b = tf.cast(ids_b, tf.int64)
+    len_a, len_b = truncate_pair_lengths(ids_a.row_lengths(), ids_b.row_lengths(),
+                                         max_seq_length - 3)
+    sep_b = tf.fill([batch, 1], tf.constant(sep_id, tf.int64))
+  a = _take_prefix(ids_a, len_a)
+  b = _take_prefix(ids_b, len_b)
+  cls = tf.fill([batch, 1], tf.constant(cls_id, tf.int64))
+  sep = tf.fill([batch, 1], tf.constant(sep_id, tf.int64))
+  input_ids = tf.concat([cls, a, sep, b, sep_b], axis=1)
+  segment_ids = tf.concat([
+      tf.zeros_like(cls), tf.zeros_like(a), tf.zeros_like(sep),
+      tf.ones_like(b), tf.ones_like(sep_b)], axis=1)
+  shape = [None, max_seq_length]
+  return {
+      schema.INPUT_IDS: input_ids.to_tensor(schema.PAD_ID, shape=shape),
+      schema.INPUT_MASK: tf.ones_like(input_ids).to_tensor(0, shape=shape),
+      schema.SEGMENT_IDS: segment_ids.to_tensor(0, shape=shape),
+  }
+
+
+def _take_prefix(ids: tf.RaggedTensor, lengths: tf.Tensor) -> tf.RaggedTensor:
+  """The first lengths[i] ids of each row."""
+  positions = tf.ragged.range(ids.row_lengths())
+  return tf.ragged.boolean_mask(ids, positions < tf.expand_dims(lengths, 1))
