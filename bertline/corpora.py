@@ -58,9 +58,17 @@ def read_tweets(limit: Optional[int] = None) -> List[Tuple[str, bytes]]:
 
 def write_tweets_tsv(out_dir: str, limit: Optional[int] = None, dev_fraction: float = 0.1,
                      test_fraction: float = 0.1, seed: int = 13) -> Dict[str, str]:
-  """Writes train/dev/test.tsv with a `label<TAB>text` header; returns their paths."""
+  """Writes train/dev/test.tsv with a `label<TAB>text` header; returns their paths.
+
+  The corpus file is sorted by sentiment, so `limit` rows are a seeded sample
+  of the whole file (in file order), not its first rows.
+  """
   os.makedirs(out_dir, exist_ok=True)
-  rows = [label.encode() + b"\t" + text + b"\n" for label, text in read_tweets(limit)]
+  tweets = read_tweets()
+  if limit is not None and limit < len(tweets):
+    keep = sorted(random.Random(seed).sample(range(len(tweets)), limit))
+    tweets = [tweets[i] for i in keep]
+  rows = [label.encode() + b"\t" + text + b"\n" for label, text in tweets]
   paths = {}
   for split, part in _split_rows(rows, (dev_fraction, test_fraction), seed).items():
     paths[split] = os.path.join(out_dir, f"{split}.tsv")

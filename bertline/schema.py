@@ -80,12 +80,15 @@ class SplitInfo:
     num_examples: int. Examples written.
     num_rejected: int. Input rows rejected (kept under rejected/ with a reason).
     rejected_file: str. Where the rejected rows are, relative to the data dir.
+    num_invalid_utf8: int. Written examples whose text held bytes that are not
+      UTF-8 (dropped by the tokenizer, as BERT's convert_to_unicode does).
   """
 
   file_pattern: str
   num_examples: int = 0
   num_rejected: int = 0
   rejected_file: str = ""
+  num_invalid_utf8: int = 0
 
 
 @dataclasses.dataclass
@@ -193,3 +196,6 @@ ASSET_LABELS = "labels.txt"
 ASSET_METADATA = "bertline_metadata.json"
 # Written last by push: a reader that sees it sees a whole model.
 PUSH_COMPLETE_MARKER = "_BERTLINE_PUSH_COMPLETE"
+
+# --- preprocess bookkeeping -------------------------------------------------------
+COUNTS_DIR = "_counts"  # per-split counts the Beam job writes for the driver

@@ -1,0 +1,230 @@
+"""Task processors: which TSV files a task has and which columns mean what.
+
+run_classifier.py has one near-identical class per task. Here a task is data —
+a `TaskSpec` of per-split `SplitSpec`s — read by one generic parser; the
+built-in tasks reproduce run_classifier's file names, columns, header
+handling, guids, label lists and test placeholder labels exactly, and a new
+dataset is a YAML file (see examples/tasks/), not code.
+
+TSV is read as run_classifier reads it (csv.reader, delimiter tab, quotechar
+None): a '"' is a literal character. Lines end at LF (a CR before it is
+dropped), and a missing final newline is fine. Fields stay bytes: invalid
+UTF-8 is dropped by the tokenizer exactly as BERT's convert_to_unicode does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, Iterator, List, NamedTuple, Optional
+
+from bertline import configs, fileio
+
+
+@dataclasses.dataclass
+class SplitSpec:
+  """How to read one split's TSV file.
+
+  Attributes:
+    file: str. Path relative to the data dir.
+    text_a: int. Column of the first text.
+    text_b: int or None. Column of the second text (sentence-pair tasks).
+    label: int or None. Column of the label (negative counts from the end);
+      None means the split has no labels and `placeholder_label` is used.
+    header: bool. Whether the first line is a header to skip.
+    placeholder_label: str or None. Label given to every row of an unlabelled
+      (test) split, as run_classifier does.
+    guid_prefix: str or None. The guid's prefix; defaults to the split name.
+    guid_column: int or None. Column whose value makes the guid (MNLI);
+      otherwise the guid is "<prefix>-<line index>".
+    filter_column: int or None. Keep only rows whose column equals
+      `filter_value` (XNLI dev keeps one language).
+    filter_value: str or None.
+  """
+
+  file: str
+  text_a: int
+  text_b: Optional[int] = None
+  label: Optional[int] = None
+  header: bool = False
+  placeholder_label: Optional[str] = None
+  guid_prefix: Optional[str] = None
+  guid_column: Optional[int] = None
+  filter_column: Optional[int] = None
+  filter_value: Optional[str] = None
+
+  def __post_init__(self):
+    if self.label is None and self.placeholder_label is None:
+      raise ValueError("a split needs a `label` column or a `placeholder_label`")
+    if (self.filter_column is None) != (self.filter_value is None):
+      raise ValueError("`filter_column` and `filter_value` go together")
+
+  def columns_needed(self) -> int:
+    cols = [c for c in (self.text_a, self.text_b, self.label, self.guid_column,
+                        self.filter_column) if c is not None]
+    return max([c + 1 if c >= 0 else -c for c in cols])
+
+
+@dataclasses.dataclass
+class TaskSpec:
+  """A classification task.
+
+  Attributes:
+    name: str. Task name, recorded in metadata.json.
+    splits: dict of split name ("train", "dev", "test") to SplitSpec.
+    labels: list of str or None. Label list in id order; None infers the
+      sorted distinct labels of the train split.
+    label_map: dict. Labels renamed on reading (XNLI's "contradictory").
+  """
+
+  name: str
+  splits: Dict[str, SplitSpec]
+  labels: Optional[List[str]] = None
+  label_map: Dict[str, str] = dataclasses.field(default_factory=dict)
+
+  @property
+  def has_text_b(self) -> bool:
+    return any(s.text_b is not None for s in self.splits.values())
+
+
+def _glue(file, text_a, text_b=None, label=None, **kw):
+  return SplitSpec(file=file, text_a=text_a, text_b=text_b, label=label, **kw)
+
+
+# run_classifier.py's processors, as data. Line indices count the header.
+BUILTIN_TASKS: Dict[str, TaskSpec] = {
+    "cola": TaskSpec("cola", labels=["0", "1"], splits={
+        "train": _glue("train.tsv", text_a=3, label=1),
+        "dev": _glue("dev.tsv", text_a=3, label=1),
+        "test": _glue("test.tsv", text_a=1, header=True, placeholder_label="0"),
+    }),
+    "mnli": TaskSpec("mnli", labels=["contradiction", "entailment", "neutral"], splits={
+        "train": _glue("train.tsv", 8, 9, label=-1, header=True, guid_column=0),
+        "dev": _glue("dev_matched.tsv", 8, 9, label=-1, header=True, guid_column=0,
+                     guid_prefix="dev_matched"),
+        "test": _glue("test_matched.tsv", 8, 9, header=True, guid_column=0,
+                      placeholder_label="contradiction"),
+    }),
+    "mrpc": TaskSpec("mrpc", labels=["0", "1"], splits={
+        "train": _glue("train.tsv", 3, 4, label=0, header=True),
+        "dev": _glue("dev.tsv", 3, 4, label=0, header=True),
+        "test": _glue("test.tsv", 3, 4, header=True, placeholder_label="0"),
+    }),
+    "xnli": TaskSpec("xnli", labels=["contradiction", "entailment", "neutral"],
+                     label_map={"contradictory": "contradiction"}, splits={
+        "train": _glue("multinli/multinli.train.zh.tsv", 0, 1, label=2, header=True),
+        "dev": _glue("xnli.dev.tsv", 6, 7, label=1, header=True,
+                     filter_column=0, filter_value="zh"),
+    }),
+    "sst-2": TaskSpec("sst-2", labels=["0", "1"], splits={
+        "train": _glue("train.tsv", 0, label=1, header=True),
+        "dev": _glue("dev.tsv", 0, label=1, header=True),
+        "test": _glue("test.tsv", 1, header=True, placeholder_label="0"),
+    }),
+    "chnsenticorp": TaskSpec("chnsenticorp", labels=["0", "1"], splits={
+        "train": _glue("train.tsv", 1, label=0, header=True),
+        "dev": _glue("dev.tsv", 1, label=0, header=True),
+        "test": _glue("test.tsv", 1, label=0, header=True),
+    }),
+    "lcqmc": TaskSpec("lcqmc", labels=["0", "1"], splits={
+        "train": _glue("train.tsv", 0, 1, label=2),
+        "dev": _glue("dev.tsv", 0, 1, label=2),
+        "test": _glue("test.tsv", 0, 1, label=2),
+    }),
+}
+
+
+def get_task(name: Optional[str] = None, task_config: Optional[str] = None) -> TaskSpec:
+  """A built-in task by name, or a custom task from a YAML file."""
+  if task_config:
+    task = configs.load_yaml(TaskSpec, task_config)
+    if name and name != task.name:
+      raise ValueError(f"--task {name!r} but {task_config} declares name {task.name!r}; "
+                       "drop --task or make them agree.")
+    return task
+  if not name:
+    raise ValueError("give --task NAME (one of: " + ", ".join(BUILTIN_TASKS) +
+                     ") or --task-config FILE.yaml for a custom TSV task")
+  key = name.lower()
+  if key not in BUILTIN_TASKS:
+    raise ValueError(f"unknown task {name!r}; built-in tasks are {', '.join(BUILTIN_TASKS)}. "
+                     "For another dataset describe it in YAML and pass --task-config.")
+  return BUILTIN_TASKS[key]
+
+
+class Example(NamedTuple):
+  """One parsed row. Texts are bytes (decoded by the tokenizer)."""
+  guid: str
+  text_a: bytes
+  text_b: Optional[bytes]
+  label: str
+
+
+class Rejected(NamedTuple):
+  """A row that could not become an example, kept with where and why."""
+  file: str
+  line: int  # 1-based, as editors show it
+  reason: str
+  raw: bytes
+
+
+def iter_lines(path: str) -> Iterator[bytes]:
+  """Lines of a TSV file without their LF / CRLF ends; no final empty line."""
+  data = fileio.read_bytes(path)
+  lines = data.split(b"\n")
+  if lines and lines[-1] == b"":
+    lines.pop()
+  for line in lines:
+    yield line[:-1] if line.endswith(b"\r") else line
+
+
+def _decode(field: bytes) -> str:
+  return field.decode("utf-8", "ignore")
+
+
+def parse_row(task: TaskSpec, split: str, spec: SplitSpec, index: int, line: bytes,
+              label_set: Optional[set], file: str):
+  """Parses line `index` (0-based, header included) of a split.
+
+  Returns:
+    An Example, a Rejected, or None for lines the reference skips (the header,
+    rows of another language).
+  """
+  if spec.header and index == 0:
+    return None
+  fields = line.split(b"\t")
+  if len(fields) < spec.columns_needed():
+    return Rejected(file, index + 1, f"expected at least {spec.columns_needed()} tab-separated "
+                    f"columns, found {len(fields)}", line)
+  if spec.filter_column is not None and _decode(fields[spec.filter_column]) != spec.filter_value:
+    return None
+  if spec.label is None:
+    label = spec.placeholder_label
+  else:
+    label = _decode(fields[spec.label])
+    label = task.label_map.get(label, label)
+    if label_set is not None and label not in label_set:
+      return Rejected(file, index + 1, f"label {label!r} is not in the task's labels "
+                      f"{sorted(label_set)}", line)
+  prefix = spec.guid_prefix or split
+  suffix = _decode(fields[spec.guid_column]) if spec.guid_column is not None else str(index)
+  text_b = fields[spec.text_b] if spec.text_b is not None else None
+  return Example(f"{prefix}-{suffix}", fields[spec.text_a], text_b, label)
+
+
+def infer_labels(task: TaskSpec, data_dir: str) -> List[str]:
+  """The task's labels, inferred from the train split when not declared."""
+  if task.labels:
+    return list(task.labels)
+  spec = task.splits.get("train")
+  if spec is None or spec.label is None:
+    raise ValueError(f"task {task.name!r} declares no `labels` and has no labelled train split "
+                     "to infer them from; add `labels: [...]` to its YAML.")
+  path = fileio.join(data_dir, spec.file)
+  labels = set()
+  for i, line in enumerate(iter_lines(path)):
+    row = parse_row(task, "train", spec, i, line, None, path)
+    if isinstance(row, Example):
+      labels.add(row.label)
+  if not labels:
+    raise ValueError(f"{path}: no labelled rows to infer the label list from")
+  return sorted(labels)

@@ -1,0 +1,116 @@
+"""The Beam job end to end on small real data, checked against run_classifier."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bertline import corpora, resources, schema
+from bertline.preprocessing import beam_job
+from tests.preprocessing import reference
+from tests.preprocessing.test_processors import _glue_fixture
+
+VOCAB = os.path.join(resources.minilm_dir(), "vocab.txt")
+TASKS = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "tasks")
+
+
+def _read_split(out_dir, metadata, split):
+  files = metadata.split_files(out_dir, split)
+  ds = tf.data.TFRecordDataset(files, compression_type=schema.TF_COMPRESSION_TYPE[metadata.compression])
+  spec = schema.feature_spec(metadata.max_seq_length)
+  records = {}
+  for raw in ds:
+    ex = {k: v.numpy() for k, v in tf.io.parse_single_example(raw, spec).items()}
+    guid = ex[schema.GUID][0].decode()
+    assert guid not in records, f"guid {guid} written twice"
+    records[guid] = ex
+  return records
+
+
+def _check_against_reference(out_dir, metadata, ref_examples, lower=True):
+  rc = reference.reference_run_classifier()
+  tok = reference.reference_tokenization().FullTokenizer(VOCAB, do_lower_case=lower)
+  for split, examples in ref_examples.items():
+    records = _read_split(out_dir, metadata, split)
+    assert sorted(records) == sorted(e.guid for e in examples), split
+    assert metadata.splits[split].num_examples == len(examples)
+    for e in examples:
+      want = rc.convert_single_example(10, e, metadata.labels, metadata.max_seq_length, tok)
+      got = records[e.guid]
+      for name in schema.SEQUENCE_FEATURES:
+        np.testing.assert_array_equal(got[name], want[name] if isinstance(want, dict)
+                                      else getattr(want, name), err_msg=f"{split} {e.guid} {name}")
+      assert got[schema.LABEL_IDS][0] == want.label_id
+      assert got[schema.IS_REAL_EXAMPLE][0] == 1
+
+
+def test_mrpc_pairs_match_run_classifier_with_gzip(tmp_path):
+  data, out = str(tmp_path / "data"), str(tmp_path / "out")
+  _glue_fixture("mrpc", data)
+  ref = reference.reference_run_classifier().MrpcProcessor()
+  # The reference crashes on the bad rows appended below; bertline keeps them aside.
+  examples = {"train": ref.get_train_examples(data), "dev": ref.get_dev_examples(data),
+              "test": ref.get_test_examples(data)}
+  with open(os.path.join(data, "train.tsv"), "ab") as f:
+    f.write(b"1\tonly three\tcolumns\r\n9\ta\tb\tunknown label\tx\r\n")
+  metadata = beam_job.run(["--task", "mrpc", "--data-dir", data, "--vocab-file", VOCAB,
+                           "--max-seq-length", "24", "--output-dir", out, "--compression", "gzip",
+                           "--num-shards", "2"])
+  assert metadata.has_text_b and metadata.compression == "gzip"
+  assert len(metadata.split_files(out, "train")) == 2
+  assert all(f.endswith(".tfrecord.gz") for f in metadata.split_files(out, "train"))
+  _check_against_reference(out, metadata, examples)
+  # The two bad rows are kept, with file, line and reason, and counted.
+  assert metadata.splits["train"].num_rejected == 2
+  with open(os.path.join(out, metadata.splits["train"].rejected_file), "rb") as f:
+    rejected = f.read().decode().splitlines()
+  assert rejected[0] == "file\tline\treason\traw_row"
+  assert rejected[1].startswith(os.path.join(data, "train.tsv") + "\t14\texpected at least 5")
+  assert "\t15\tlabel '9' is not in the task's labels" in rejected[2]
+  on_disk = json.loads(open(os.path.join(out, schema.METADATA_FILE)).read())
+  assert on_disk == metadata.to_dict()
+  assert schema.read_metadata(out) == metadata
+
+
+def test_real_tweets_custom_task(tmp_path):
+  data, out = str(tmp_path / "data"), str(tmp_path / "out")
+  corpora.write_tweets_tsv(data, limit=400)
+  metadata = beam_job.run(["--task-config", os.path.join(TASKS, "tweets.yaml"), "--data-dir", data,
+                           "--vocab-file", VOCAB, "--max-seq-length", "48", "--output-dir", out,
+                           "--splits", "train,dev"])
+  assert metadata.labels == ["negative", "neutral", "positive"] and not metadata.has_text_b
+  assert set(metadata.splits) == {"train", "dev"}
+  rc = reference.reference_run_classifier()
+  examples = {}
+  for split in ("train", "dev"):
+    with open(os.path.join(data, f"{split}.tsv"), "rb") as f:
+      lines = f.read().split(b"\n")[1:-1]
+    examples[split] = [rc.InputExample(guid=f"{split}-{i + 1}", text_a=line.split(b"\t")[1],
+                                       label=line.split(b"\t")[0].decode())
+                       for i, line in enumerate(lines)]
+  _check_against_reference(out, metadata, examples)
+  assert metadata.splits["train"].num_invalid_utf8 > 0  # the real tweets' bad bytes
+  # A finished output is never silently replaced.
+  with pytest.raises(FileExistsError, match="holds a finished run"):
+    beam_job.run(["--task-config", os.path.join(TASKS, "tweets.yaml"), "--data-dir", data,
+                  "--vocab-file", VOCAB, "--output-dir", out])
+
+
+def test_bad_invocations_fail_before_any_work(tmp_path):
+  data = str(tmp_path / "data")
+  _glue_fixture("cola", data)
+  base = ["--data-dir", data, "--vocab-file", VOCAB, "--output-dir", str(tmp_path / "o")]
+  with pytest.raises(FileNotFoundError, match=r"dev_matched.tsv not found. Task 'mnli' expects"):
+    beam_job.run(["--task", "mnli"] + base)
+  with pytest.raises(ValueError, match="task 'cola' has no split 'valid'"):
+    beam_job.run(["--task", "cola", "--splits", "train,valid"] + base)
+  with pytest.raises(ValueError, match="--max-seq-length 2 is too small"):
+    beam_job.run(["--task", "cola", "--max-seq-length", "2"] + base)
+  with pytest.raises(FileNotFoundError, match="--vocab-file .*nope.txt not found"):
+    beam_job.run(["--task", "cola", "--data-dir", data, "--vocab-file", "nope.txt",
+                  "--output-dir", str(tmp_path / "o")])
+  assert not os.path.exists(tmp_path / "o")
