@@ -1,0 +1,146 @@
+"""Classification metrics, weighted by is_real_example as run_classifier weights them.
+
+run_classifier's metric_fn:
+
+  predictions = tf.argmax(logits, axis=-1)
+  accuracy = tf.metrics.accuracy(label_ids, predictions, weights=is_real_example)
+  loss = tf.metrics.mean(per_example_loss, weights=is_real_example)
+
+i.e. sum(w * correct) / sum(w) and sum(w * loss) / sum(w), so the padding
+examples that fill the last TPU batch (is_real_example = 0) count for nothing.
+Everything else here (per-class precision/recall/F1, macro-F1, Matthews
+correlation, binary F1, confusion matrix) is derived from the same weighted
+confusion matrix, so all metrics agree on which examples were scored.
+
+Plain numpy, float64: the metrics of a whole split are computed once, from the
+logits the evaluator collected.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Sequence
+
+import numpy as np
+
+# The label id BERT's MRPC / QQP / binary tasks call positive (F1 is MRPC's metric).
+POSITIVE_LABEL_ID = 1
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+  """Numerically stable log-softmax over the last axis, float64."""
+  logits = np.asarray(logits, np.float64)
+  shifted = logits - logits.max(axis=-1, keepdims=True)
+  return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def per_example_loss(label_ids: np.ndarray, logits: np.ndarray) -> np.ndarray:
+  """run_classifier's loss: -sum(one_hot(label) * log_softmax(logits)), [batch]."""
+  label_ids = np.asarray(label_ids, np.int64)
+  return -np.take_along_axis(log_softmax(logits), label_ids[:, None], axis=-1)[:, 0]
+
+
+def confusion_matrix(label_ids: np.ndarray, predictions: np.ndarray, num_labels: int,
+                     weights: Optional[np.ndarray] = None) -> np.ndarray:
+  """Weighted counts: [true label, predicted label], float64 [n, n]."""
+  label_ids = np.asarray(label_ids, np.int64)
+  predictions = np.asarray(predictions, np.int64)
+  weights = np.ones(len(label_ids)) if weights is None else np.asarray(weights, np.float64)
+  matrix = np.zeros((num_labels, num_labels), np.float64)
+  np.add.at(matrix, (label_ids, predictions), weights)
+  return matrix
+
+
+def matthews_corrcoef(matrix: np.ndarray) -> float:
+  """Matthews correlation (CoLA's metric) of a confusion matrix, multi-class (Gorodkin's R_K).
+
+  Zero when undefined (all predictions or all labels in one class), as scikit-learn does.
+  """
+  matrix = np.asarray(matrix, np.float64)
+  total = matrix.sum()
+  correct = np.trace(matrix)
+  true_counts = matrix.sum(axis=1)
+  pred_counts = matrix.sum(axis=0)
+  cov_xy = correct * total - pred_counts @ true_counts
+  cov_xx = total * total - pred_counts @ pred_counts
+  cov_yy = total * total - true_counts @ true_counts
+  if cov_xx == 0 or cov_yy == 0:
+    return 0.0
+  return float(cov_xy / np.sqrt(cov_xx * cov_yy))
+
+
+def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+  num = np.asarray(num, np.float64)
+  den = np.asarray(den, np.float64)
+  return np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+
+
+def classification_metrics(label_ids: np.ndarray, logits: np.ndarray,
+                           is_real_example: Optional[np.ndarray] = None,
+                           label_names: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+  """Every metric of a split, as one JSON-ready dict.
+
+  Args:
+    label_ids: int [n]. Gold label ids.
+    logits: float [n, num_labels]. Classifier logits (log-probabilities work
+      too: argmax and log-softmax are unchanged by them).
+    is_real_example: [n] weights, 1 for real and 0 for padding examples;
+      all ones when None.
+    label_names: list of str. Names of the label ids (defaults to "0", "1", ...).
+  Returns:
+    {eval_accuracy, eval_loss, num_examples, precision/recall/f1 per class
+    (keyed by label name), macro_f1, matthews_corrcoef, binary_f1 (positive
+    class = label id 1; None unless there are exactly two labels),
+    confusion_matrix (rows true, columns predicted), labels}.
+  """
+  logits = np.asarray(logits, np.float64)
+  if logits.ndim != 2:
+    raise ValueError(f"logits must be [examples, labels], got shape {logits.shape}")
+  num_labels = logits.shape[1]
+  label_ids = np.asarray(label_ids, np.int64).reshape(-1)
+  if label_ids.shape[0] != logits.shape[0]:
+    raise ValueError(f"{label_ids.shape[0]} labels but {logits.shape[0]} rows of logits")
+  if label_ids.size and (label_ids.min() < 0 or label_ids.max() >= num_labels):
+    raise ValueError(f"label ids must be in [0, {num_labels}); got {label_ids.min()}..{label_ids.max()}")
+  weights = (np.ones(label_ids.shape[0]) if is_real_example is None
+             else np.asarray(is_real_example, np.float64).reshape(-1))
+  names = [str(i) for i in range(num_labels)] if label_names is None else list(label_names)
+  if len(names) != num_labels:
+    raise ValueError(f"{len(names)} label names for {num_labels} logits per example")
+
+  predictions = np.argmax(logits, axis=-1)
+  total_weight = weights.sum()
+  losses = per_example_loss(label_ids, logits)
+  matrix = confusion_matrix(label_ids, predictions, num_labels, weights)
+  true_counts = matrix.sum(axis=1)
+  pred_counts = matrix.sum(axis=0)
+  hits = np.diag(matrix)
+  precision = _safe_div(hits, pred_counts)
+  recall = _safe_div(hits, true_counts)
+  f1 = _safe_div(2 * precision * recall, precision + recall)
+  metrics: Dict[str, Any] = {
+      # tf.metrics.accuracy / mean with weights; 0 for an empty split.
+      "eval_accuracy": float(_safe_div((predictions == label_ids) @ weights, total_weight)),
+      "eval_loss": float(_safe_div(losses @ weights, total_weight)),
+      "num_examples": int(np.count_nonzero(weights)),
+      "labels": names,
+      "precision": {n: float(v) for n, v in zip(names, precision)},
+      "recall": {n: float(v) for n, v in zip(names, recall)},
+      "f1": {n: float(v) for n, v in zip(names, f1)},
+      "support": {n: float(v) for n, v in zip(names, true_counts)},
+      "macro_f1": float(f1.mean()),
+      "matthews_corrcoef": matthews_corrcoef(matrix),
+      "binary_f1": float(f1[POSITIVE_LABEL_ID]) if num_labels == 2 else None,
+      "confusion_matrix": [[int(round(v)) if float(v).is_integer() else float(v) for v in row]
+                           for row in matrix],
+  }
+  return metrics
+
+
+# Metrics a threshold or a baseline comparison can name, and whether higher is better.
+SCALAR_METRICS = {
+    "eval_accuracy": True,
+    "eval_loss": False,
+    "macro_f1": True,
+    "matthews_corrcoef": True,
+    "binary_f1": True,
+}

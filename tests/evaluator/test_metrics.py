@@ -1,0 +1,146 @@
+"""Metrics against hand-computed cases and independent references.
+
+The references: TF1's own tf.compat.v1.metrics.accuracy / mean (the very ops
+run_classifier's metric_fn calls), streamed batch by batch as the Estimator
+did, and plain-Python loops over examples for the confusion-matrix metrics.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bertline.evaluator import metrics
+
+
+def _tf1_metric_fn(batches):
+  """run_classifier's metric_fn, run over batches in a TF1 graph and session."""
+  graph = tf.Graph()
+  with graph.as_default():
+    labels = tf.compat.v1.placeholder(tf.int32, [None])
+    logits = tf.compat.v1.placeholder(tf.float32, [None, None])
+    weights = tf.compat.v1.placeholder(tf.float32, [None])
+    # run_classifier.create_model's loss, verbatim.
+    log_probs = tf.nn.log_softmax(logits, axis=-1)
+    one_hot = tf.one_hot(labels, depth=tf.shape(logits)[1], dtype=tf.float32)
+    per_example_loss = -tf.reduce_sum(one_hot * log_probs, axis=-1)
+    predictions = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    accuracy, acc_update = tf.compat.v1.metrics.accuracy(
+        labels=labels, predictions=predictions, weights=weights)
+    loss, loss_update = tf.compat.v1.metrics.mean(values=per_example_loss, weights=weights)
+    with tf.compat.v1.Session(graph=graph) as sess:
+      sess.run(tf.compat.v1.local_variables_initializer())
+      for l, g, w in batches:
+        sess.run([acc_update, loss_update], {labels: l, logits: g, weights: w})
+      return sess.run([accuracy, loss])
+
+
+def _python_reference(label_ids, predictions, num_labels):
+  """Per-class precision/recall/F1 and MCC by counting, one example at a time."""
+  tp = [0] * num_labels
+  fp = [0] * num_labels
+  fn = [0] * num_labels
+  for y, p in zip(label_ids, predictions):
+    if y == p:
+      tp[y] += 1
+    else:
+      fp[p] += 1
+      fn[y] += 1
+  prec = [tp[k] / (tp[k] + fp[k]) if tp[k] + fp[k] else 0.0 for k in range(num_labels)]
+  rec = [tp[k] / (tp[k] + fn[k]) if tp[k] + fn[k] else 0.0 for k in range(num_labels)]
+  f1 = [2 * p * r / (p + r) if p + r else 0.0 for p, r in zip(prec, rec)]
+  # MCC as the Pearson correlation of the one-hot label and prediction
+  # matrices (Gorodkin 2004), computed from its definition.
+  n = len(label_ids)
+  y = np.eye(num_labels)[label_ids]
+  x = np.eye(num_labels)[predictions]
+  yc, xc = y - y.mean(0), x - x.mean(0)
+  cov = lambda a, b: float((a * b).sum()) / n
+  den = math.sqrt(cov(xc, xc) * cov(yc, yc))
+  mcc = cov(xc, yc) / den if den else 0.0
+  return prec, rec, f1, mcc
+
+
+def test_hand_computed_binary_case():
+  # 6 real examples + 2 padding ones that must not count.
+  labels = [1, 1, 1, 0, 0, 0, 1, 0]
+  preds = [1, 1, 0, 0, 1, 0, 0, 0]
+  real = [1, 1, 1, 1, 1, 1, 0, 0]
+  logits = np.eye(2)[preds] * 2.0  # softmax prob of the predicted class: e^2 / (e^2 + 1)
+  m = metrics.classification_metrics(labels, logits, real, ["no", "yes"])
+  # TP=2 (yes), FN=1, FP=1, TN=2.
+  assert m["num_examples"] == 6
+  assert m["eval_accuracy"] == pytest.approx(4 / 6)
+  p_right = math.exp(2) / (math.exp(2) + 1)
+  assert m["eval_loss"] == pytest.approx((4 * -math.log(p_right) + 2 * -math.log(1 - p_right)) / 6)
+  assert m["confusion_matrix"] == [[2, 1], [1, 2]]
+  assert m["precision"] == {"no": pytest.approx(2 / 3), "yes": pytest.approx(2 / 3)}
+  assert m["binary_f1"] == pytest.approx(2 / 3)
+  # MCC = (TP*TN - FP*FN) / sqrt((TP+FP)(TP+FN)(TN+FP)(TN+FN)) = (4 - 1) / 9.
+  assert m["matthews_corrcoef"] == pytest.approx(3 / 9)
+  assert m["support"] == {"no": 3.0, "yes": 3.0}
+
+
+def test_degenerate_cases_are_zero_not_nan():
+  m = metrics.classification_metrics([0, 1, 2], np.tile([5.0, 0.0, 0.0], (3, 1)))
+  assert m["matthews_corrcoef"] == 0.0  # all predictions in one class
+  assert m["precision"] == {"0": pytest.approx(1 / 3), "1": 0.0, "2": 0.0}
+  assert m["binary_f1"] is None  # three labels: MRPC's F1 does not apply
+  empty = metrics.classification_metrics([0, 1], np.zeros((2, 2)), [0, 0])
+  assert empty["num_examples"] == 0 and empty["eval_accuracy"] == 0.0
+
+
+@pytest.mark.parametrize("num_labels", [2, 3, 5])
+def test_random_data_matches_tf1_metric_fn_and_counting(num_labels):
+  rng = np.random.default_rng(num_labels)
+  n, batch = 203, 32
+  labels = rng.integers(0, num_labels, n)
+  logits = rng.normal(size=(n, num_labels)) * 3 + np.eye(num_labels)[labels] * 1.5
+  # The last batch padded the way run_classifier pads for TPUs.
+  pad = (-n) % batch
+  labels_p = np.concatenate([labels, np.zeros(pad, np.int64)])
+  logits_p = np.concatenate([logits, rng.normal(size=(pad, num_labels))])
+  real = np.concatenate([np.ones(n), np.zeros(pad)])
+  m = metrics.classification_metrics(labels_p, logits_p, real)
+
+  batches = [(labels_p[i:i + batch], logits_p[i:i + batch], real[i:i + batch])
+             for i in range(0, len(labels_p), batch)]
+  tf_acc, tf_loss = _tf1_metric_fn(batches)
+  assert m["eval_accuracy"] == pytest.approx(tf_acc, abs=1e-6)
+  assert m["eval_loss"] == pytest.approx(tf_loss, rel=1e-5)
+  assert m["num_examples"] == n
+
+  preds = logits.argmax(-1)
+  prec, rec, f1, mcc = _python_reference(labels.tolist(), preds.tolist(), num_labels)
+  names = [str(k) for k in range(num_labels)]
+  assert [m["precision"][k] for k in names] == pytest.approx(prec)
+  assert [m["recall"][k] for k in names] == pytest.approx(rec)
+  assert [m["f1"][k] for k in names] == pytest.approx(f1)
+  assert m["macro_f1"] == pytest.approx(sum(f1) / num_labels)
+  assert m["matthews_corrcoef"] == pytest.approx(mcc)
+  matrix = np.array(m["confusion_matrix"])
+  assert matrix.sum() == n and np.trace(matrix) == (preds == labels).sum()
+  assert all(matrix[y, p] >= 1 for y, p in zip(labels, preds))
+  if num_labels == 2:
+    assert m["binary_f1"] == pytest.approx(f1[1])
+
+
+def test_probabilities_give_the_same_metrics_as_logits():
+  rng = np.random.default_rng(0)
+  logits = rng.normal(size=(50, 3))
+  labels = rng.integers(0, 3, 50)
+  probs = np.exp(metrics.log_softmax(logits))
+  a = metrics.classification_metrics(labels, logits)
+  b = metrics.classification_metrics(labels, np.log(probs))
+  for key in ("eval_accuracy", "eval_loss", "macro_f1", "matthews_corrcoef"):
+    assert a[key] == pytest.approx(b[key], rel=1e-9)
+
+
+def test_bad_shapes_are_clear_errors():
+  with pytest.raises(ValueError, match="label ids must be in"):
+    metrics.classification_metrics([3], np.zeros((1, 2)))
+  with pytest.raises(ValueError, match="2 labels but 1 rows"):
+    metrics.classification_metrics([0, 1], np.zeros((1, 2)))
