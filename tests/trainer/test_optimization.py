@@ -85,7 +85,7 @@ def test_checkpoint_restores_slots_and_step_exactly(tmp_path):
   x = tf.constant(np.random.RandomState(2).randn(5, 3), tf.float32)
 
   def make():
-    tf.random.set_seed(3)
+    keras.utils.set_random_seed(3)
     model = _model()
     opt = optimization.create_optimizer(0.01, num_train_steps=10, num_warmup_steps=3)
     opt.build(model.trainable_variables)
