@@ -1,0 +1,343 @@
+"""`bertline push`: copy a blessed exported model to a registry, versioned and atomic.
+
+    bertline push --model export/1700000000 --to gs://bucket/models/sentiment
+    bertline push --model export/1700000000 --to /srv/models/sentiment
+
+The model lands at <to>/<version>/, TF Serving's layout. Guarantees:
+
+* Only a blessed model is pushed (its blessing.json: --blessing, or the one
+  `bertline export` stored in <model>/assets.extra/); --force pushes anyway and
+  says so in the push record.
+* A pushed version is never modified: a destination holding the completion
+  marker is a clash, reported as an error.
+* A reader never sees half a model: every file is uploaded and its checksum
+  verified (GCS's md5 and crc32c, sha256 locally) before the marker
+  (`schema.PUSH_COMPLETE_MARKER`, which holds the push record) is written last.
+  saved_model.pb is uploaded after all other files, so even TF Serving, which
+  polls for version directories and knows nothing of the marker, only finds a
+  loadable graph once its variables and assets are all there. Locally the
+  version is staged in a hidden sibling and renamed into place.
+* An interrupted push (files but no marker) is replaced by the next run.
+* Transient errors (429, 5xx, dropped connections, a checksum mismatch) are
+  retried with exponential backoff.
+* Credentials are Application Default Credentials (`gcloud auth
+  application-default login`, a service account on GKE/Vertex): nothing secret
+  is read from a flag or written to a log. STORAGE_EMULATOR_HOST is honoured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from typing import Callable, Dict, List, Optional, Tuple, TypeVar
+
+from bertline import fileio, schema
+from bertline.evaluator import blessing as blessing_lib
+
+log = logging.getLogger("bertline.push")
+
+T = TypeVar("T")
+
+# Where `bertline export` keeps the blessing inside a version directory
+# (TF Serving's place for files that are not part of the SavedModel).
+EXPORT_BLESSING = os.path.join("assets.extra", schema.BLESSING_FILE)
+SAVED_MODEL_PB = "saved_model.pb"
+MAX_ATTEMPTS = 5
+INITIAL_BACKOFF_S = 1.0
+MAX_BACKOFF_S = 30.0
+_sleep = time.sleep  # replaced in tests
+
+
+class ChecksumMismatch(IOError):
+  """An uploaded object's checksum differs from the local file's."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(
+      prog="bertline push",
+      description="Copy an exported model version (E/<version>) to gs://bucket/path/<version> or "
+      "a local directory, only if blessed, never overwriting a pushed version; a completion "
+      f"marker ({schema.PUSH_COMPLETE_MARKER}) is written last. Uses Application Default "
+      "Credentials.")
+  parser.add_argument("--model", required=True,
+                      help="exported version directory, e.g. export/1700000000 (from bertline export)")
+  parser.add_argument("--to", required=True,
+                      help="registry base: gs://bucket/models/NAME, file:///path or /local/path; "
+                      "the model goes to <to>/<version>")
+  parser.add_argument("--blessing", help="blessing.json from bertline evaluate (default: "
+                      f"<model>/{EXPORT_BLESSING}, stored there by bertline export)")
+  parser.add_argument("--force", action="store_true",
+                      help="push even without a positive blessing (recorded in the push record)")
+  return parser
+
+
+# --- source -------------------------------------------------------------------
+
+def _source_files(model: str) -> List[str]:
+  """Relative paths of every file of the export, saved_model.pb last."""
+  files = []
+  for root, _, names in os.walk(model):
+    for name in names:
+      files.append(os.path.relpath(os.path.join(root, name), model).replace(os.sep, "/"))
+  files.sort(key=lambda p: (p == SAVED_MODEL_PB, p))
+  return files
+
+
+def _file_digests(path: str) -> Dict[str, str]:
+  """sha256 (hex), md5 and crc32c (base64, as GCS reports them) of a local file."""
+  import google_crc32c
+  sha, md5, crc = hashlib.sha256(), hashlib.md5(), google_crc32c.Checksum()
+  with open(path, "rb") as f:
+    for chunk in iter(lambda: f.read(1 << 20), b""):
+      sha.update(chunk)
+      md5.update(chunk)
+      crc.update(chunk)
+  return {"sha256": sha.hexdigest(), "md5": base64.b64encode(md5.digest()).decode(),
+          "crc32c": base64.b64encode(crc.digest()).decode()}
+
+
+def _check_source(model: str) -> str:
+  model = model.rstrip("/")
+  if "://" in model:
+    raise ValueError(f"--model {model}: push reads a local export; copy it here first "
+                     "(or run `bertline export` on this machine).")
+  if not os.path.isdir(model):
+    raise FileNotFoundError(f"--model {model} is not a directory; pass an exported version "
+                            "directory E/<version> written by `bertline export`.")
+  version = os.path.basename(model)
+  if not version.isdigit():
+    raise ValueError(f"--model {model}: the last path component {version!r} is not a numeric "
+                     "version; pass E/<version> (TF Serving loads numeric version directories).")
+  if not os.path.exists(os.path.join(model, SAVED_MODEL_PB)):
+    raise FileNotFoundError(f"--model {model} has no {SAVED_MODEL_PB}: not a SavedModel "
+                            "(or its export did not finish). Re-run `bertline export`.")
+  return version
+
+
+def _blessing_status(model: str, blessing_path: Optional[str], force: bool) -> Dict:
+  path = blessing_path or os.path.join(model, EXPORT_BLESSING)
+  if not fileio.exists(path):
+    if force:
+      log.warning("No blessing (%s); pushing because of --force.", path)
+      return {"path": None, "blessed": False, "reasons": ["no blessing found"]}
+    raise FileNotFoundError(
+        f"No blessing for {model}: {path} not found. Run `bertline evaluate` and pass its "
+        "blessing.json with --blessing (or export after evaluating), or push anyway with --force.")
+  blessing = blessing_lib.read(path)
+  if not blessing["blessed"] and not force:
+    reasons = "; ".join(r for r in blessing.get("reasons", []) if r.startswith("FAIL")) or "?"
+    raise ValueError(f"{model} is not blessed ({path}: {reasons}). Not pushed; use --force to "
+                     "push it anyway (recorded in the push record).")
+  if not blessing["blessed"]:
+    log.warning("Pushing an unblessed model because of --force.")
+  return {"path": path, "blessed": blessing["blessed"], "reasons": blessing.get("reasons", [])}
+
+
+# --- retries ------------------------------------------------------------------
+
+def _transient_errors() -> Tuple[type, ...]:
+  import requests
+  from google.api_core import exceptions as gexc
+  return (gexc.TooManyRequests, gexc.InternalServerError, gexc.BadGateway,
+          gexc.ServiceUnavailable, gexc.GatewayTimeout, requests.ConnectionError,
+          requests.Timeout, ConnectionError, TimeoutError, ChecksumMismatch)
+
+
+def with_retries(fn: Callable[[], T], what: str, attempts: int = MAX_ATTEMPTS) -> T:
+  """Calls fn, retrying transient errors with exponential backoff (1, 2, 4, ... s)."""
+  transient = _transient_errors()
+  delay = INITIAL_BACKOFF_S
+  for attempt in range(1, attempts + 1):
+    try:
+      return fn()
+    except transient as e:
+      if attempt == attempts:
+        raise ValueError(f"{what} failed {attempts} times, last with {type(e).__name__}: {e}. "
+                         "Check the network and the bucket, then re-run push "
+                         "(an unfinished push is replaced).") from e
+      log.warning("%s: %s (%s); retrying in %.1fs (attempt %d of %d)", what,
+                  type(e).__name__, e, delay, attempt + 1, attempts)
+      _sleep(delay)
+      delay = min(delay * 2, MAX_BACKOFF_S)
+  raise AssertionError("unreachable")
+
+
+# --- destinations ---------------------------------------------------------------
+
+def _split_gcs(url: str) -> Tuple[str, str]:
+  rest = url[len("gs://"):].strip("/")
+  bucket, _, prefix = rest.partition("/")
+  if not bucket:
+    raise ValueError(f"--to {url}: no bucket; expected gs://BUCKET/path")
+  return bucket, prefix
+
+
+def _push_gcs(model: str, files: List[str], digests: Dict[str, Dict[str, str]], to: str,
+              version: str, record: Dict) -> str:
+  from google.api_core import exceptions as gexc
+  from google.cloud import storage
+
+  bucket_name, base = _split_gcs(to)
+  prefix = "/".join(p for p in (base, version) if p) + "/"
+  dest = f"gs://{bucket_name}/{prefix.rstrip('/')}"
+  client = storage.Client()  # Application Default Credentials (or STORAGE_EMULATOR_HOST)
+  bucket = client.bucket(bucket_name)
+  try:
+    existing = with_retries(lambda: [b.name for b in client.list_blobs(bucket_name, prefix=prefix)],
+                            f"listing {dest}")
+  except gexc.NotFound as e:
+    raise FileNotFoundError(f"--to {to}: bucket gs://{bucket_name} does not exist (or is not "
+                            "visible to these credentials). Create it or fix --to.") from e
+  except gexc.Forbidden as e:
+    raise ValueError(f"--to {to}: access to gs://{bucket_name} denied for the Application "
+                     "Default Credentials; grant them storage.objects.create/list.") from e
+  marker = prefix + schema.PUSH_COMPLETE_MARKER
+  if marker in existing:
+    raise FileExistsError(f"{dest} was already pushed (it has {schema.PUSH_COMPLETE_MARKER}); a "
+                          "pushed version is never modified. Export a new version instead.")
+  if existing:
+    log.warning("%s holds %d object(s) of an unfinished push; replacing them.", dest, len(existing))
+    for name in existing:
+      with_retries(lambda name=name: _delete_if_exists(bucket, name), f"deleting gs://{bucket_name}/{name}")
+
+  from tqdm import tqdm
+  for rel in tqdm(files, desc=f"push {dest}", unit="file"):
+    blob_name = prefix + rel
+    local = os.path.join(model, rel)
+    with_retries(lambda: _upload_verified(bucket, blob_name, local, digests[rel]),
+                 f"uploading {local} to gs://{bucket_name}/{blob_name}")
+  body = json.dumps(record, indent=2, sort_keys=True) + "\n"
+  # if_generation_match=0: of two racing pushers, only one completes a version.
+  with_retries(lambda: _upload_marker(bucket, marker, body), f"writing gs://{bucket_name}/{marker}")
+  return dest
+
+
+def _delete_if_exists(bucket, name: str) -> None:
+  from google.api_core import exceptions as gexc
+  try:
+    bucket.blob(name).delete()
+  except gexc.NotFound:
+    pass
+
+
+def _upload_verified(bucket, blob_name: str, local: str, digest: Dict[str, str]) -> None:
+  blob = bucket.blob(blob_name)
+  blob.upload_from_filename(local, checksum="crc32c")
+  uploaded = bucket.get_blob(blob_name)
+  if uploaded is None:
+    raise ChecksumMismatch(f"gs://{bucket.name}/{blob_name} missing right after upload")
+  if uploaded.md5_hash is not None and uploaded.md5_hash != digest["md5"]:
+    raise ChecksumMismatch(f"gs://{bucket.name}/{blob_name}: md5 {uploaded.md5_hash} != local "
+                           f"{digest['md5']}")
+  if uploaded.crc32c != digest["crc32c"]:
+    raise ChecksumMismatch(f"gs://{bucket.name}/{blob_name}: crc32c {uploaded.crc32c} != local "
+                           f"{digest['crc32c']}")
+
+
+def _upload_marker(bucket, name: str, body: str) -> None:
+  from google.api_core import exceptions as gexc
+  try:
+    bucket.blob(name).upload_from_string(body, content_type="application/json",
+                                         if_generation_match=0)
+  except gexc.PreconditionFailed as e:
+    raise FileExistsError(f"gs://{bucket.name}/{name} appeared during this push: another push "
+                          "completed this version first. Nothing of it was modified.") from e
+
+
+def _push_local(model: str, files: List[str], digests: Dict[str, Dict[str, str]], to: str,
+                version: str, record: Dict) -> str:
+  base = to[len("file://"):] if to.startswith("file://") else to
+  dest = os.path.join(base, version)
+  if os.path.exists(dest):
+    if os.path.exists(os.path.join(dest, schema.PUSH_COMPLETE_MARKER)):
+      raise FileExistsError(f"{dest} was already pushed (it has {schema.PUSH_COMPLETE_MARKER}); a "
+                            "pushed version is never modified. Export a new version instead.")
+    raise FileExistsError(f"{dest} exists but was not written by `bertline push` (no "
+                          f"{schema.PUSH_COMPLETE_MARKER}); move it away or choose another --to.")
+  os.makedirs(base, exist_ok=True)
+  # Hidden and non-numeric: TF Serving ignores it; stale ones are unfinished pushes.
+  stage_prefix = f".{version}.partial-"
+  for stale in os.listdir(base):
+    if stale.startswith(stage_prefix):
+      log.warning("Removing %s, left by an unfinished push.", os.path.join(base, stale))
+      shutil.rmtree(os.path.join(base, stale), ignore_errors=True)
+  stage = os.path.join(base, stage_prefix + uuid.uuid4().hex)
+  from tqdm import tqdm
+  for rel in tqdm(files, desc=f"push {dest}", unit="file"):
+    target = os.path.join(stage, *rel.split("/"))
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    shutil.copyfile(os.path.join(model, rel), target)
+    got = fileio.sha256_file(target)
+    if got != digests[rel]["sha256"]:
+      raise IOError(f"{target}: sha256 {got} != source {digests[rel]['sha256']} after copy; "
+                    "the disk may be failing. Nothing was pushed; re-run push.")
+  with open(os.path.join(stage, schema.PUSH_COMPLETE_MARKER), "w", encoding="utf-8") as f:
+    f.write(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    f.flush()
+    os.fsync(f.fileno())
+  try:
+    os.rename(stage, dest)  # fails if a concurrent push created dest meanwhile
+  except OSError as e:
+    shutil.rmtree(stage, ignore_errors=True)
+    raise FileExistsError(f"{dest} appeared during this push; nothing of it was modified.") from e
+  return dest
+
+
+def read_push_record(dest: str) -> Dict:
+  """The push record of a pushed version (its completion marker); error if unfinished."""
+  path = fileio.join(dest, schema.PUSH_COMPLETE_MARKER)
+  if not fileio.exists(path):
+    raise FileNotFoundError(f"{dest} has no {schema.PUSH_COMPLETE_MARKER}: not a completed push.")
+  return json.loads(fileio.read_text(path))
+
+
+def push(model: str, to: str, force: bool = False, blessing: Optional[str] = None) -> str:
+  """Pushes exported version directory `model` to `<to>/<version>`; returns that path.
+
+  Args:
+    model: str. Local E/<version> directory written by `bertline export`.
+    to: str. gs://bucket/prefix, file:///path or a local path.
+    force: bool. Push without a positive blessing (recorded).
+    blessing: str or None. blessing.json path (default <model>/assets.extra/blessing.json).
+  Raises:
+    FileExistsError: the version was already pushed (nothing is modified).
+    ValueError / FileNotFoundError: unblessed model, bad paths, unreachable bucket.
+  """
+  model = model.rstrip("/")
+  version = _check_source(model)
+  status = _blessing_status(model, blessing, force)
+  files = _source_files(model)
+  digests = {rel: _file_digests(os.path.join(model, rel)) for rel in files}
+  record = {
+      "source": os.path.abspath(model),
+      "version": int(version),
+      "forced": bool(force),
+      "blessed": status["blessed"],
+      "blessing": status["path"],
+      "blessing_reasons": status["reasons"],
+      "files": {rel: {"size": os.path.getsize(os.path.join(model, rel)), **digests[rel]}
+                for rel in files},
+      "pushed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+  }
+  if to.startswith("gs://"):
+    dest = _push_gcs(model, files, digests, to, version, record)
+  elif "://" in to and not to.startswith("file://"):
+    raise ValueError(f"--to {to}: unsupported scheme; use gs://bucket/path, file:///path or a path.")
+  else:
+    dest = _push_local(model, files, digests, to, version, record)
+  log.info("Pushed %s to %s (%d files%s).", model, dest, len(files), ", FORCED" if force else "")
+  return dest
+
+
+def main(argv: List[str]) -> int:
+  args = build_parser().parse_args(argv)
+  dest = push(args.model, args.to, force=args.force, blessing=args.blessing)
+  print(f"push: {dest}")
+  return 0

@@ -1,0 +1,60 @@
+"""The blessing decision: thresholds, the baseline margin, and every reason recorded."""
+
+from __future__ import annotations
+
+import pytest
+
+from bertline.evaluator import blessing
+
+
+def _m(acc, loss=0.5, mcc=0.3, f1=None):
+  return {"eval_accuracy": acc, "eval_loss": loss, "matthews_corrcoef": mcc, "binary_f1": f1,
+          "macro_f1": 0.5}
+
+
+def test_thresholds_bound_from_the_right_side():
+  t = blessing.parse_thresholds(["eval_accuracy=0.9", "eval_loss=0.4"])
+  assert t == {"eval_accuracy": 0.9, "eval_loss": 0.4}
+  ok = blessing.decide(_m(0.9, loss=0.4), t)
+  assert ok["blessed"] and len(ok["reasons"]) == 2
+  assert all(r.startswith("PASS") for r in ok["reasons"])
+  bad = blessing.decide(_m(0.95, loss=0.41), t)
+  assert not bad["blessed"]
+  assert "FAIL eval_loss 0.41 > 0.4 (threshold)" in bad["reasons"]
+  assert "PASS eval_accuracy 0.95 >= 0.9 (threshold)" in bad["reasons"]
+
+
+def test_baseline_margin_and_undefined_metrics():
+  t = {"matthews_corrcoef": 0.2}
+  close = blessing.decide(_m(0.80, mcc=0.25), t, baseline=_m(0.805, mcc=0.26), max_regression=0.01)
+  assert close["blessed"], close["reasons"]
+  assert len([c for c in close["checks"] if c["kind"] == "baseline"]) == 2  # accuracy and MCC
+  worse = blessing.decide(_m(0.80, mcc=0.25), t, baseline=_m(0.82, mcc=0.26), max_regression=0.01)
+  assert not worse["blessed"]
+  assert [r for r in worse["reasons"] if r.startswith("FAIL")] == [
+      "FAIL eval_accuracy 0.8 < 0.81 (baseline 0.82 - max_regression 0.01)"]
+  # binary_f1 is undefined for a 3-label task: a threshold on it cannot pass.
+  undefined = blessing.decide(_m(0.9), {"binary_f1": 0.5})
+  assert not undefined["blessed"] and "not defined" in undefined["reasons"][0]
+  nothing = blessing.decide(_m(0.1))
+  assert nothing["blessed"] and "nothing to check" in nothing["reasons"][0]
+
+
+def test_bad_specs_name_the_flag():
+  with pytest.raises(ValueError, match="--threshold 'accuracy=0.9': unknown metric 'accuracy'"):
+    blessing.parse_thresholds(["accuracy=0.9"])
+  with pytest.raises(ValueError, match="expected METRIC=VALUE"):
+    blessing.parse_thresholds(["eval_accuracy"])
+  with pytest.raises(ValueError, match="'x' is not a number"):
+    blessing.parse_thresholds(["eval_accuracy=x"])
+  with pytest.raises(ValueError, match="must be >= 0"):
+    blessing.decide(_m(0.9), max_regression=-1)
+
+
+def test_write_and_read_round_trip(tmp_path):
+  record = blessing.decide(_m(0.9), {"eval_accuracy": 0.95})
+  path = blessing.write(str(tmp_path), record)
+  assert blessing.read(path) == record
+  (tmp_path / "junk.json").write_text("{}")
+  with pytest.raises(ValueError, match="no boolean 'blessed' key"):
+    blessing.read(str(tmp_path / "junk.json"))

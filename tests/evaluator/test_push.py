@@ -1,0 +1,229 @@
+"""push against a real GCS server (gcp-storage-emulator on loopback) and local paths.
+
+push is agnostic of what it copies, so these tests use a small stand-in export
+directory with the files of a SavedModel; the real export is pushed in
+test_export.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import socket
+
+import pytest
+
+from bertline import cli, schema
+from bertline.evaluator import blessing as blessing_lib
+from bertline.evaluator import push as push_lib
+
+
+@pytest.fixture(scope="module")
+def gcs():
+  """A storage client on a fresh emulator; STORAGE_EMULATOR_HOST set for push."""
+  from gcp_storage_emulator.server import create_server
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  server = create_server("127.0.0.1", port, in_memory=True)
+  server.start()
+  old = os.environ.get("STORAGE_EMULATOR_HOST")
+  os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
+  try:
+    from google.cloud import storage
+    client = storage.Client()
+    client.create_bucket("models")
+    yield client
+  finally:
+    server.stop()
+    if old is None:
+      del os.environ["STORAGE_EMULATOR_HOST"]
+    else:
+      os.environ["STORAGE_EMULATOR_HOST"] = old
+
+
+@pytest.fixture(autouse=True)
+def no_backoff_wait(monkeypatch):
+  waits = []
+  monkeypatch.setattr(push_lib, "_sleep", waits.append)
+  return waits
+
+
+def _export(root, version="1700000000", blessed=True, payload=b"weights"):
+  """A stand-in export version dir with a blessing inside, like bertline export writes."""
+  model = root / version
+  files = {
+      "saved_model.pb": b"graph-" + payload,
+      "fingerprint.pb": b"fp",
+      "variables/variables.index": b"index-" + payload,
+      "variables/variables.data-00000-of-00001": os.urandom(300_000) + payload,
+      "assets/vocab.txt": "[PAD]\n[UNK]\nhé\n".encode(),
+  }
+  for rel, data in files.items():
+    (model / rel).parent.mkdir(parents=True, exist_ok=True)
+    (model / rel).write_bytes(data)
+  candidate = {"eval_accuracy": 0.95 if blessed else 0.5}
+  decision = blessing_lib.decide(candidate, {"eval_accuracy": 0.9})
+  assert decision["blessed"] == blessed
+  blessing_lib.write(str(model / "assets.extra"), decision)
+  return str(model)
+
+
+def _tree(model):
+  out = {}
+  for root, _, names in os.walk(model):
+    for name in names:
+      path = os.path.join(root, name)
+      out[os.path.relpath(path, model)] = open(path, "rb").read()
+  return out
+
+
+def _bucket_tree(client, prefix):
+  return {b.name[len(prefix):]: b.download_as_bytes()
+          for b in client.list_blobs("models", prefix=prefix)}
+
+
+def test_gcs_push_uploads_verifies_and_marks_complete_last(gcs, tmp_path):
+  model = _export(tmp_path)
+  dest = push_lib.push(model, "gs://models/sentiment")
+  assert dest == "gs://models/sentiment/1700000000"
+  got = _bucket_tree(gcs, "sentiment/1700000000/")
+  record = json.loads(got.pop(schema.PUSH_COMPLETE_MARKER))
+  assert got == _tree(model)
+  assert record["blessed"] is True and record["forced"] is False
+  for rel, data in got.items():
+    assert record["files"][rel]["sha256"] == hashlib.sha256(data).hexdigest()
+    blob = gcs.bucket("models").get_blob("sentiment/1700000000/" + rel)
+    assert blob.md5_hash == base64.b64encode(hashlib.md5(data).digest()).decode()
+  # The marker was written after every file, and saved_model.pb after the rest.
+  blobs = {b.name.rsplit("/1700000000/", 1)[1]: b for b in gcs.list_blobs("models", prefix="sentiment/")}
+  order = sorted(blobs, key=lambda n: blobs[n].generation)
+  assert order[-1] == schema.PUSH_COMPLETE_MARKER and order[-2] == "saved_model.pb"
+
+  # A pushed version is never modified, even by a different model with that version.
+  generations = {n: b.generation for n, b in blobs.items()}
+  other = _export(tmp_path / "other", payload=b"other")
+  with pytest.raises(FileExistsError, match="already pushed"):
+    push_lib.push(other, "gs://models/sentiment", force=True)
+  assert {b.name.rsplit("/1700000000/", 1)[1]: b.generation
+          for b in gcs.list_blobs("models", prefix="sentiment/")} == generations
+  assert push_lib.push(other, "gs://models/sentiment2") == "gs://models/sentiment2/1700000000"
+
+
+def test_interrupted_upload_is_replaced_by_a_rerun(gcs, tmp_path, monkeypatch):
+  first = _export(tmp_path / "a", version="7", payload=b"first attempt")
+  real_upload = push_lib._upload_verified
+  calls = []
+
+  def dies_on_third(*args):
+    calls.append(args[1])
+    if len(calls) == 3:
+      raise KeyboardInterrupt  # the machine went away mid-push
+    return real_upload(*args)
+
+  monkeypatch.setattr(push_lib, "_upload_verified", dies_on_third)
+  with pytest.raises(KeyboardInterrupt):
+    push_lib.push(first, "gs://models/interrupted")
+  partial = _bucket_tree(gcs, "interrupted/7/")
+  assert len(partial) == 2 and schema.PUSH_COMPLETE_MARKER not in partial
+  assert "saved_model.pb" not in partial  # TF Serving would not try to load it
+  monkeypatch.setattr(push_lib, "_upload_verified", real_upload)
+
+  # The re-run (here of a re-exported model) replaces the unfinished push.
+  second = _export(tmp_path / "b", version="7", payload=b"second attempt")
+  push_lib.push(second, "gs://models/interrupted")
+  got = _bucket_tree(gcs, "interrupted/7/")
+  record = json.loads(got.pop(schema.PUSH_COMPLETE_MARKER))
+  assert got == _tree(second)
+  assert record["source"] == os.path.abspath(second)
+
+
+def test_transient_errors_are_retried_with_backoff(gcs, tmp_path, monkeypatch, no_backoff_wait):
+  from google.api_core import exceptions as gexc
+  from google.cloud.storage import Blob
+  model = _export(tmp_path, version="3")
+  real = Blob.upload_from_filename
+  failures = iter([gexc.ServiceUnavailable("503 try later"), gexc.TooManyRequests("429")])
+
+  def flaky(self, *args, **kwargs):
+    error = next(failures, None)
+    if error is not None:
+      raise error
+    return real(self, *args, **kwargs)
+
+  monkeypatch.setattr(Blob, "upload_from_filename", flaky)
+  push_lib.push(model, "gs://models/flaky")
+  assert no_backoff_wait == [1.0, 2.0]
+  got = _bucket_tree(gcs, "flaky/3/")
+  got.pop(schema.PUSH_COMPLETE_MARKER)
+  assert got == _tree(model)
+
+
+def test_checksum_mismatch_is_retried_then_an_error(gcs, tmp_path, monkeypatch, no_backoff_wait):
+  model = _export(tmp_path, version="4")
+  real = push_lib._file_digests
+  monkeypatch.setattr(push_lib, "_file_digests",
+                      lambda p: {**real(p), "crc32c": "AAAAAA=="} if p.endswith("fingerprint.pb") else real(p))
+  with pytest.raises(ValueError, match="failed 5 times.*crc32c"):
+    push_lib.push(model, "gs://models/corrupt")
+  assert len(no_backoff_wait) == 4
+  assert schema.PUSH_COMPLETE_MARKER not in _bucket_tree(gcs, "corrupt/4/")
+
+
+def test_unblessed_needs_force_which_is_recorded(gcs, tmp_path):
+  model = _export(tmp_path, version="5", blessed=False)
+  with pytest.raises(ValueError, match=r"not blessed .*FAIL eval_accuracy 0.5 < 0.9.*--force"):
+    push_lib.push(model, "gs://models/gate")
+  assert _bucket_tree(gcs, "gate/") == {}
+  push_lib.push(model, "gs://models/gate", force=True)
+  record = json.loads(_bucket_tree(gcs, "gate/5/")[schema.PUSH_COMPLETE_MARKER])
+  assert record["forced"] is True and record["blessed"] is False
+  assert any(r.startswith("FAIL eval_accuracy") for r in record["blessing_reasons"])
+
+
+def test_bad_input_is_a_clear_cli_error(gcs, tmp_path, capsys):
+  model = _export(tmp_path, version="6")
+  assert cli.main(["push", "--model", model, "--to", "gs://no-such-bucket/m"]) == 2
+  assert "bucket gs://no-such-bucket does not exist" in capsys.readouterr().err
+  (tmp_path / "x").mkdir()
+  (tmp_path / "x" / "saved_model.pb").write_bytes(b"")
+  assert cli.main(["push", "--model", str(tmp_path / "x"), "--to", str(tmp_path / "r")]) == 2
+  assert "'x' is not a numeric version" in capsys.readouterr().err
+  os.remove(os.path.join(model, push_lib.EXPORT_BLESSING))
+  assert cli.main(["push", "--model", model, "--to", str(tmp_path / "r")]) == 2
+  assert "No blessing" in capsys.readouterr().err
+  assert not os.path.exists(tmp_path / "r" / "6")
+
+
+def test_local_target_is_atomic_and_never_overwritten(tmp_path, monkeypatch):
+  model = _export(tmp_path / "src", version="11")
+  registry = tmp_path / "registry"
+  real_copy = push_lib.shutil.copyfile
+  copies = []
+
+  def dies_on_second(src, dst):
+    copies.append(src)
+    if len(copies) == 2:
+      raise OSError("disk full")
+    return real_copy(src, dst)
+
+  monkeypatch.setattr(push_lib.shutil, "copyfile", dies_on_second)
+  with pytest.raises(OSError, match="disk full"):
+    push_lib.push(model, str(registry))
+  assert not (registry / "11").exists()  # readers see nothing of it
+  assert [p for p in os.listdir(registry) if p.startswith(".11.partial-")]
+  monkeypatch.setattr(push_lib.shutil, "copyfile", real_copy)
+
+  dest = push_lib.push(model, "file://" + str(registry), blessing=os.path.join(model, push_lib.EXPORT_BLESSING))
+  assert dest == str(registry / "11")
+  assert os.listdir(registry) == ["11"]  # the unfinished stage is gone
+  got = _tree(dest)
+  record = json.loads(got.pop(schema.PUSH_COMPLETE_MARKER))
+  assert got == _tree(model)
+  assert record["files"]["saved_model.pb"]["sha256"] == hashlib.sha256(got["saved_model.pb"]).hexdigest()
+  before = _tree(dest)
+  with pytest.raises(FileExistsError, match="already pushed"):
+    push_lib.push(model, str(registry), force=True)
+  assert _tree(dest) == before
