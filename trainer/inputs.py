@@ -1,0 +1,176 @@
+"""tf.data input pipelines over a `bertline preprocess` output directory.
+
+The shards are found through metadata.json (`schema.read_metadata`) and parsed
+with `schema.feature_spec`, so the reader can never disagree with the writer.
+
+Every batch is a dict of int32 tensors (TPUs and XLA take int32, tf.Example
+only stores int64):
+
+  input_ids, input_mask, segment_ids: [batch_size, L]
+  label_ids, is_real_example:         [batch_size]
+
+where L is the longest real sequence of the batch (the max of the input_mask
+sums) instead of max_seq_length: real corpora are mostly far shorter than the
+padding length, and attention cost grows with the square of it. Trimming is
+exact, since positions past a sequence's mask are padding the model ignores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, List, Optional, Sequence
+
+import tensorflow as tf
+
+from bertline import schema
+
+Batch = Dict[str, tf.Tensor]
+
+
+@dataclasses.dataclass
+class InputOptions:
+  """How the training input is read.
+
+  Attributes:
+    shuffle_buffer: int. Examples in the shuffle buffer (BERT used 100;
+      larger mixes better: the shards are written in no particular order).
+    trim: bool. Trim each batch to its longest real sequence (off for TPUs,
+      whose compiled programs need static shapes).
+    bucket_boundaries: sequence lengths bounding length buckets: batches are
+      then drawn from one bucket, so short sequences batch with short ones.
+      Empty: no bucketing.
+    cycle_length: int. Shards read in parallel.
+  """
+
+  shuffle_buffer: int = 10000
+  trim: bool = True
+  bucket_boundaries: Sequence[int] = ()
+  cycle_length: int = 8
+
+
+def _cast_and_flatten(parsed: Batch) -> Batch:
+  out = {}
+  for name in schema.SEQUENCE_FEATURES:
+    out[name] = tf.cast(parsed[name], tf.int32)
+  for name in schema.SCALAR_INT_FEATURES:
+    # [.., 1] -> [..]
+    out[name] = tf.cast(tf.squeeze(parsed[name], -1), tf.int32)
+  return out
+
+
+def trim_batch(batch: Batch) -> Batch:
+  """Cuts the sequence features of `batch` to its longest real sequence."""
+  length = tf.maximum(tf.reduce_max(tf.reduce_sum(batch[schema.INPUT_MASK], axis=1)), 1)
+  out = dict(batch)
+  for name in schema.SEQUENCE_FEATURES:
+    out[name] = batch[name][:, :length]
+  return out
+
+
+def _records(files: List[str], compression: str, cycle_length: int,
+             shuffle_files_seed: Optional[int]) -> tf.data.Dataset:
+  ds = tf.data.Dataset.from_tensor_slices(files)
+  if shuffle_files_seed is not None and len(files) > 1:
+    ds = ds.shuffle(len(files), seed=shuffle_files_seed, reshuffle_each_iteration=True)
+  comp = schema.TF_COMPRESSION_TYPE[compression]
+  return ds.interleave(
+      lambda f: tf.data.TFRecordDataset(f, compression_type=comp),
+      cycle_length=max(1, min(cycle_length, len(files))),
+      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def train_dataset(data_dir: str, metadata: schema.DataMetadata, batch_size: int, seed: int,
+                  options: Optional[InputOptions] = None, split: str = "train"
+                  ) -> tf.data.Dataset:
+  """Shuffled, repeated, batched training examples; the same order for the same seed.
+
+  Args:
+    data_dir: str. A preprocess output directory.
+    metadata: its `schema.DataMetadata`.
+    batch_size: int. Global batch size (split over replicas by tf.distribute).
+    seed: int. Seeds the file and example shuffles (epoch k's order is a
+      function of the seed and k).
+    options: InputOptions.
+
+  Returns:
+    A dataset of `Batch` dicts, batches of exactly `batch_size` (the partial
+    batch of each pass is dropped, as run_classifier does for training).
+  """
+  options = options or InputOptions()
+  files = metadata.split_files(data_dir, split)
+  spec = schema.feature_spec(metadata.max_seq_length)
+  spec = {k: v for k, v in spec.items() if k != schema.GUID}
+  ds = _records(files, metadata.compression, options.cycle_length, seed)
+  ds = ds.shuffle(options.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+  ds = ds.repeat()
+  if options.bucket_boundaries:
+    ds = ds.map(lambda r: _cast_and_flatten(tf.io.parse_single_example(r, spec)),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    boundaries = sorted(int(b) for b in options.bucket_boundaries)
+    ds = ds.bucket_by_sequence_length(
+        lambda ex: tf.reduce_sum(ex[schema.INPUT_MASK]),
+        bucket_boundaries=boundaries,
+        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+        drop_remainder=True)
+  else:
+    ds = ds.batch(batch_size, drop_remainder=True)
+    ds = ds.map(lambda r: _cast_and_flatten(tf.io.parse_example(r, spec)),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  if options.trim:
+    ds = ds.map(trim_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _pad_batch(batch: Batch, batch_size: int) -> Batch:
+  """Pads a short last batch to `batch_size` with is_real_example = 0 rows."""
+  missing = batch_size - tf.shape(batch[schema.LABEL_IDS])[0]
+  out = {}
+  for name, value in batch.items():
+    paddings = [[0, missing]] + [[0, 0]] * (len(value.shape) - 1)
+    out[name] = tf.pad(value, paddings)
+    out[name].set_shape([batch_size] + value.shape[1:].as_list())
+  return out
+
+
+def eval_dataset(data_dir: str, metadata: schema.DataMetadata, batch_size: int,
+                 split: str = "dev", trim: bool = True) -> tf.data.Dataset:
+  """Every example of `split` exactly once, in file order, in full batches.
+
+  The last batch is padded with examples whose is_real_example is 0 instead
+  of being dropped (run_classifier's TPU eval dropped it, "slightly WRONG" in
+  its own words): weight metrics by is_real_example.
+  """
+  files = metadata.split_files(data_dir, split)
+  spec = schema.feature_spec(metadata.max_seq_length)
+  spec = {k: v for k, v in spec.items() if k != schema.GUID}
+  ds = _records(files, metadata.compression, 1, None)
+  ds = ds.batch(batch_size)
+  ds = ds.map(lambda r: _pad_batch(_cast_and_flatten(tf.io.parse_example(r, spec)), batch_size),
+              num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  if trim:
+    ds = ds.map(trim_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def find_corrupt_shards(files: Sequence[str], compression: str) -> List[str]:
+  """Reads each shard through; returns "file: error" for those that fail."""
+  bad = []
+  for path in files:
+    try:
+      for _ in tf.data.TFRecordDataset(path, compression_type=schema.TF_COMPRESSION_TYPE[
+          compression]):
+        pass
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError,
+            tf.errors.OutOfRangeError) as e:
+      bad.append(f"{path}: {e.message.splitlines()[0] if e.message else type(e).__name__}")
+  return bad
+
+
+def corrupt_shard_error(data_dir: str, metadata: schema.DataMetadata, split: str,
+                        error: Exception) -> ValueError:
+  """A ValueError naming the corrupted/truncated shard(s) behind a read `error`."""
+  bad = find_corrupt_shards(metadata.split_files(data_dir, split), metadata.compression)
+  where = "; ".join(bad) if bad else f"(no single shard fails on its own: {error})"
+  return ValueError(
+      f"corrupted or truncated TFRecord shard in {data_dir} ({split}): {where}. Re-run "
+      "`bertline preprocess` for this data (or restore the file from where it was copied).")
