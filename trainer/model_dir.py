@@ -1,0 +1,180 @@
+"""A training model_dir: everything a run needs to resume, and later stages to read.
+
+Layout (names from `bertline.schema`):
+
+  model_config.json    the encoder's ModelConfig (bertline's own format)
+  labels.txt           the label list, one per line; label_ids index into it
+  vocab.txt            the WordPiece vocabulary (copied from the init checkpoint)
+  data_metadata.json   the preprocess metadata the model was trained on
+  train_config.json    the resolved TrainConfig
+  eval_history.jsonl   one JSON line per periodic evaluation
+  checkpoints/         rolling tf.train.Checkpoint files (keep N)
+  best/                the best checkpoint by the eval metric, and best.json
+  events/              TensorBoard events (train/, eval/)
+
+Checkpoints are `tf.train.Checkpoint(model=<BertClassifier>, ...)`: the
+weights alone read back with `tf.train.Checkpoint(model=m).read(path)`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List, Optional
+
+from bertline import fileio, schema
+
+BEST_INFO_FILE = "best.json"
+EVENTS_SUBDIR = "events"
+
+
+class ModelDir:
+  """Reader (and, for the trainer, writer) of a model_dir.
+
+  Args:
+    path: str. The model_dir (local or gs://).
+
+  Example:
+    >>> md = ModelDir("work/model")
+    >>> classifier = md.load_classifier("best")
+    >>> md.labels()       # ['negative', 'neutral', 'positive']
+  """
+
+  def __init__(self, path: str):
+    self.path = path
+
+  # --- paths -----------------------------------------------------------------------
+  def file(self, name: str) -> str:
+    return fileio.join(self.path, name)
+
+  @property
+  def vocab_file(self) -> str:
+    return self.file(schema.VOCAB_FILE)
+
+  @property
+  def checkpoint_dir(self) -> str:
+    return self.file(schema.CHECKPOINT_SUBDIR)
+
+  @property
+  def best_dir(self) -> str:
+    return self.file(schema.BEST_SUBDIR)
+
+  @property
+  def events_dir(self) -> str:
+    return self.file(EVENTS_SUBDIR)
+
+  def exists(self) -> bool:
+    """Whether a training run has started here (its config was written)."""
+    return fileio.exists(self.file(schema.TRAIN_CONFIG_FILE))
+
+  # --- readers ---------------------------------------------------------------------
+  def _read(self, name: str) -> str:
+    path = self.file(name)
+    if not fileio.exists(path):
+      raise FileNotFoundError(
+          f"{path} not found: {self.path!r} is not a finished `bertline train` model_dir "
+          "(train writes it before the first step). Pass the --model-dir of a training run.")
+    return fileio.read_text(path)
+
+  def _read_json(self, name: str) -> Any:
+    text = self._read(name)
+    try:
+      return json.loads(text)
+    except json.JSONDecodeError as e:
+      raise ValueError(f"{self.file(name)} is not valid JSON ({e}).") from e
+
+  def model_config(self):
+    from bertline.trainer.model_config import ModelConfig
+    return ModelConfig.from_dict(self._read_json(schema.MODEL_CONFIG_FILE))
+
+  def labels(self) -> List[str]:
+    return [line for line in self._read(schema.LABELS_FILE).split("\n") if line]
+
+  def data_metadata(self) -> schema.DataMetadata:
+    return schema.DataMetadata.from_dict(self._read_json(schema.DATA_METADATA_COPY),
+                                         source=self.file(schema.DATA_METADATA_COPY))
+
+  def train_config(self) -> Dict[str, Any]:
+    """The resolved TrainConfig, as a dict (train.TrainConfig.from_dict reads it back)."""
+    return self._read_json(schema.TRAIN_CONFIG_FILE)
+
+  def eval_history(self) -> List[Dict[str, Any]]:
+    path = self.file(schema.EVAL_HISTORY_FILE)
+    if not fileio.exists(path):
+      return []
+    return [json.loads(line) for line in fileio.read_text(path).splitlines() if line.strip()]
+
+  def best_info(self) -> Optional[Dict[str, Any]]:
+    """{"step", "metric", "value", "metrics", "checkpoint"} of the best checkpoint, or None."""
+    path = fileio.join(self.best_dir, BEST_INFO_FILE)
+    if not fileio.exists(path):
+      return None
+    return json.loads(fileio.read_text(path))
+
+  def latest_checkpoint(self) -> Optional[str]:
+    import tensorflow as tf
+    return tf.train.latest_checkpoint(self.checkpoint_dir)
+
+  def best_checkpoint(self) -> Optional[str]:
+    import tensorflow as tf
+    return tf.train.latest_checkpoint(self.best_dir)
+
+  def checkpoint(self, which: str = "best") -> str:
+    """The checkpoint prefix to read: "best" (falling back to latest) or "latest"."""
+    if which not in ("best", "latest"):
+      raise ValueError(f"checkpoint {which!r}: choose 'best' or 'latest'.")
+    path = (self.best_checkpoint() if which == "best" else None) or self.latest_checkpoint()
+    if not path:
+      raise FileNotFoundError(
+          f"no checkpoint in {self.checkpoint_dir} or {self.best_dir}: the training run in "
+          f"{self.path!r} has not saved one yet. Train (or resume) with `bertline train "
+          f"--model-dir {self.path} ...` first.")
+    return path
+
+  def build_classifier(self):
+    """A BertClassifier of this model_dir's shape, with fresh weights."""
+    from bertline.trainer import modeling
+    config = self.model_config()
+    dropout = float(self.train_config().get("classifier_dropout", 0.1)) if fileio.exists(
+        self.file(schema.TRAIN_CONFIG_FILE)) else 0.1
+    return modeling.BertClassifier(config, len(self.labels()), dropout_rate=dropout)
+
+  def load_classifier(self, which: str = "best"):
+    """The trained BertClassifier, weights read from checkpoint `which`.
+
+    Every weight of the classifier must be in the checkpoint (the optimizer's
+    slots and the input position are skipped).
+    """
+    import tensorflow as tf
+    path = self.checkpoint(which)
+    model = self.build_classifier()
+    status = tf.train.Checkpoint(model=model).read(path)
+    status.expect_partial()
+    status.assert_existing_objects_matched()
+    return model
+
+  # --- writers (the trainer) ---------------------------------------------------------
+  def write_json(self, name: str, data: Any) -> str:
+    path = self.file(name)
+    fileio.write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    return path
+
+  def write_labels(self, labels: List[str]) -> str:
+    path = self.file(schema.LABELS_FILE)
+    fileio.write_text_atomic(path, "".join(f"{label}\n" for label in labels))
+    return path
+
+  def write_vocab(self, source: str) -> str:
+    fileio.write_bytes_atomic(self.vocab_file, fileio.read_bytes(source))
+    return self.vocab_file
+
+  def append_eval(self, record: Dict[str, Any]) -> None:
+    """Appends one evaluation; rewritten whole (atomically), so never half a line."""
+    history = self.eval_history()
+    # A resumed run may re-evaluate a step it had reached before being killed.
+    history = [h for h in history if h.get("step") != record.get("step")] + [record]
+    fileio.write_text_atomic(self.file(schema.EVAL_HISTORY_FILE),
+                             "".join(json.dumps(h, sort_keys=True) + "\n" for h in history))
+
+  def write_best_info(self, info: Dict[str, Any]) -> None:
+    fileio.write_text_atomic(fileio.join(self.best_dir, BEST_INFO_FILE),
+                             json.dumps(info, indent=2, sort_keys=True) + "\n")
