@@ -1,0 +1,155 @@
+"""The kfp v2 components: thin, typed wrappers around components/steps.py.
+
+One component per stage — resolve_data, preprocess, train, evaluate,
+export_push — each a lightweight Python component whose body imports bertline
+inside the project image and calls the step function that `bertline run` calls
+too. Artifacts carry the results between steps (Dataset, Model) and to the
+Kubeflow UI (Metrics: accuracy, loss, F1; ClassificationMetrics: the confusion
+matrix).
+
+The image is chosen when the pipeline is built (`make(image)`), not at import:
+the functions below are plain until decorated.
+"""
+
+# No `from __future__ import annotations`: kfp reads the annotations as types.
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+
+
+def resolve_data(data_path: str, builtin: str, limit: int, task: str, task_config: str,
+                 run_date: str, run_time: str, push_to: str, warm_start: bool, baseline: str,
+                 corpus: Output[Dataset]
+                 ) -> NamedTuple("ResolvedData", [("data_dir", str), ("task", str),
+                                                   ("task_config", str), ("fingerprint", str),
+                                                   ("date", str), ("warm_start_from", str),
+                                                   ("baseline_model", str)]):
+  """Finds this run's data and last pushed model, and fingerprints the data (never cached).
+
+  What it returns is what the cached steps after it take as inputs, so their
+  cache keys change whenever the data or the model in production does.
+
+  Args:
+    data_path: TSV directory; `{date}` becomes the run's date (YYYY-MM-DD).
+    builtin: "tweets" / "chnsenticorp": write that packaged corpus into `corpus`.
+    limit: rows of the builtin corpus (0: all).
+    task, task_config: the task as configured.
+    run_date: YYYY-MM-DD to use instead of the job's date ("" for the job's).
+    run_time: the job's time (a Kubeflow/Vertex placeholder).
+    push_to: the push target, where the last pushed model is looked up.
+    warm_start: train from the last pushed model (when there is one).
+    baseline: "last_pushed" to compare the candidate with the last pushed model.
+    corpus: the builtin corpus, when there is one.
+  Returns:
+    data_dir, task, task_config, fingerprint (of the files), date,
+    warm_start_from and baseline_model ("" or the last pushed model).
+  """
+  from bertline.components import steps
+  date = steps.run_date(run_date, run_time)
+  resolved = steps.resolve_data(data_path, builtin, limit, task, task_config, date, corpus.path)
+  last = steps.latest_pushed(push_to) if (warm_start or baseline == "last_pushed") else ""
+  corpus.metadata.update({"data_dir": resolved.data_dir, "fingerprint": resolved.fingerprint,
+                          "date": date, "last_pushed": last})
+  return tuple(resolved) + (last if warm_start else "", last if baseline == "last_pushed" else "")
+
+
+def preprocess(corpus: Input[Dataset], builtin: str, data_dir: str, task: str, task_config: str,
+               fingerprint: str, init_checkpoint: str, vocab_file: str, do_lower_case: bool,
+               max_seq_length: int, num_shards: int, compression: str, beam_args: list,
+               examples: Output[Dataset]):
+  """`bertline preprocess`: TSV -> sharded TFRecords + metadata.json in `examples`.
+
+  Args:
+    corpus, builtin: the builtin corpus written by resolve_data, if any.
+    data_dir: the TSV directory otherwise.
+    fingerprint: the data's fingerprint: part of the cache key, so changed
+      data at an unchanged path is never served from cache.
+    init_checkpoint, vocab_file: the vocab.txt comes from the checkpoint.
+    beam_args: extra Beam options (e.g. ["--runner", "DataflowRunner", ...]).
+  """
+  from bertline.components import steps
+  data_dir, task, task_config = steps.data_source(builtin, corpus.path, data_dir, task, task_config)
+  metadata = steps.preprocess(data_dir, examples.path, task, task_config,
+                              steps.vocab_for(init_checkpoint, vocab_file), do_lower_case,
+                              max_seq_length, num_shards, compression, beam_args)
+  examples.metadata.update({"fingerprint": fingerprint, "labels": metadata["labels"],
+                            "max_seq_length": metadata["max_seq_length"],
+                            "num_examples": {k: v["num_examples"]
+                                             for k, v in metadata["splits"].items()}})
+
+
+def train(examples: Input[Dataset], init_checkpoint: str, train_flags: dict, warm_start_from: str,
+          model: Output[Model]):
+  """`bertline train` into `model` (a model_dir; a retried task resumes from it).
+
+  Args:
+    examples: preprocess output.
+    init_checkpoint: checkpoint to fine-tune ("builtin:minilm" for the packaged MiniLM).
+    train_flags: `bertline train` flags by config name ({"learning_rate": 5e-5, ...}).
+    warm_start_from: the last pushed model to start from instead ("" for none).
+  """
+  from bertline.components import steps
+  used = steps.train(examples.path, model.path, init_checkpoint, train_flags, warm_start_from)
+  model.metadata.update({"init_checkpoint": used, "framework": "tensorflow"})
+
+
+def evaluate(examples: Input[Dataset], model: Input[Model], split: str, thresholds: dict,
+             baseline_model: str, max_regression: float, metrics: Output[Metrics],
+             confusion: Output[ClassificationMetrics], evaluation: Output[Artifact]
+             ) -> NamedTuple("EvaluateOutputs", [("blessed", bool)]):
+  """`bertline evaluate` and the blessing.
+
+  Args:
+    thresholds: {metric: bound}, e.g. {"eval_accuracy": 0.9}.
+    baseline_model: the model in production to compare with ("" for none).
+    metrics: scalar metrics, shown in the Kubeflow UI.
+    confusion: the confusion matrix, shown in the Kubeflow UI.
+    evaluation: metrics.json and blessing.json.
+  Returns:
+    blessed: whether export and push run.
+  """
+  from bertline.components import steps
+  result = steps.evaluate(model.path, examples.path, evaluation.path, split, thresholds,
+                          baseline_model, max_regression)
+  for name, value in steps.scalar_metrics(result.metrics).items():
+    metrics.log_metric(name, value)
+  confusion.log_confusion_matrix(*steps.confusion(result.metrics, model.path))
+  evaluation.metadata.update({"blessed": result.blessed, "reasons": result.blessing["reasons"],
+                              "baseline_model": baseline_model})
+  return (result.blessed,)
+
+
+def export_push(model: Input[Model], evaluation: Input[Artifact], push_to: str, force: bool,
+                exported: Output[Model]) -> str:
+  """`bertline export` then `bertline push`; runs only for a blessed model.
+
+  Args:
+    evaluation: the evaluate step's output (its blessing travels with the model).
+    push_to: gs://bucket/models/NAME or a directory.
+    exported: the versioned SavedModel (raw-text signature).
+  Returns:
+    The pushed model's path.
+  """
+  from bertline.components import steps
+  pushed = steps.export_and_push(model.path, exported.path, push_to, force,
+                                 evaluation_dir=evaluation.path)
+  exported.metadata.update({"pushed_to": pushed})
+  return pushed
+
+
+FUNCTIONS = (resolve_data, preprocess, train, evaluate, export_push)
+
+
+class Components(NamedTuple):
+  resolve_data: object
+  preprocess: object
+  train: object
+  evaluate: object
+  export_push: object
+
+
+def make(image: str) -> Components:
+  """The components, running in `image` (which has bertline and kfp installed)."""
+  return Components(*(dsl.component(func, base_image=image, install_kfp_package=False)
+                      for func in FUNCTIONS))

@@ -1,0 +1,375 @@
+"""One YAML config for a whole run: data, model, train, evaluate, push, pipeline, schedule.
+
+The same file drives `bertline run` (everything on this machine), `bertline
+compile`, `bertline submit` and `bertline schedule`. Its keys are the stages'
+CLI flags (snake_case): `train.learning_rate` becomes `bertline train
+--learning-rate`. Every error names the file, the key, the bad value and what
+would be valid, and is raised before any work starts:
+
+  config = load("examples/demo_tweets.yaml", overrides=["train.max_steps=50"])
+
+A data path may hold a `{date}` (or `{{date}}`) placeholder: scheduled runs
+read data under a dated prefix, so a cached result of last week's data is
+never reused.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+from typing import Any, Dict, List, Optional
+
+from bertline import configs
+from bertline.configs import ConfigError
+
+DEFAULT_IMAGE = "bertline:0.1.0"
+MINILM = "builtin:minilm"  # init_checkpoint alias: the pretrained MiniLM that ships as a package
+BUILTIN_DATA = ("tweets", "chnsenticorp")
+STRATEGIES = ("auto", "cpu", "gpu", "mirrored", "tpu", "multi-worker")
+# Vertex AI accelerator names, plus the Kubernetes resource name Kubeflow uses.
+GPU_TYPES = ("NVIDIA_TESLA_T4", "NVIDIA_L4", "NVIDIA_TESLA_V100", "NVIDIA_TESLA_P100",
+             "NVIDIA_TESLA_A100", "NVIDIA_A100_80GB", "NVIDIA_H100_80GB", "NVIDIA_H100_MEGA_80GB",
+             "NVIDIA_H200_141GB", "nvidia.com/gpu")
+TPU_TYPES = ("TPU_V2", "TPU_V3", "TPU_V5_LITEPOD")
+ACCELERATOR_TYPES = ("",) + GPU_TYPES + TPU_TYPES
+BASELINES = ("", "last_pushed")
+
+
+@dataclasses.dataclass
+class DataConfig:
+  """Where the TSV corpus is and how to preprocess it (`bertline preprocess`).
+
+  Attributes:
+    path: str. Directory of the task's TSV files (local or gs://); may hold
+      `{date}`, replaced by the run's date (YYYY-MM-DD).
+    builtin: str. "tweets" or "chnsenticorp": write the packaged real corpus
+      under the work dir instead of reading `path`.
+    limit: int. Rows of the builtin corpus to keep (0: all).
+    task: str. A built-in task name (mrpc, cola, ...).
+    task_config: str. A YAML task description (examples/tasks/); replaces task.
+    max_seq_length: int. Tokens per example, [CLS] and [SEP] included.
+    do_lower_case: bool. Uncased models: true.
+    num_shards: int. TFRecord shards per split (0: the runner decides).
+    compression: str. "none" or "gzip".
+    beam_args: list of str. Extra Apache Beam options (e.g. --runner DataflowRunner).
+  """
+
+  path: str = ""
+  builtin: str = ""
+  limit: int = 0
+  task: str = ""
+  task_config: str = ""
+  max_seq_length: int = 128
+  do_lower_case: bool = True
+  num_shards: int = 0
+  compression: str = "none"
+  beam_args: List[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class ModelConfig:
+  """The checkpoint to fine-tune.
+
+  Attributes:
+    init_checkpoint: str. Google TF1/ALBERT checkpoint, Hugging Face dir or
+      bertline model_dir; "builtin:minilm" is the packaged pretrained MiniLM.
+    vocab_file: str. vocab.txt (default: the one beside init_checkpoint).
+  """
+
+  init_checkpoint: str = MINILM
+  vocab_file: str = ""
+
+
+@dataclasses.dataclass
+class TrainConfig:
+  """`bertline train` flags; unset (None) ones keep the trainer's defaults."""
+
+  epochs: Optional[float] = None
+  batch_size: Optional[int] = None
+  learning_rate: Optional[float] = None
+  warmup_proportion: Optional[float] = None
+  max_steps: Optional[int] = None
+  eval_every_steps: Optional[int] = None
+  early_stopping_patience: Optional[int] = None
+  grad_accum_steps: Optional[int] = None
+  seed: Optional[int] = None
+  strategy: str = "auto"
+  tpu: str = ""
+  tpu_zone: str = ""
+  gcp_project: str = ""
+  mixed_precision: bool = False
+  xla: bool = False
+  # Scheduled retraining: start from the last pushed model instead of init_checkpoint.
+  warm_start: bool = False
+
+
+@dataclasses.dataclass
+class EvaluateConfig:
+  """`bertline evaluate`: the split and the blessing.
+
+  Attributes:
+    split: str. The split evaluated (dev).
+    thresholds: dict of metric name to lower bound, e.g. {eval_accuracy: 0.9}.
+    baseline: str. "last_pushed": the candidate must not be worse than the
+      newest model under push.to; "" for thresholds only.
+    max_regression: float. How much worse than the baseline is tolerated.
+  """
+
+  split: str = "dev"
+  thresholds: Dict[str, float] = dataclasses.field(default_factory=dict)
+  baseline: str = ""
+  max_regression: float = 0.0
+
+
+@dataclasses.dataclass
+class PushConfig:
+  """`bertline push`: where blessed models go (gs://bucket/models/name or a local dir)."""
+
+  to: str = "registry"
+  force: bool = False
+
+
+@dataclasses.dataclass
+class StepResources:
+  """What one pipeline task asks of the cluster.
+
+  Attributes:
+    cpu: str. CPU request and limit ("4", "500m").
+    memory: str. Memory request and limit ("16G").
+    accelerator_type: str. A GPU (NVIDIA_TESLA_T4, ..., or nvidia.com/gpu on
+      Kubeflow) or TPU type; "" for none.
+    accelerator_count: int. How many.
+    retries: int. Retries of a failed or preempted task.
+  """
+
+  cpu: str = "2"
+  memory: str = "8G"
+  accelerator_type: str = ""
+  accelerator_count: int = 0
+  retries: int = 0
+
+
+def _train_resources() -> StepResources:
+  # Training is the step worth a GPU, and the one that runs on preemptible
+  # capacity: it resumes from its model_dir, so a retry loses little.
+  return StepResources(cpu="8", memory="32G", accelerator_type="NVIDIA_TESLA_T4",
+                       accelerator_count=1, retries=3)
+
+
+@dataclasses.dataclass
+class PipelineConfig:
+  """How the Kubeflow pipeline runs.
+
+  Attributes:
+    name: str. Pipeline name (Kubeflow / Vertex display name).
+    image: str. The bertline image every component runs in (see Dockerfile).
+    pipeline_root: str. Where Kubeflow/Vertex keep artifacts (gs://bucket/root).
+    work_dir: str. `bertline run`'s local working directory.
+    caching: bool. Reuse a step's result when its inputs are unchanged.
+    preprocess, train, evaluate, push: StepResources of each task.
+  """
+
+  name: str = "bertline"
+  image: str = DEFAULT_IMAGE
+  pipeline_root: str = ""
+  work_dir: str = "runs/bertline"
+  caching: bool = True
+  preprocess: StepResources = dataclasses.field(default_factory=StepResources)
+  train: StepResources = dataclasses.field(default_factory=_train_resources)
+  evaluate: StepResources = dataclasses.field(default_factory=StepResources)
+  push: StepResources = dataclasses.field(default_factory=lambda: StepResources(cpu="1", memory="4G"))
+
+
+@dataclasses.dataclass
+class ScheduleConfig:
+  """Recurring retraining.
+
+  Attributes:
+    cron: str. Five fields, Vertex's form ("0 3 * * 1"), optionally
+      "TZ=Europe/Paris 0 3 * * 1".
+    max_concurrency: int. Runs allowed at once.
+  """
+
+  cron: str = ""
+  max_concurrency: int = 1
+
+
+@dataclasses.dataclass
+class RunConfig:
+  """The whole run."""
+
+  data: DataConfig = dataclasses.field(default_factory=DataConfig)
+  model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+  train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+  evaluate: EvaluateConfig = dataclasses.field(default_factory=EvaluateConfig)
+  push: PushConfig = dataclasses.field(default_factory=PushConfig)
+  pipeline: PipelineConfig = dataclasses.field(default_factory=PipelineConfig)
+  schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
+
+  def to_dict(self) -> Dict[str, Any]:
+    return configs.to_dict(self)
+
+
+def validate(config: RunConfig, where: str = "config") -> RunConfig:
+  """Checks the values that types alone cannot; returns `config`."""
+  d = config.data
+  if d.builtin:
+    configs.choice(d.builtin, BUILTIN_DATA, f"{where}: data.builtin")
+  elif not d.path:
+    raise ConfigError(f"{where}: data.path is missing: set it to the directory of your TSV files "
+                      f"(local or gs://), or set data.builtin to one of {', '.join(BUILTIN_DATA)}")
+  if not d.builtin and not (d.task or d.task_config):
+    raise ConfigError(f"{where}: data.task or data.task_config is missing: name a built-in task "
+                      "(mrpc, cola, ...) or a task YAML (see examples/tasks/)")
+  configs.choice(d.compression, ("none", "gzip"), f"{where}: data.compression")
+  _positive(d.max_seq_length, f"{where}: data.max_seq_length", minimum=3)
+  _positive(d.limit, f"{where}: data.limit", minimum=0)
+  if not config.model.init_checkpoint:
+    raise ConfigError(f"{where}: model.init_checkpoint is missing: a checkpoint to fine-tune, or "
+                      f"{MINILM!r}")
+  t = config.train
+  configs.choice(t.strategy, STRATEGIES, f"{where}: train.strategy")
+  for name in ("batch_size", "max_steps", "grad_accum_steps", "eval_every_steps"):
+    value = getattr(t, name)
+    if value is not None:
+      _positive(value, f"{where}: train.{name}", minimum=1)
+  if t.learning_rate is not None and not t.learning_rate > 0:
+    raise ConfigError(f"{where}: train.learning_rate {t.learning_rate!r} must be > 0 (BERT: 5.0e-5)")
+  e = config.evaluate
+  configs.choice(e.baseline, BASELINES, f"{where}: evaluate.baseline")
+  if e.split not in ("train", "dev", "test"):
+    raise ConfigError(f"{where}: evaluate.split {e.split!r} is not one of 'train', 'dev', 'test'")
+  if (t.warm_start or e.baseline) and not config.push.to:
+    raise ConfigError(f"{where}: push.to is missing; train.warm_start and evaluate.baseline read "
+                      "the last model pushed there")
+  if not config.push.to:
+    raise ConfigError(f"{where}: push.to is missing: gs://bucket/models/NAME or a local directory")
+  p = config.pipeline
+  for step in ("preprocess", "train", "evaluate", "push"):
+    res: StepResources = getattr(p, step)
+    key = f"{where}: pipeline.{step}"
+    configs.choice(res.accelerator_type, ACCELERATOR_TYPES, f"{key}.accelerator_type")
+    _positive(res.accelerator_count, f"{key}.accelerator_count", minimum=0)
+    _positive(res.retries, f"{key}.retries", minimum=0)
+    if res.accelerator_type and res.accelerator_count < 1:
+      raise ConfigError(f"{key}.accelerator_count is {res.accelerator_count}: set it to 1 or more "
+                        f"for accelerator_type {res.accelerator_type!r}, or clear the type")
+  if p.train.accelerator_type in TPU_TYPES and t.strategy not in ("auto", "tpu"):
+    raise ConfigError(f"{where}: train.strategy {t.strategy!r} cannot use "
+                      f"pipeline.train.accelerator_type {p.train.accelerator_type!r}: use 'tpu'")
+  if not p.image:
+    raise ConfigError(f"{where}: pipeline.image is missing: the bertline image (see Dockerfile)")
+  _positive(config.schedule.max_concurrency, f"{where}: schedule.max_concurrency", minimum=1)
+  return config
+
+
+def _positive(value: int, key: str, minimum: int) -> None:
+  if value < minimum:
+    raise ConfigError(f"{key} is {value!r}; it must be >= {minimum}")
+
+
+def _parse_override(text: str) -> tuple:
+  import yaml
+  if "=" not in text:
+    raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set train.max_steps=100")
+  key, raw = text.split("=", 1)
+  key = key.strip()
+  try:
+    value = yaml.safe_load(raw) if raw.strip() else ""
+  except yaml.YAMLError as e:
+    raise ConfigError(f"--set {text!r}: the value is not valid YAML ({e})") from e
+  return key, value
+
+
+def apply_overrides(data: Dict[str, Any], overrides: List[str]) -> Dict[str, Any]:
+  """Returns a copy of `data` with each `section.key=value` set (values parsed as YAML)."""
+  data = copy.deepcopy(data)
+  for text in overrides:
+    key, value = _parse_override(text)
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+      child = node.setdefault(part, {})
+      if not isinstance(child, dict):
+        raise ConfigError(f"--set {text!r}: {part!r} is not a section")
+      node = child
+    node[parts[-1]] = value
+  return data
+
+
+def from_dict(data: Dict[str, Any], where: str = "config",
+              overrides: Optional[List[str]] = None) -> RunConfig:
+  """Builds and validates a RunConfig from a mapping (YAML's content) and overrides."""
+  if overrides:
+    data = apply_overrides(data or {}, overrides)
+    where = f"{where} (with --set {' '.join(overrides)})"
+  merged = _merge(configs.to_dict(RunConfig()), data or {})
+  return validate(configs.from_dict(RunConfig, merged, where), where)
+
+
+def defaults(overrides: Optional[List[str]] = None) -> RunConfig:
+  """The built-in defaults (plus overrides), unvalidated: data is given at submission."""
+  data = apply_overrides({}, overrides or [])
+  return configs.from_dict(RunConfig, _merge(configs.to_dict(RunConfig()), data), "defaults")
+
+
+def _merge(defaults: Dict[str, Any], data: Dict[str, Any]) -> Dict[str, Any]:
+  """`data` over the defaults, section by section.
+
+  A partly given section keeps its other defaults: `pipeline: {train: {retries: 5}}`
+  still trains on the default GPU. Mappings that are values (thresholds) are
+  replaced whole; unknown keys pass through to be reported by name.
+  """
+  if not isinstance(data, dict):
+    return data
+  out = dict(defaults)
+  for key, value in data.items():
+    default = defaults.get(key)
+    if isinstance(default, dict) and default and isinstance(value, dict):
+      out[key] = _merge(default, value)
+    else:
+      out[key] = value
+  return out
+
+
+def load(path: str, overrides: Optional[List[str]] = None) -> RunConfig:
+  """Reads and validates a run config file; `overrides` are `section.key=value` strings."""
+  import yaml
+  from bertline import fileio
+  try:
+    text = fileio.read_text(path)
+  except FileNotFoundError as e:
+    raise FileNotFoundError(f"config file {path} not found (see examples/ for run configs)") from e
+  try:
+    data = yaml.safe_load(text) or {}
+  except yaml.YAMLError as e:
+    raise ConfigError(f"{path}: not valid YAML: {e}") from e
+  if not isinstance(data, dict):
+    raise ConfigError(f"{path}: expected a mapping of sections (data, model, train, ...), "
+                      f"got {type(data).__name__}")
+  config = from_dict(data, where=path, overrides=overrides)
+  return _relative_to(config, os.path.dirname(os.path.abspath(path)))
+
+
+def _relative_to(config: RunConfig, config_dir: str) -> RunConfig:
+  """Local paths in a config are relative to the current directory, as on the command line.
+
+  Only task_config falls back to the config's own folder, so that
+  examples/*.yaml can name a task file beside them wherever they are run from.
+  """
+  tc = config.data.task_config
+  if tc and "://" not in tc and not os.path.isabs(tc) and not os.path.exists(tc):
+    candidate = os.path.join(config_dir, tc)
+    if os.path.exists(candidate):
+      config.data.task_config = candidate
+  return config
+
+
+def add_config_arguments(parser) -> None:
+  """The --config / --set flags every pipeline command shares."""
+  parser.add_argument("--config", required=True,
+                      help="run config YAML (see examples/demo_tweets.yaml)")
+  parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                      help="override a config value, e.g. --set train.max_steps=100 "
+                      "(repeatable; values are YAML)")

@@ -1,0 +1,189 @@
+"""`bertline run --config C.yaml`: the whole pipeline on this machine.
+
+Calls the very step functions the Kubeflow components call
+(components/steps.py), in the pipeline's order, with Beam's DirectRunner, the
+trainer on this machine's CPU (or GPU) and a local directory (or gs://) as the
+push target:
+
+  resolve data -> preprocess -> train -> evaluate -> [blessed] export -> push
+  -> ask the pushed model's raw-text signature about a sample sentence
+
+Like kfp's caching, each step's output lives under
+<work_dir>/<step>/<hash of its inputs>/ and a finished step is reused when its
+inputs (the data's content included) are unchanged: re-running after a crash
+or a change redoes only what changed, and nothing is ever deleted.
+"""
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import time
+from typing import Any, Dict, List, NamedTuple, Optional
+
+from bertline import fileio
+from bertline.components import steps
+from bertline.pipeline import config as config_lib
+
+log = logging.getLogger("bertline.pipeline")
+
+DONE_FILE = "_bertline_step.json"
+DEFAULT_SENTENCE = "I love this phone, the battery lasts all day!"
+
+
+class RunResult(NamedTuple):
+  metrics: Dict[str, Any]
+  blessing: Dict[str, Any]
+  blessed: bool
+  pushed: str
+  answer: Optional[Dict[str, Any]]
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(
+      prog="bertline run",
+      description="Run the whole pipeline on this machine — preprocess (Beam DirectRunner), "
+      "train, evaluate, and export and push when blessed — from one YAML config.",
+      epilog="Example: bertline run --config examples/demo_tweets.yaml --set train.max_steps=50")
+  config_lib.add_config_arguments(parser)
+  parser.add_argument("--work-dir", help="where intermediate outputs go (default: the config's "
+                      "pipeline.work_dir)")
+  parser.add_argument("--run-date", default="", help="YYYY-MM-DD filled into a {date} data path "
+                      "(default today, UTC)")
+  parser.add_argument("--sentence", default=DEFAULT_SENTENCE,
+                      help="sample text the pushed model is asked about at the end")
+  return parser
+
+
+def _key(*parts: Any) -> str:
+  return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _done(out_dir: str, key: str) -> bool:
+  path = os.path.join(out_dir, DONE_FILE)
+  return os.path.exists(path) and json.loads(fileio.read_text(path)).get("key") == key
+
+
+def _mark_done(out_dir: str, key: str, **info: Any) -> None:
+  fileio.write_text_atomic(os.path.join(out_dir, DONE_FILE),
+                           json.dumps(dict(info, key=key, finished=time.time()), indent=2) + "\n")
+
+
+def _step(name: str, out_dir: str, key: str) -> bool:
+  """True when the step must run; logs either way."""
+  if _done(out_dir, key):
+    log.info("[%s] unchanged inputs: reusing %s", name, out_dir)
+    return False
+  log.info("[%s] -> %s", name, out_dir)
+  return True
+
+
+def run(config: config_lib.RunConfig, work_dir: Optional[str] = None, run_date: str = "",
+        sentence: Optional[str] = DEFAULT_SENTENCE) -> RunResult:
+  """Runs the pipeline for `config`; returns metrics, blessing, pushed path and the answer."""
+  work = work_dir or config.pipeline.work_dir
+  d, e = config.data, config.evaluate
+  date = steps.run_date(run_date)
+  started = time.time()
+
+  # resolve data (never cached, like the pipeline's first task).
+  resolved = steps.resolve_data(d.path, d.builtin, d.limit, d.task, d.task_config, date,
+                                os.path.join(work, "data", d.builtin or "none"))
+  data_dir, task, task_config = steps.data_source(d.builtin, resolved.data_dir, resolved.data_dir,
+                                                  resolved.task, resolved.task_config)
+  needs_last = config.train.warm_start or e.baseline == "last_pushed"
+  last = steps.latest_pushed(config.push.to) if needs_last else ""
+  log.info("[resolve data] %s (fingerprint %s, date %s)%s", data_dir, resolved.fingerprint, date,
+           f"; last pushed model {last}" if last else "")
+
+  vocab = steps.vocab_for(config.model.init_checkpoint, config.model.vocab_file)
+  pre_key = _key(resolved.fingerprint, task, task_config and fileio.read_text(task_config),
+                 fileio.sha256_file(vocab), d.do_lower_case, d.max_seq_length, d.num_shards,
+                 d.compression, d.beam_args)
+  examples = os.path.join(work, "examples", pre_key)
+  if _step("preprocess", examples, pre_key):
+    steps.preprocess(data_dir, examples, task, task_config, vocab, d.do_lower_case,
+                     d.max_seq_length, d.num_shards, d.compression,
+                     list(d.beam_args) + ["--overwrite"])
+    _mark_done(examples, pre_key)
+
+  from bertline.pipeline.pipeline import train_flags
+  flags = train_flags(config)
+  warm = last if config.train.warm_start else ""
+  train_key = _key(pre_key, config.model.init_checkpoint, flags, warm)
+  model_dir = os.path.join(work, "model", train_key)
+  if _step("train", model_dir, train_key):
+    steps.train(examples, model_dir, config.model.init_checkpoint, flags, warm)
+    _mark_done(model_dir, train_key)
+
+  baseline = last if e.baseline == "last_pushed" else ""
+  eval_key = _key(train_key, e.split, e.thresholds, baseline, e.max_regression)
+  eval_dir = os.path.join(work, "evaluation", eval_key)
+  result = steps.evaluate(model_dir, examples, eval_dir, e.split, e.thresholds, baseline,
+                          e.max_regression)
+  _print_metrics(result, model_dir)
+
+  pushed, answer = "", None
+  if result.blessed:
+    pushed = steps.export_and_push(model_dir, os.path.join(work, "export", train_key),
+                                   config.push.to, config.push.force, evaluation_dir=eval_dir)
+    print(f"pushed: {pushed}")
+    if sentence:
+      answer = ask(pushed, sentence)
+      print(f"{pushed} says {sentence!r} is {answer.get('label', answer)}")
+  else:
+    print("not blessed: export and push skipped (see "
+          f"{os.path.join(eval_dir, 'blessing.json')})")
+  log.info("Pipeline finished in %.0fs", time.time() - started)
+  return RunResult(result.metrics, result.blessing, result.blessed, pushed, answer)
+
+
+def _print_metrics(result: steps.Evaluation, model_dir: str) -> None:
+  scalars = steps.scalar_metrics(result.metrics)
+  print("metrics: " + ", ".join(f"{k}={v:.4g}" for k, v in scalars.items()))
+  labels, matrix = steps.confusion(result.metrics, model_dir)
+  width = max(len(label) for label in labels)
+  print("confusion matrix (rows: true, columns: predicted):")
+  print(" " * (width + 2) + " ".join(f"{label[:8]:>8}" for label in labels))
+  for label, row in zip(labels, matrix):
+    print(f"  {label:<{width}}" + " ".join(f"{v:>8}" for v in row))
+  print(f"blessed: {result.blessed}")
+  for reason in result.blessing.get("reasons", []):
+    print(f"  {reason}")
+
+
+def ask(model_path: str, text_a: str, text_b: Optional[str] = None) -> Dict[str, Any]:
+  """Calls a pushed SavedModel's raw-text signature on one example (no bertline code involved).
+
+  Returns the outputs as Python values, plus "label" (the predicted label
+  name) when the model gives one.
+  """
+  import tensorflow as tf
+  model = tf.saved_model.load(model_path)
+  signature = model.signatures["serving_default"]
+  _, wanted = signature.structured_input_signature
+  inputs = {"text_a": tf.constant([text_a])}
+  if "text_b" in wanted:
+    inputs["text_b"] = tf.constant([text_b or ""])
+  outputs = {k: v.numpy()[0] for k, v in signature(**inputs).items()}
+  answer: Dict[str, Any] = {}
+  for name, value in outputs.items():
+    if isinstance(value, bytes):
+      value = value.decode("utf-8")
+    elif hasattr(value, "tolist"):
+      value = value.tolist()
+      value = value.decode("utf-8") if isinstance(value, bytes) else value
+    answer[name] = value
+  for name in ("label", "label_name", "predicted_label", "labels"):
+    if isinstance(answer.get(name), str):
+      answer["label"] = answer[name]
+      break
+  return answer
+
+
+def main(argv: List[str]) -> int:
+  args = build_parser().parse_args(argv)
+  config = config_lib.load(args.config, args.overrides)
+  result = run(config, args.work_dir, args.run_date, args.sentence)
+  return 0

@@ -1,0 +1,128 @@
+"""The Kubeflow pipeline: resolve data -> preprocess -> train -> evaluate -> [blessed] export+push.
+
+The function only wires steps (components/kfp_components.py); the run config
+(pipeline/config.py) gives the image, each task's resources, retries and
+caching, and the defaults of the pipeline's parameters, which a submission or
+a schedule may override.
+
+Caching never serves a stale result: resolve_data runs every time (no cache)
+and hands the steps after it a fingerprint of the data files and the path of
+the model in production, so their cache keys change whenever either does. A
+data path with `{date}` reads a new prefix each day.
+"""
+
+from typing import Any, Callable, Dict
+
+from kfp import dsl
+
+from bertline.components import kfp_components
+from bertline.pipeline import config as config_lib
+
+PIPELINE_DESCRIPTION = ("bertline: fine-tune a BERT-family text classifier — Beam preprocess, "
+                        "TF2 train, evaluate with a blessing, export and push when blessed.")
+
+
+def _apply(task: dsl.PipelineTask, res: config_lib.StepResources, caching: bool) -> dsl.PipelineTask:
+  """Sets one task's CPU/memory, accelerator, retries and caching."""
+  task.set_cpu_request(res.cpu).set_cpu_limit(res.cpu)
+  task.set_memory_request(res.memory).set_memory_limit(res.memory)
+  if res.accelerator_type:
+    task.set_accelerator_type(res.accelerator_type).set_accelerator_limit(res.accelerator_count)
+  if res.retries:
+    # Preemption kills the pod; the retried task resumes from its model_dir.
+    task.set_retry(num_retries=res.retries, backoff_duration="60s", backoff_factor=2.0)
+  task.set_caching_options(caching)
+  return task
+
+
+def train_flags(config: config_lib.RunConfig) -> Dict[str, Any]:
+  """The `bertline train` flags of a config (unset ones left to the trainer)."""
+  values = config_lib.configs.to_dict(config.train)
+  values.pop("warm_start")
+  return {k: v for k, v in sorted(values.items()) if v not in (None, "", False)}
+
+
+def parameters(config: config_lib.RunConfig) -> Dict[str, Any]:
+  """The pipeline's run-time parameters from a config (submission arguments)."""
+  d, e = config.data, config.evaluate
+  return {
+      "data_path": d.path, "builtin_data": d.builtin, "data_limit": d.limit, "task": d.task,
+      "task_config": d.task_config, "run_date": "",
+      "init_checkpoint": config.model.init_checkpoint, "vocab_file": config.model.vocab_file,
+      "do_lower_case": d.do_lower_case, "max_seq_length": d.max_seq_length,
+      "num_shards": d.num_shards, "compression": d.compression, "beam_args": list(d.beam_args),
+      "train_flags": train_flags(config), "warm_start": config.train.warm_start,
+      "eval_split": e.split, "thresholds": dict(e.thresholds), "baseline": e.baseline,
+      "max_regression": e.max_regression, "push_to": config.push.to,
+      "force_push": config.push.force,
+  }
+
+
+def build(config: config_lib.RunConfig) -> Callable:
+  """The pipeline function for `config`'s image and resources; its defaults are `config`'s."""
+  ops = kfp_components.make(config.pipeline.image)
+  p = config.pipeline
+  defaults = parameters(config)
+
+  @dsl.pipeline(name=p.name, description=PIPELINE_DESCRIPTION,
+                pipeline_root=p.pipeline_root or None)
+  def bertline_pipeline(
+      data_path: str = defaults["data_path"],
+      builtin_data: str = defaults["builtin_data"],
+      data_limit: int = defaults["data_limit"],
+      task: str = defaults["task"],
+      task_config: str = defaults["task_config"],
+      run_date: str = defaults["run_date"],
+      init_checkpoint: str = defaults["init_checkpoint"],
+      vocab_file: str = defaults["vocab_file"],
+      do_lower_case: bool = defaults["do_lower_case"],
+      max_seq_length: int = defaults["max_seq_length"],
+      num_shards: int = defaults["num_shards"],
+      compression: str = defaults["compression"],
+      beam_args: list = defaults["beam_args"],
+      train_flags: dict = defaults["train_flags"],
+      warm_start: bool = defaults["warm_start"],
+      eval_split: str = defaults["eval_split"],
+      thresholds: dict = defaults["thresholds"],
+      baseline: str = defaults["baseline"],
+      max_regression: float = defaults["max_regression"],
+      push_to: str = defaults["push_to"],
+      force_push: bool = defaults["force_push"],
+  ):
+    data = ops.resolve_data(
+        data_path=data_path, builtin=builtin_data, limit=data_limit, task=task,
+        task_config=task_config, run_date=run_date,
+        run_time=dsl.PIPELINE_JOB_CREATE_TIME_UTC_PLACEHOLDER, push_to=push_to,
+        warm_start=warm_start, baseline=baseline).set_display_name("resolve data")
+    # Always re-run: it is what makes every later cache key honest.
+    _apply(data, p.preprocess, caching=False)
+
+    examples = ops.preprocess(
+        corpus=data.outputs["corpus"], builtin=builtin_data, data_dir=data.outputs["data_dir"],
+        task=data.outputs["task"], task_config=data.outputs["task_config"],
+        fingerprint=data.outputs["fingerprint"], init_checkpoint=init_checkpoint,
+        vocab_file=vocab_file, do_lower_case=do_lower_case, max_seq_length=max_seq_length,
+        num_shards=num_shards, compression=compression,
+        beam_args=beam_args).set_display_name("preprocess")
+    _apply(examples, p.preprocess, p.caching)
+
+    trained = ops.train(
+        examples=examples.outputs["examples"], init_checkpoint=init_checkpoint,
+        train_flags=train_flags,
+        warm_start_from=data.outputs["warm_start_from"]).set_display_name("train")
+    _apply(trained, p.train, p.caching)
+
+    evaluated = ops.evaluate(
+        examples=examples.outputs["examples"], model=trained.outputs["model"], split=eval_split,
+        thresholds=thresholds, baseline_model=data.outputs["baseline_model"],
+        max_regression=max_regression).set_display_name("evaluate")
+    _apply(evaluated, p.evaluate, p.caching)
+
+    with dsl.If(evaluated.outputs["blessed"] == True, name="blessed"):  # noqa: E712 (kfp DSL)
+      pushed = ops.export_push(
+          model=trained.outputs["model"], evaluation=evaluated.outputs["evaluation"],
+          push_to=push_to, force=force_push).set_display_name("export and push")
+      # Never cached: the registry, not a cache entry, says whether a model is there.
+      _apply(pushed, p.push, caching=False)
+
+  return bertline_pipeline

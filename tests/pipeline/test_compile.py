@@ -1,0 +1,95 @@
+"""pipeline.yaml: compiled from one place, guarded against drift, naming what it must."""
+
+import os
+
+import pytest
+import yaml
+
+from bertline.pipeline import compile as compile_lib
+from bertline.pipeline import config as config_lib
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
+CHECKED_IN = os.path.join(ROOT, "pipeline.yaml")
+
+
+def _compile(tmp_path, config):
+  path = str(tmp_path / "pipeline.yaml")
+  compile_lib.compile_pipeline(config, path)
+  with open(path) as f:
+    return f.read()
+
+
+def test_checked_in_pipeline_yaml_is_a_fresh_compile(tmp_path):
+  fresh = _compile(tmp_path, config_lib.defaults())
+  with open(CHECKED_IN) as f:
+    checked_in = f.read()
+  assert fresh == checked_in, ("pipeline.yaml differs from a fresh compile: run `make pipeline` "
+                               "(bertline compile --output pipeline.yaml) and commit it")
+
+
+@pytest.fixture(scope="module")
+def spec():
+  with open(CHECKED_IN) as f:
+    return yaml.safe_load(f)
+
+
+def _executor(spec, task):
+  dag = spec["root"]["dag"]["tasks"]
+  comp = (dag[task] if task in dag else
+          spec["components"]["comp-condition-1"]["dag"]["tasks"][task])["componentRef"]["name"]
+  return spec["deploymentSpec"]["executors"][spec["components"][comp]["executorLabel"]]["container"]
+
+
+def test_every_task_runs_the_image_with_resources(spec):
+  for task in ("resolve-data", "preprocess", "train", "evaluate", "export-push"):
+    container = _executor(spec, task)
+    assert container["image"] == config_lib.DEFAULT_IMAGE
+    assert container["resources"]["resourceCpuRequest"] and container["resources"]["resourceMemoryLimit"]
+  train = _executor(spec, "train")["resources"]
+  assert train["accelerator"]["resourceType"] == "NVIDIA_TESLA_T4"
+  assert train["accelerator"]["resourceCount"] == "1"
+  assert train["resourceMemoryRequest"] == "32G"
+
+
+def test_export_push_runs_only_when_blessed(spec):
+  dag = spec["root"]["dag"]["tasks"]
+  assert "export-push" not in dag
+  condition = dag["condition-1"]["triggerPolicy"]["condition"]
+  assert condition == "inputs.parameter_values['pipelinechannel--evaluate-blessed'] == true"
+  inner = spec["components"]["comp-condition-1"]["dag"]["tasks"]
+  assert list(inner) == ["export-push"]
+  outputs = spec["components"]["comp-evaluate"]["outputDefinitions"]
+  assert outputs["parameters"]["blessed"]["parameterType"] == "BOOLEAN"
+  assert outputs["artifacts"]["metrics"]["artifactType"]["schemaTitle"] == "system.Metrics"
+  assert (outputs["artifacts"]["confusion"]["artifactType"]["schemaTitle"]
+          == "system.ClassificationMetrics")
+
+
+def test_retries_and_caching(spec):
+  dag = spec["root"]["dag"]["tasks"]
+  assert dag["train"]["retryPolicy"]["maxRetryCount"] == 3
+  assert dag["preprocess"]["cachingOptions"] == {"enableCache": True}
+  # The data resolver is never cached, and its data fingerprint feeds preprocess's cache key.
+  assert dag["resolve-data"]["cachingOptions"] == {}
+  fingerprint = dag["preprocess"]["inputs"]["parameters"]["fingerprint"]
+  assert fingerprint["taskOutputParameter"] == {"outputParameterKey": "fingerprint",
+                                                "producerTask": "resolve-data"}
+  baseline = dag["evaluate"]["inputs"]["parameters"]["baseline_model"]
+  assert baseline["taskOutputParameter"]["producerTask"] == "resolve-data"
+
+
+def test_config_sets_image_tpu_and_caching(tmp_path):
+  config = config_lib.defaults([
+      "pipeline.image=us-docker.pkg.dev/p/bertline/bertline:9", "pipeline.caching=false",
+      "pipeline.train.accelerator_type=TPU_V3", "pipeline.train.accelerator_count=8",
+      "pipeline.train.retries=0", "train.strategy=tpu", "train.max_steps=7"])
+  spec = yaml.safe_load(_compile(tmp_path, config))
+  train = _executor(spec, "train")
+  assert train["image"] == "us-docker.pkg.dev/p/bertline/bertline:9"
+  assert train["resources"]["accelerator"]["resourceType"] == "TPU_V3"
+  assert train["resources"]["accelerator"]["resourceCount"] == "8"
+  dag = spec["root"]["dag"]["tasks"]
+  assert "retryPolicy" not in dag["train"]
+  assert dag["preprocess"]["cachingOptions"] == {}
+  defaults = spec["root"]["inputDefinitions"]["parameters"]
+  assert defaults["train_flags"]["defaultValue"] == {"max_steps": 7, "strategy": "tpu"}

@@ -1,0 +1,134 @@
+"""The run config: every error names the key, the bad value and what is valid."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from bertline.configs import ConfigError
+from bertline.pipeline import config as config_lib
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
+EXAMPLES = os.path.join(ROOT, "examples")
+
+VALID = {
+    "data": {"path": "gs://bucket/tsv/{date}", "task": "mrpc", "max_seq_length": 64},
+    "train": {"epochs": 2, "learning_rate": 3.0e-5},
+    "evaluate": {"thresholds": {"eval_accuracy": 0.8}, "baseline": "last_pushed"},
+    "push": {"to": "gs://bucket/models/mrpc"},
+}
+
+
+def _write(tmp_path, data, name="run.yaml"):
+  path = tmp_path / name
+  path.write_text(yaml.safe_dump(data))
+  return str(path)
+
+
+@pytest.mark.parametrize("name", sorted(f for f in os.listdir(EXAMPLES) if f.endswith(".yaml")))
+def test_every_example_config_loads(name):
+  config = config_lib.load(os.path.join(EXAMPLES, name))
+  assert config.push.to and config.pipeline.image
+
+
+def test_valid_config_round_trips(tmp_path):
+  config = config_lib.load(_write(tmp_path, VALID))
+  assert config.train.epochs == 2.0 and config.train.learning_rate == 3.0e-5
+  assert config.evaluate.thresholds == {"eval_accuracy": 0.8}
+  assert config.pipeline.train.accelerator_type == "NVIDIA_TESLA_T4"
+  again = config_lib.from_dict(config.to_dict())
+  assert again == config
+
+
+def test_unknown_key_names_it_and_the_valid_keys(tmp_path):
+  data = dict(VALID, train={"epoch": 3})
+  path = _write(tmp_path, data)
+  with pytest.raises(ConfigError) as e:
+    config_lib.load(path)
+  message = str(e.value)
+  assert path in message and "train" in message and "'epoch'" in message
+  assert "epochs" in message and "learning_rate" in message  # the valid keys
+
+
+def test_unknown_section(tmp_path):
+  with pytest.raises(ConfigError, match=r"unknown key 'trainer'.*valid keys are: .*train"):
+    config_lib.load(_write(tmp_path, dict(VALID, trainer={})))
+
+
+@pytest.mark.parametrize("section,key,value,expected", [
+    ("train", "batch_size", "big", "expected an integer, got 'big'"),
+    ("train", "learning_rate", "fast", "expected a number, got 'fast'"),
+    ("data", "do_lower_case", "yes please", "expected true or false"),
+    ("evaluate", "thresholds", [0.9], "expected a mapping"),
+])
+def test_wrong_type_names_the_key_and_value(tmp_path, section, key, value, expected):
+  data = {k: dict(v) for k, v in VALID.items()}
+  data[section][key] = value
+  with pytest.raises(ConfigError) as e:
+    config_lib.load(_write(tmp_path, data))
+  assert f"{section}.{key}" in str(e.value) and expected in str(e.value)
+
+
+def test_missing_data_path_says_what_to_set(tmp_path):
+  data = dict(VALID, data={"task": "mrpc"})
+  with pytest.raises(ConfigError, match=r"data\.path is missing.*data\.builtin.*tweets"):
+    config_lib.load(_write(tmp_path, data))
+
+
+@pytest.mark.parametrize("key,value,choices", [
+    ("train.strategy", "fastest", "'mirrored'"),
+    ("data.builtin", "imdb", "'tweets'"),
+    ("evaluate.baseline", "production", "'last_pushed'"),
+    ("pipeline.train.accelerator_type", "K80", "'NVIDIA_TESLA_T4'"),
+])
+def test_bad_choice_lists_the_valid_ones(key, value, choices):
+  with pytest.raises(ConfigError) as e:
+    config_lib.from_dict(VALID, overrides=[f"{key}={value}"])
+  assert key in str(e.value) and repr(value) in str(e.value) and choices in str(e.value)
+
+
+def test_accelerator_needs_a_count_and_tpu_needs_the_tpu_strategy():
+  with pytest.raises(ConfigError, match=r"pipeline\.train\.accelerator_count is 0"):
+    config_lib.from_dict(VALID, overrides=["pipeline.train.accelerator_count=0"])
+  with pytest.raises(ConfigError, match=r"train\.strategy 'mirrored' cannot use .*TPU_V3"):
+    config_lib.from_dict(VALID, overrides=["pipeline.train.accelerator_type=TPU_V3",
+                                           "train.strategy=mirrored"])
+  tpu = config_lib.from_dict(VALID, overrides=["pipeline.train.accelerator_type=TPU_V3",
+                                               "pipeline.train.accelerator_count=8",
+                                               "train.strategy=tpu"])
+  assert tpu.pipeline.train.accelerator_count == 8
+
+
+def test_overrides_are_typed_and_checked(tmp_path):
+  path = _write(tmp_path, VALID)
+  config = config_lib.load(path, ["train.max_steps=50", "pipeline.caching=false",
+                                  "data.beam_args=[--runner, DirectRunner]"])
+  assert config.train.max_steps == 50 and config.pipeline.caching is False
+  assert config.data.beam_args == ["--runner", "DirectRunner"]
+  with pytest.raises(ConfigError, match=r"unknown key 'max_step'"):
+    config_lib.load(path, ["train.max_step=50"])
+  with pytest.raises(ConfigError, match=r"train\.max_steps.*expected an integer, got 'many'"):
+    config_lib.load(path, ["train.max_steps=many"])
+  with pytest.raises(ConfigError, match=r"expected KEY=VALUE"):
+    config_lib.load(path, ["train.max_steps"])
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+  with pytest.raises(FileNotFoundError, match=r"config file .*nope.yaml not found"):
+    config_lib.load(str(tmp_path / "nope.yaml"))
+  bad = tmp_path / "bad.yaml"
+  bad.write_text("train: [unclosed\n")
+  with pytest.raises(ConfigError, match=r"bad.yaml: not valid YAML"):
+    config_lib.load(str(bad))
+
+
+def test_cli_reports_a_bad_config_in_one_line(tmp_path):
+  path = _write(tmp_path, dict(VALID, train={"epoch": 3}))
+  result = subprocess.run([sys.executable, "-m", "bertline", "run", "--config", path],
+                          capture_output=True, text=True, timeout=120)
+  assert result.returncode == 2
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith("bertline run: error: ") and "'epoch'" in last
+  assert "Traceback" not in result.stderr
