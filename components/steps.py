@@ -284,8 +284,8 @@ def export_and_push(model_dir: str, export_dir: str, push_to: str, force: bool =
                     evaluation_dir: str = "") -> str:
   """`bertline export` then `bertline push`; returns the pushed model's path.
 
-  The evaluation's blessing.json travels with the export (push reads it to
-  refuse an unblessed model) when it sits in `model_dir`'s evaluation dir.
+  Push reads the blessing.json in `evaluation_dir` (the evaluate step's
+  output) and refuses an unblessed model unless `force`.
   """
   existing = _versions(export_dir)
   if not existing:
@@ -299,8 +299,11 @@ def export_and_push(model_dir: str, export_dir: str, push_to: str, force: bool =
   if fileio.exists(fileio.join(pushed, schema.PUSH_COMPLETE_MARKER)):
     log.info("%s is already pushed to %s", exported, pushed)
     return pushed
-  _call_stage("bertline.evaluator.push", ["--model", exported, "--to", push_to] +
-              (["--force"] if force else []))
+  argv = ["--model", exported, "--to", push_to]
+  blessing = fileio.join(evaluation_dir, schema.BLESSING_FILE) if evaluation_dir else ""
+  if blessing and fileio.exists(blessing):
+    argv += ["--blessing", blessing]
+  _call_stage("bertline.evaluator.push", argv + (["--force"] if force else []))
   return pushed
 
 

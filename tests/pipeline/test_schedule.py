@@ -1,0 +1,153 @@
+"""Submission and scheduling: crons, checks before sending, and the requests a KFP server gets."""
+
+import http.server
+import io
+import json
+import os
+import threading
+
+import pytest
+
+from bertline.pipeline import schedule, submit
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
+MRPC = os.path.join(ROOT, "examples", "kubeflow_mrpc.yaml")
+
+
+@pytest.mark.parametrize("cron,vertex,kubeflow", [
+    ("0 3 * * 1", "0 3 * * 1", "0 0 3 * * 1"),
+    ("  */15   2-5 1,15 * MON-FRI ", "*/15 2-5 1,15 * MON-FRI", "0 */15 2-5 1,15 * MON-FRI"),
+    ("30 23 28-31 * *", "30 23 28-31 * *", "0 30 23 28-31 * *"),
+    ("0 0 1 jan,JUL *", "0 0 1 jan,JUL *", "0 0 0 1 jan,JUL *"),
+    ("TZ=UTC 0 6 * * 0", "TZ=UTC 0 6 * * 0", "0 0 6 * * 0"),
+])
+def test_valid_crons(cron, vertex, kubeflow):
+  parsed = schedule.parse_cron(cron)
+  assert parsed.vertex() == vertex
+  assert parsed.kubeflow() == kubeflow
+
+
+def test_time_zone_goes_to_vertex_and_is_refused_by_kubeflow():
+  parsed = schedule.parse_cron("TZ=Europe/Paris 0 3 * * 1")
+  assert parsed.vertex() == "TZ=Europe/Paris 0 3 * * 1"
+  with pytest.raises(ValueError, match=r"TZ=Europe/Paris: Kubeflow recurring runs .*UTC"):
+    parsed.kubeflow()
+  assert schedule.parse_cron("CRON_TZ=America/New_York 0 3 * * *").timezone == "America/New_York"
+
+
+@pytest.mark.parametrize("cron,message", [
+    ("0 0 3 * * 1", r"has 6 fields; write five.*drop the seconds"),
+    ("0 3 * *", r"has 4 fields"),
+    ("", r"write five fields"),
+    ("@weekly", r"write five fields"),
+    ("60 3 * * 1", r"minute 60 is out of range 0-59"),
+    ("0 24 * * 1", r"hour 24 is out of range 0-23"),
+    ("0 3 0 * *", r"day-of-month 0 is out of range 1-31"),
+    ("0 3 * 13 *", r"month 13 is out of range 1-12"),
+    ("0 3 * * 7", r"day-of-week 7 .* use 0 or SUN"),
+    ("0 3 * * FUN", r"day-of-week field has 'FUN'; use 0-6 or SUN-SAT"),
+    ("*/0 3 * * *", r"minute step '0' must be a positive number"),
+    ("0 5-2 * * *", r"hour range 5-2 runs backwards"),
+    ("TZ=Mars/Olympus 0 3 * * 1", r"unknown time zone 'Mars/Olympus'"),
+])
+def test_invalid_crons_say_which_field(cron, message):
+  with pytest.raises(ValueError, match=message):
+    schedule.parse_cron(cron)
+
+
+class _FakeKfp(http.server.BaseHTTPRequestHandler):
+  """Just enough of the Kubeflow Pipelines v2beta1 REST API; records every request."""
+
+  requests = []
+
+  def _answer(self):
+    length = int(self.headers.get("Content-Length") or 0)
+    body = self.rfile.read(length)
+    self.requests.append((self.command, self.path.split("?")[0], json.loads(body) if body else None))
+    self.send_response(200)
+    self.send_header("Content-Type", "application/json")
+    self.end_headers()
+    self.wfile.write(json.dumps({"experiment_id": "exp-1", "run_id": "run-1",
+                                 "recurring_run_id": "rec-1", "experiments": []}).encode())
+
+  do_GET = do_POST = _answer
+
+  def log_message(self, *args):
+    pass
+
+
+@pytest.fixture
+def kfp_server():
+  _FakeKfp.requests = []
+  server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FakeKfp)
+  thread = threading.Thread(target=server.serve_forever, daemon=True)
+  thread.start()
+  yield f"http://127.0.0.1:{server.server_port}", _FakeKfp.requests
+  server.shutdown()
+  server.server_close()
+
+
+def _posted(requests, path):
+  return [body for method, p, body in requests if method == "POST" and p == path]
+
+
+def test_schedule_on_kubeflow_sends_six_field_cron_and_config_arguments(kfp_server):
+  host, requests = kfp_server
+  out = io.StringIO()
+  assert schedule.main(["--config", MRPC, "--cron", "15 4 * * 1", "--host", host,
+                        "--set", "train.max_steps=9"], out=out) == 0
+  assert "rec-1 (0 15 4 * * 1)" in out.getvalue()
+  (body,) = _posted(requests, "/apis/v2beta1/recurringruns")
+  assert body["trigger"]["cron_schedule"]["cron"] == "0 15 4 * * 1"
+  assert body["max_concurrency"] == "1"
+  assert body["no_catchup"] is True
+  params = body["runtime_config"]["parameters"]
+  assert params["data_path"] == "gs://my-bucket/glue/MRPC/{date}"
+  assert params["run_date"] == ""  # each scheduled run uses its own date
+  assert params["baseline"] == "last_pushed"
+  assert params["train_flags"]["max_steps"] == 9
+  assert body["runtime_config"]["pipeline_root"] == "gs://my-bucket/pipeline_root"
+  executors = body["pipeline_spec"]["deploymentSpec"]["executors"]
+  assert {e["container"]["image"] for e in executors.values()} == {
+      "us-docker.pkg.dev/my-project/bertline/bertline:0.1.0"}
+
+
+def test_submit_to_kubeflow_creates_one_run(kfp_server):
+  host, requests = kfp_server
+  out = io.StringIO()
+  assert submit.main(["--config", MRPC, "--host", host, "--run-date", "2026-11-23"], out=out) == 0
+  assert "Kubeflow run run-1" in out.getvalue()
+  (body,) = _posted(requests, "/apis/v2beta1/runs")
+  assert body["runtime_config"]["parameters"]["run_date"] == "2026-11-23"
+  assert body["pipeline_spec"]["pipelineInfo"]["name"] == "bertline-mrpc"
+
+
+def test_schedule_refuses_a_time_zone_on_kubeflow_before_sending(kfp_server):
+  host, requests = kfp_server
+  with pytest.raises(ValueError, match="TZ=Europe/Paris"):
+    schedule.main(["--config", MRPC, "--host", host])  # the config's cron has TZ=Europe/Paris
+  assert requests == []
+
+
+def test_vertex_dry_run_keeps_the_time_zone():
+  out = io.StringIO()
+  assert schedule.main(["--config", MRPC, "--vertex", "--project", "p", "--region",
+                        "europe-west4", "--dry-run"], out=out) == 0
+  plan = json.loads(out.getvalue())
+  assert plan["cron"] == "TZ=Europe/Paris 0 3 * * 1" and plan["target"] == "vertex"
+
+
+def test_vertex_checks(tmp_path):
+  with pytest.raises(ValueError, match=r"--vertex needs --region"):
+    submit.main(["--config", MRPC, "--vertex", "--project", "p"])
+  with pytest.raises(ValueError, match=r"push\.to 'registry' is a local path"):
+    submit.main(["--config", MRPC, "--vertex", "--project", "p", "--region", "r",
+                 "--set", "push.to=registry"])
+  with pytest.raises(ValueError, match=r"pipeline\.pipeline_root .*gs://BUCKET"):
+    submit.main(["--config", MRPC, "--vertex", "--project", "p", "--region", "r",
+                 "--set", "pipeline.pipeline_root="])
+  try:
+    import google.cloud.aiplatform  # noqa: F401
+  except ImportError:
+    with pytest.raises(ValueError, match=r"pip install google-cloud-aiplatform"):
+      submit.main(["--config", MRPC, "--vertex", "--project", "p", "--region", "r"])
