@@ -99,7 +99,7 @@ def test_schedule_on_kubeflow_sends_six_field_cron_and_config_arguments(kfp_serv
   assert "rec-1 (0 15 4 * * 1)" in out.getvalue()
   (body,) = _posted(requests, "/apis/v2beta1/recurringruns")
   assert body["trigger"]["cron_schedule"]["cron"] == "0 15 4 * * 1"
-  assert body["max_concurrency"] == "1"
+  assert body["max_concurrency"] == 1
   assert body["no_catchup"] is True
   params = body["runtime_config"]["parameters"]
   assert params["data_path"] == "gs://my-bucket/glue/MRPC/{date}"
