@@ -1,0 +1,297 @@
+"""`bertline export`: a versioned SavedModel that serves raw text.
+
+    bertline export --model-dir work/model --export-dir work/export
+
+writes work/export/<version>/ (a numeric version: TF Serving's layout) with
+three signatures:
+
+* `serving_default`: text_a (and, for sentence-pair tasks, text_b) string [b]
+  -> probabilities float32 [b, n], label_id int32 [b], label string [b].
+  Tokenized in the graph by the preprocess stage's own BertTokenizer and
+  pack_features, so a client in Java, Go or curl sends text and never
+  re-implements WordPiece.
+* `serve_features`: input_ids / input_mask / segment_ids int32 [b, s] -> the
+  same outputs (run_classifier's serving_input_fn).
+* `serve_examples`: serialized tf.Example string [b] (preprocess output) ->
+  the same outputs.
+
+assets/ holds vocab.txt, labels.txt and bertline_metadata.json (data
+metadata, metrics, train and model config); assets.extra/blessing.json the
+blessing when the model_dir has one (push reads it). The graph uses core
+TensorFlow and tensorflow-text ops only. The version is written to a hidden
+temporary directory and renamed into place: E/<version> is whole or absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from typing import Any, Dict, List, Optional
+
+from bertline import fileio, schema
+from bertline.evaluator import predict
+
+log = logging.getLogger("bertline.export")
+
+EXPORT_FORMAT_VERSION = 1
+TEXT_A = "text_a"
+TEXT_B = "text_b"
+OUTPUT_PROBABILITIES = "probabilities"
+OUTPUT_LABEL_ID = "label_id"
+OUTPUT_LABEL = "label"
+
+
+def _serving_module(classifier, tokenizer, labels: List[str], max_seq_length: int,
+                    has_text_b: bool):
+  """A tf.Module holding the classifier, the tokenizer and the three signatures."""
+  import tensorflow as tf
+
+  from bertline.preprocessing import features as features_lib
+
+  class ServingModule(tf.Module):
+
+    def __init__(self):
+      super().__init__(name="bertline_serving")
+      self.classifier = classifier
+      self.tokenizer = tokenizer
+      self.label_names = tf.constant(labels, tf.string)
+
+    def _outputs(self, input_ids, input_mask, segment_ids) -> Dict[str, tf.Tensor]:
+      input_ids = tf.cast(input_ids, tf.int32)
+      input_mask = tf.cast(input_mask, tf.int32)
+      segment_ids = tf.cast(segment_ids, tf.int32)
+      # Cut the batch to its longest real sequence: exact (the mask hides the
+      # rest) and much cheaper for short texts padded to max_seq_length.
+      length = tf.maximum(tf.reduce_max(tf.reduce_sum(input_mask, axis=1)), 1)
+      inputs = {schema.INPUT_IDS: input_ids[:, :length],
+                schema.INPUT_MASK: input_mask[:, :length],
+                schema.SEGMENT_IDS: segment_ids[:, :length]}
+      probabilities = self.classifier(inputs, training=False)["probabilities"]
+      label_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+      return {OUTPUT_PROBABILITIES: probabilities, OUTPUT_LABEL_ID: label_id,
+              OUTPUT_LABEL: tf.gather(self.label_names, label_id)}
+
+    def text_features(self, text_a, text_b=None) -> Dict[str, tf.Tensor]:
+      """preprocess's tokenize + pack, verbatim: the same functions, the same graph ops."""
+      ids_b = None if text_b is None else self.tokenizer.tokenize(text_b)
+      return features_lib.pack_features(self.tokenizer.tokenize(text_a), ids_b, max_seq_length,
+                                        self.tokenizer.cls_id, self.tokenizer.sep_id)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name=name)
+                                  for name in schema.SEQUENCE_FEATURES])
+    def serve_features(self, input_ids, input_mask, segment_ids):
+      return self._outputs(input_ids, input_mask, segment_ids)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_examples(self, examples):
+      spec = {name: tf.io.FixedLenFeature([max_seq_length], tf.int64)
+              for name in schema.SEQUENCE_FEATURES}
+      parsed = tf.io.parse_example(examples, spec)
+      return self._outputs(*(parsed[name] for name in schema.SEQUENCE_FEATURES))
+
+  module = ServingModule()
+  # text -> features as a saved function too (not a signature): anyone can
+  # check, from the SavedModel alone, the ids the served model reads.
+  if has_text_b:
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=TEXT_A),
+                                  tf.TensorSpec([None], tf.string, name=TEXT_B)])
+    def text_to_features(text_a, text_b):
+      return module.text_features(text_a, text_b)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=TEXT_A),
+                                  tf.TensorSpec([None], tf.string, name=TEXT_B)])
+    def serve_text(text_a, text_b):
+      f = module.text_features(text_a, text_b)
+      return module._outputs(*(f[name] for name in schema.SEQUENCE_FEATURES))
+  else:
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=TEXT_A)])
+    def text_to_features(text_a):
+      return module.text_features(text_a)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=TEXT_A)])
+    def serve_text(text_a):
+      f = module.text_features(text_a)
+      return module._outputs(*(f[name] for name in schema.SEQUENCE_FEATURES))
+  module.text_to_features = text_to_features
+  module.serve_text = serve_text
+  signatures = {
+      schema.SIGNATURE_TEXT: serve_text.get_concrete_function(),
+      schema.SIGNATURE_FEATURES: module.serve_features.get_concrete_function(),
+      schema.SIGNATURE_EXAMPLES: module.serve_examples.get_concrete_function(),
+  }
+  return module, signatures
+
+
+# Ops of the graph that are not core TensorFlow: all from tensorflow-text, and
+# all linked by stock TensorFlow Serving of the same release (test_export
+# checks the exported graph against this list).
+TF_TEXT_OPS = ("FastWordpieceTokenizeWithOffsets",)
+
+
+def _next_version(export_dir: str) -> str:
+  """Seconds since the epoch (TF Estimator's and TFX's convention), above any existing."""
+  version = int(time.time())
+  existing = [int(n) for n in os.listdir(export_dir) if n.isdigit()] if os.path.isdir(
+      export_dir) else []
+  return str(max([version] + [v + 1 for v in existing]))
+
+
+def _metadata(loaded: predict.LoadedModel, version: str, has_blessing: bool) -> Dict[str, Any]:
+  metrics_path = fileio.join(loaded.model_dir, schema.METRICS_FILE)
+  metrics = json.loads(fileio.read_text(metrics_path)) if fileio.exists(metrics_path) else None
+  meta = loaded.data_metadata
+  return {
+      "format_version": EXPORT_FORMAT_VERSION,
+      "version": int(version),
+      "model_dir": os.path.abspath(loaded.model_dir),
+      "labels": loaded.labels,
+      "max_seq_length": meta.max_seq_length,
+      "do_lower_case": meta.do_lower_case,
+      "has_text_b": meta.has_text_b,
+      "signatures": {
+          schema.SIGNATURE_TEXT: {"inputs": [TEXT_A] + ([TEXT_B] if meta.has_text_b else []),
+                                  "outputs": [OUTPUT_PROBABILITIES, OUTPUT_LABEL_ID, OUTPUT_LABEL]},
+          schema.SIGNATURE_FEATURES: {"inputs": list(schema.SEQUENCE_FEATURES)},
+          schema.SIGNATURE_EXAMPLES: {"inputs": ["examples"]},
+      },
+      "data_metadata": meta.to_dict(),
+      "metrics": metrics,
+      "train_config": loaded.train_config,
+      "model_config": loaded.model_config,
+      "blessed": has_blessing,
+      "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+  }
+
+
+def export_model(model_dir: str, export_dir: str, version: Optional[int] = None,
+                 which: str = "best", blessing: Optional[str] = None) -> str:
+  """Exports model_dir's classifier to export_dir/<version>; returns that path.
+
+  Args:
+    model_dir: str. Training model_dir.
+    export_dir: str. Local base directory of the versions (TF Serving's model base path).
+    version: int or None. Version number (default: seconds since the epoch).
+    which: "best" or "latest" checkpoint.
+    blessing: str or None. blessing.json to store in assets.extra/ (default:
+      <model_dir>/blessing.json when evaluate wrote one there).
+  Raises:
+    FileExistsError: export_dir/<version> exists (an export is never replaced).
+  """
+  import tensorflow as tf
+
+  from bertline.preprocessing.tokenization import BertTokenizer
+
+  if "://" in export_dir:
+    raise ValueError(f"--export-dir {export_dir}: export writes locally (atomically); ship the "
+                     "version with `bertline push --to gs://...`.")
+  if version is not None and (isinstance(version, bool) or int(version) < 0):
+    raise ValueError(f"--version {version} must be a non-negative integer (TF Serving versions).")
+  version = str(int(version)) if version is not None else _next_version(export_dir)
+  final = os.path.join(export_dir, version)
+  if os.path.exists(final):
+    raise FileExistsError(f"{final} exists: version {version} was already exported and is never "
+                          "replaced. Omit --version (a new one is chosen) or pick another.")
+  blessing = blessing or (fileio.join(model_dir, schema.BLESSING_FILE)
+                          if fileio.exists(fileio.join(model_dir, schema.BLESSING_FILE)) else None)
+  if blessing and not fileio.exists(blessing):
+    raise FileNotFoundError(f"--blessing {blessing} not found; it is the blessing.json written by "
+                            "`bertline evaluate`.")
+
+  loaded = predict.load_model_dir(model_dir, which)
+  meta = loaded.data_metadata
+  if fileio.sha256_file(loaded.vocab_file) != meta.vocab_sha256:
+    raise ValueError(f"{loaded.vocab_file} is not the vocab the training data was tokenized with "
+                     f"({schema.DATA_METADATA_COPY}'s vocab_sha256); the model_dir is inconsistent.")
+  tokenizer = BertTokenizer(loaded.vocab_file, meta.do_lower_case)
+  module, signatures = _serving_module(loaded.classifier, tokenizer, loaded.labels,
+                                       meta.max_seq_length, meta.has_text_b)
+
+  os.makedirs(export_dir, exist_ok=True)
+  # Hidden and not numeric: TF Serving never picks up a half-written version.
+  tmp = os.path.join(export_dir, f".{version}.tmp-{uuid.uuid4().hex}")
+  try:
+    tf.saved_model.save(module, tmp, signatures=signatures)
+    assets = os.path.join(tmp, "assets")
+    os.makedirs(assets, exist_ok=True)
+    shutil.copyfile(loaded.vocab_file, os.path.join(assets, schema.ASSET_VOCAB))
+    with open(os.path.join(assets, schema.ASSET_LABELS), "w", encoding="utf-8") as f:
+      f.write("".join(label + "\n" for label in loaded.labels))
+    with open(os.path.join(assets, schema.ASSET_METADATA), "w", encoding="utf-8") as f:
+      json.dump(_metadata(loaded, version, bool(blessing)), f, indent=2, sort_keys=True)
+      f.write("\n")
+    if blessing:
+      os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
+      with open(os.path.join(tmp, "assets.extra", schema.BLESSING_FILE), "wb") as f:
+        f.write(fileio.read_bytes(blessing))
+    _check_export(tmp, meta.has_text_b)
+    os.rename(tmp, final)
+  finally:
+    if os.path.exists(tmp):
+      shutil.rmtree(tmp, ignore_errors=True)
+  log.info("Exported %s to %s", model_dir, final)
+  return final
+
+
+def _check_export(path: str, has_text_b: bool) -> None:
+  """Loads what was written and runs the text signature once: an export that
+  does not load is never renamed into place."""
+  import tensorflow as tf
+
+  loaded = tf.saved_model.load(path)
+  missing = {schema.SIGNATURE_TEXT, schema.SIGNATURE_FEATURES, schema.SIGNATURE_EXAMPLES} - set(
+      loaded.signatures)
+  if missing:
+    raise AssertionError(f"export {path} lacks signature(s) {sorted(missing)}")
+  args = {TEXT_A: tf.constant(["a smoke test"])}
+  if has_text_b:
+    args[TEXT_B] = tf.constant(["of the export"])
+  out = loaded.signatures[schema.SIGNATURE_TEXT](**args)
+  if out[OUTPUT_PROBABILITIES].shape[0] != 1:
+    raise AssertionError(f"export {path}: the text signature returned {out}")
+
+
+def graph_op_names(path: str) -> List[str]:
+  """Every op type in a SavedModel's graph and function library, sorted."""
+  from tensorflow.core.protobuf import saved_model_pb2
+  sm = saved_model_pb2.SavedModel()
+  with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+    sm.ParseFromString(f.read())
+  ops = set()
+  for meta_graph in sm.meta_graphs:
+    ops.update(node.op for node in meta_graph.graph_def.node)
+    for fn in meta_graph.graph_def.library.function:
+      ops.update(node.op for node in fn.node_def)
+  library = {fn.signature.name for mg in sm.meta_graphs for fn in mg.graph_def.library.function}
+  return sorted(ops - library)
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(
+      prog="bertline export",
+      description="Write <export-dir>/<version>/, a SavedModel with signatures serving_default "
+      "(raw text, tokenized in the graph), serve_features and serve_examples, for TF Serving "
+      "or Vertex AI.")
+  parser.add_argument("--model-dir", required=True, help="training model_dir")
+  parser.add_argument("--export-dir", required=True,
+                      help="local base directory of versions (TF Serving's model base path)")
+  parser.add_argument("--version", type=int,
+                      help="version number (default: seconds since the epoch); an existing "
+                      "version is refused")
+  parser.add_argument("--checkpoint", choices=("best", "latest"), default="best",
+                      help="which checkpoint (default best, else latest)")
+  parser.add_argument("--blessing", help="blessing.json to store with the export (default: "
+                      "<model-dir>/blessing.json when present); push reads it")
+  return parser
+
+
+def main(argv: List[str]) -> int:
+  args = build_parser().parse_args(argv)
+  path = export_model(args.model_dir, args.export_dir, args.version, args.checkpoint,
+                      args.blessing)
+  print(f"export: {path}")
+  return 0

@@ -1,0 +1,70 @@
+"""Shared fixtures: small real data (English tweets) and a tiny random classifier.
+
+The model_dir follows DEVELOPERS.md's layout (model_config.json, labels.txt,
+vocab.txt, data_metadata.json, train_config.json, checkpoints/ holding
+tf.train.Checkpoint(model=classifier)), built here so that the evaluator is
+tested independently of the training loop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+from bertline import corpora, resources, schema
+
+VOCAB = os.path.join(resources.minilm_dir(), "vocab.txt")
+TASKS = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "tasks")
+
+
+@pytest.fixture(scope="session")
+def tweets_data(tmp_path_factory):
+  """Preprocessed real tweets: train/dev/test, max_seq_length 40, two shards per split."""
+  from bertline.preprocessing import beam_job
+  root = tmp_path_factory.mktemp("tweets")
+  tsv, out = str(root / "tsv"), str(root / "data")
+  corpora.write_tweets_tsv(tsv, limit=600, dev_fraction=0.2, test_fraction=0.2)
+  beam_job.run(["--task-config", os.path.join(TASKS, "tweets.yaml"), "--data-dir", tsv,
+                "--vocab-file", VOCAB, "--max-seq-length", "40", "--output-dir", out,
+                "--num-shards", "2"])
+  return {"tsv": tsv, "data": out}
+
+
+def make_model_dir(path, data_dir, seed=0, with_checkpoint=True):
+  """A model_dir with a randomly initialised 2-layer, hidden-32 classifier."""
+  import keras
+  import tensorflow as tf
+  from bertline.preprocessing.tokenization import load_vocab
+  from bertline.trainer.model_config import ModelConfig
+  from bertline.trainer.modeling import BertClassifier
+
+  metadata = schema.read_metadata(data_dir)
+  os.makedirs(path, exist_ok=True)
+  config = ModelConfig(vocab_size=len(load_vocab(VOCAB)), hidden_size=32, num_hidden_layers=2,
+                       num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
+  keras.utils.set_random_seed(seed)
+  model = BertClassifier(config, num_labels=len(metadata.labels))
+  with open(os.path.join(path, schema.MODEL_CONFIG_FILE), "w") as f:
+    json.dump(config.to_dict(), f)
+  with open(os.path.join(path, schema.LABELS_FILE), "w") as f:
+    f.write("".join(label + "\n" for label in metadata.labels))
+  shutil.copyfile(VOCAB, os.path.join(path, schema.VOCAB_FILE))
+  with open(os.path.join(path, schema.DATA_METADATA_COPY), "w") as f:
+    json.dump(metadata.to_dict(), f)
+  with open(os.path.join(path, schema.TRAIN_CONFIG_FILE), "w") as f:
+    json.dump({"learning_rate": 5e-5, "seed": seed}, f)
+  if with_checkpoint:
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model),
+                                         os.path.join(path, schema.CHECKPOINT_SUBDIR), 3)
+    manager.save(checkpoint_number=1)
+  return model
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tweets_data, tmp_path_factory):
+  path = str(tmp_path_factory.mktemp("model") / "model_dir")
+  model = make_model_dir(path, tweets_data["data"])
+  return {"model_dir": path, "model": model}

@@ -1,0 +1,161 @@
+"""The exported SavedModel: three signatures that agree, the preprocess stage's
+ids from raw text, and loading with no bertline code."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bertline import schema
+from bertline.evaluator import export, predict, push
+from tests.evaluator.conftest import make_model_dir
+
+
+@pytest.fixture(scope="session")
+def exported(tiny_model, tmp_path_factory):
+  export_dir = str(tmp_path_factory.mktemp("export"))
+  path = export.export_model(tiny_model["model_dir"], export_dir, version=3)
+  return {"path": path, "export_dir": export_dir}
+
+
+def _raw_texts(tsv_dir, split):
+  """guid -> raw text bytes of a tweets TSV (guid <split>-<line index>, header is line 0)."""
+  with open(os.path.join(tsv_dir, f"{split}.tsv"), "rb") as f:
+    lines = f.read().split(b"\n")
+  return {f"{split}-{i}": line.split(b"\t", 1)[1] for i, line in enumerate(lines)
+          if i > 0 and line}
+
+
+def _records(data_dir, split):
+  metadata = schema.read_metadata(data_dir)
+  spec = schema.feature_spec(metadata.max_seq_length)
+  out = {}
+  for raw in tf.data.TFRecordDataset(metadata.split_files(data_dir, split)):
+    ex = tf.io.parse_single_example(raw, spec)
+    out[ex[schema.GUID].numpy()[0].decode()] = (raw.numpy(), {k: v.numpy() for k, v in ex.items()})
+  return out
+
+
+def test_layout_assets_and_refusals(exported, tiny_model, tweets_data):
+  path = exported["path"]
+  assert os.path.basename(path) == "3"
+  assert os.listdir(exported["export_dir"]) == ["3"]  # no temporary left behind
+  assets = os.path.join(path, "assets")
+  with open(os.path.join(assets, schema.ASSET_LABELS)) as f:
+    assert f.read().splitlines() == ["negative", "neutral", "positive"]
+  with open(os.path.join(assets, schema.ASSET_VOCAB), "rb") as f1, open(
+      os.path.join(tiny_model["model_dir"], schema.VOCAB_FILE), "rb") as f2:
+    assert f1.read() == f2.read()
+  with open(os.path.join(assets, schema.ASSET_METADATA)) as f:
+    meta = json.load(f)
+  assert meta["data_metadata"] == schema.read_metadata(tweets_data["data"]).to_dict()
+  assert meta["train_config"] == {"learning_rate": 5e-5, "seed": 0}
+  assert meta["model_config"]["hidden_size"] == 32 and meta["version"] == 3
+  with pytest.raises(FileExistsError, match="version 3 was already exported"):
+    export.export_model(tiny_model["model_dir"], exported["export_dir"], version=3)
+
+
+def test_three_signatures_agree_with_each_other_and_keras(exported, tiny_model, tweets_data):
+  loaded = tf.saved_model.load(exported["path"])
+  texts = _raw_texts(tweets_data["tsv"], "dev")
+  records = _records(tweets_data["data"], "dev")
+  guids = sorted(records, key=predict.guid_sort_key)[:64]
+  by_text = loaded.signatures[schema.SIGNATURE_TEXT](
+      text_a=tf.constant([texts[g] for g in guids]))
+  by_example = loaded.signatures[schema.SIGNATURE_EXAMPLES](
+      examples=tf.constant([records[g][0] for g in guids]))
+  feats = {k: tf.constant(np.stack([records[g][1][k] for g in guids]), tf.int32)
+           for k in schema.SEQUENCE_FEATURES}
+  by_features = loaded.signatures[schema.SIGNATURE_FEATURES](**feats)
+  keras_probs = tiny_model["model"](feats, training=False)["probabilities"].numpy()
+  for out in (by_example, by_features):
+    np.testing.assert_allclose(out["probabilities"].numpy(), by_text["probabilities"].numpy(),
+                               atol=1e-5)
+    np.testing.assert_array_equal(out["label_id"].numpy(), by_text["label_id"].numpy())
+  np.testing.assert_allclose(by_text["probabilities"].numpy(), keras_probs, atol=1e-5)
+  labels = np.array([b"negative", b"neutral", b"positive"])
+  np.testing.assert_array_equal(by_text["label"].numpy(), labels[keras_probs.argmax(-1)])
+  # A batch of one, and padding to max_seq_length, change nothing.
+  one = loaded.signatures[schema.SIGNATURE_TEXT](text_a=tf.constant([texts[guids[5]]]))
+  np.testing.assert_allclose(one["probabilities"].numpy()[0], keras_probs[5], atol=1e-5)
+
+
+_LOAD_WITHOUT_BERTLINE = textwrap.dedent("""
+    import json, sys
+
+    class NoBertline:
+      # Makes bertline unimportable: the SavedModel must not need it.
+      def find_spec(self, name, path=None, target=None):
+        if name == "bertline" or name.startswith("bertline."):
+          raise ImportError("bertline must not be needed to load the export")
+
+    sys.meta_path.insert(0, NoBertline())
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow.python.framework import op_def_registry
+    path, texts_file, out_file = sys.argv[1:]
+    # Which of the graph's ops does plain TensorFlow not register?
+    ops = json.loads(open(texts_file + ".ops").read())
+    not_core = sorted(op for op in ops if op_def_registry.get(op) is None)
+    import tensorflow_text  # noqa: F401
+    still_missing = sorted(op for op in not_core if op_def_registry.get(op) is None)
+    texts = [bytes.fromhex(t) for t in json.loads(open(texts_file).read())]
+    loaded = tf.saved_model.load(path)
+    feats = loaded.text_to_features(tf.constant(texts))
+    probs = loaded.signatures["serving_default"](text_a=tf.constant(texts))["probabilities"]
+    np.savez(out_file, probabilities=probs.numpy(), **{k: v.numpy() for k, v in feats.items()})
+    print(json.dumps({"not_core": not_core, "still_missing": still_missing,
+                      "bertline_modules": sorted(m for m in sys.modules if m.split(".")[0] == "bertline")}))
+""")
+
+
+def test_loads_without_bertline_and_tokenizes_like_preprocess(exported, tweets_data, tmp_path):
+  guid_texts = {}
+  records = {}
+  for split in ("dev", "test"):
+    guid_texts.update(_raw_texts(tweets_data["tsv"], split))
+    records.update(_records(tweets_data["data"], split))
+  guids = sorted(records, key=predict.guid_sort_key)
+  texts_file = tmp_path / "texts.json"
+  texts_file.write_text(json.dumps([guid_texts[g].hex() for g in guids]))
+  (tmp_path / "texts.json.ops").write_text(json.dumps(export.graph_op_names(exported["path"])))
+  out_file = str(tmp_path / "out.npz")
+  env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+  result = subprocess.run([sys.executable, "-c", _LOAD_WITHOUT_BERTLINE, exported["path"],
+                           str(texts_file), out_file], cwd=str(tmp_path), env=env,
+                          capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  report = json.loads(result.stdout.strip().splitlines()[-1])
+  assert report["bertline_modules"] == []
+  # Only tensorflow-text ops beyond core TensorFlow, and only the known ones.
+  assert report["still_missing"] == []
+  assert set(report["not_core"]) <= set(export.TF_TEXT_OPS), report["not_core"]
+  got = np.load(out_file)
+  for i, guid in enumerate(guids):  # the preprocess stage's ids, for every real tweet
+    for name in schema.SEQUENCE_FEATURES:
+      np.testing.assert_array_equal(got[name][i], records[guid][1][name], err_msg=f"{guid} {name}")
+  assert got["probabilities"].shape == (len(guids), 3)
+
+
+def test_export_then_push_to_a_local_registry(exported, tmp_path):
+  with pytest.raises(FileNotFoundError, match="No blessing"):
+    push.push(exported["path"], str(tmp_path / "registry"))
+  dest = push.push(exported["path"], str(tmp_path / "registry"), force=True)
+  loaded = tf.saved_model.load(dest)
+  out = loaded.signatures[schema.SIGNATURE_TEXT](text_a=tf.constant(["great day"]))
+  assert out["probabilities"].shape == (1, 3)
+
+
+def test_model_dir_without_checkpoint_is_a_clear_error(tweets_data, tmp_path):
+  model_dir = str(tmp_path / "untrained")
+  make_model_dir(model_dir, tweets_data["data"], with_checkpoint=False)
+  with pytest.raises(FileNotFoundError, match="no checkpoint"):
+    export.export_model(model_dir, str(tmp_path / "e"))
+  assert not os.path.exists(tmp_path / "e" / "1")
