@@ -307,3 +307,50 @@ def test_checkpoint_without_config(tmp_path):
                                 str(other / "model.ckpt"))
   with pytest.raises(ValueError, match="not a BERT/ALBERT checkpoint"):
     checkpoints.resolve_pretrained(str(other))
+
+
+def _torch_inputs(torch, inputs):
+  return dict(input_ids=torch.tensor(inputs["input_ids"], dtype=torch.long),
+              attention_mask=torch.tensor(inputs["input_mask"], dtype=torch.long),
+              token_type_ids=torch.tensor(inputs["segment_ids"], dtype=torch.long))
+
+
+def test_hugging_face_albert_and_sequence_classifier_directories(tmp_path):
+  torch = pytest.importorskip("torch")
+  transformers = pytest.importorskip("transformers")
+  torch.manual_seed(0)
+  inputs = _tiny_inputs()
+  # ALBERT: factorised embeddings, 2 groups shared over 4 layers, gelu_new.
+  albert_config = transformers.AlbertConfig(
+      vocab_size=30, embedding_size=8, hidden_size=16, num_hidden_layers=4, num_hidden_groups=2,
+      num_attention_heads=4, intermediate_size=24, max_position_embeddings=12,
+      hidden_act="gelu_new")
+  reference = transformers.AlbertModel(albert_config).eval()
+  reference.save_pretrained(str(tmp_path / "albert"), safe_serialization=True)
+  files = checkpoints.resolve_pretrained(str(tmp_path / "albert"))
+  assert files.kind == "huggingface"
+  config = files.model_config()
+  assert config.is_albert and config.hidden_act == "gelu_new" and config.num_hidden_groups == 2
+  encoder = modeling.BertEncoder(config)
+  report = checkpoints.load_pretrained(encoder, files)
+  assert report.new == [] and report.unused == []
+  with torch.no_grad():
+    ref = reference(**_torch_inputs(torch, inputs), output_hidden_states=True)
+  out = encoder(inputs, training=False)
+  for ours, theirs in zip(out["encoder_outputs"], ref.hidden_states[1:]):
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), atol=1e-5)
+  np.testing.assert_allclose(out["pooled_output"].numpy(), ref.pooler_output.numpy(), atol=1e-5)
+
+  # A Hugging Face fine-tuned classifier: its head loads into BertClassifier.
+  bert_config = transformers.BertConfig(
+      vocab_size=30, hidden_size=16, num_hidden_layers=2, num_attention_heads=4,
+      intermediate_size=24, max_position_embeddings=12, num_labels=3)
+  classifier = transformers.BertForSequenceClassification(bert_config).eval()
+  classifier.save_pretrained(str(tmp_path / "clf"), safe_serialization=True)
+  files = checkpoints.resolve_pretrained(str(tmp_path / "clf"))
+  model = modeling.BertClassifier(files.model_config(), num_labels=3)
+  report = checkpoints.load_pretrained(model, files)
+  assert report.new == [] and report.unused == []
+  with torch.no_grad():
+    logits = classifier(**_torch_inputs(torch, inputs)).logits.numpy()
+  np.testing.assert_allclose(model(inputs, training=False)["logits"].numpy(), logits, atol=1e-5)
