@@ -54,6 +54,13 @@ def read_bytes(path: str) -> bytes:
     return f.read()
 
 
+def open_read(path: str):
+  """A binary, seekable file object for reading (local or gs://)."""
+  if _is_remote(path):
+    return _gfile().GFile(path, "rb")
+  return open(path, "rb")
+
+
 def read_text(path: str) -> str:
   return read_bytes(path).decode("utf-8")
 

@@ -3,10 +3,11 @@
 Shaped like Beam's wordcount: `run(argv)` splits bertline's arguments from the
 pipeline's, and every step is labelled. Per split:
 
-  Read (line numbers kept: guids are line indices, as in run_classifier)
-  -> Parse (rows that cannot be examples go to rejected/<split>.tsv with a reason)
-  -> Reshuffle -> Batch -> Tokenize and pack (the graph tokenizer, on batches)
-  -> Serialize tf.Example -> Write <split>-SSSSS-of-NNNNN.tfrecord[.gz]
+  Chunks (the driver cuts the file at line ends, counting lines: guids are
+    line indices, as in run_classifier) -> Reshuffle (spreads the chunks)
+  -> Encode (EncodeChunkFn: parse; rows that cannot be examples go to
+    rejected/<split>.tsv with a reason; tokenize and pack in graph, a batch at
+    a time; serialize tf.Examples) -> Write <split>-SSSSS-of-NNNNN.tfrecord[.gz]
 
 Counts are written by the pipeline itself, and metadata.json — the one file
 later stages read — is written last and atomically, so a directory with a
@@ -18,11 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import time
 from typing import Dict, Iterable, List, Optional, Tuple
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
+import numpy as np
+from apache_beam.options.pipeline_options import (DirectOptions, PipelineOptions, SetupOptions,
+                                                  StandardOptions)
 
 from bertline import fileio, schema
 from bertline.preprocessing import processors
@@ -30,6 +34,7 @@ from bertline.preprocessing import processors
 log = logging.getLogger("bertline.preprocess")
 
 REJECTED_TAG = "rejected"
+COUNTS_TAG = "counts"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,92 +67,94 @@ def build_parser() -> argparse.ArgumentParser:
                       help="TFRecord compression (default none)")
   parser.add_argument("--batch-size", type=int, default=256,
                       help="texts tokenized per graph call (default 256)")
+  parser.add_argument("--chunk-bytes", type=int, default=processors.DEFAULT_CHUNK_BYTES,
+                      help="bytes of input a worker tokenizes as one unit (default 1 MiB); "
+                      "smaller spreads a small corpus over more workers")
   parser.add_argument("--overwrite", action="store_true",
                       help="replace a finished output in --output-dir (refused by default)")
   return parser
 
 
-class ReadTsvLinesFn(beam.DoFn):
-  """Reads one split's file, emitting (line index, raw line) pairs.
+class EncodeChunkFn(beam.DoFn):
+  """Turns a chunk of a split's TSV file into serialized tf.Examples.
 
-  A whole file is read by one worker because the reference's guids are line
-  indices; the Reshuffle after parsing spreads the expensive tokenization.
+  Per chunk: parse every line (rows that cannot be examples go to the
+  `rejected` output with file, line and reason), tokenize the texts in
+  batches with the graph tokenizer — the same module the exported model
+  serves with — pack them as convert_single_example does, and serialize the
+  records a batch at a time. Working on chunks of lines rather than on single
+  lines keeps Beam's per-element overhead off the hot path, and nothing is
+  grouped, so memory does not grow with the corpus.
+
+  Outputs: serialized records (main), Rejected rows (`rejected`) and one
+  {written, rejected, invalid_utf8} dict per chunk (`counts`).
   """
 
-  def process(self, path: str) -> Iterable[Tuple[int, bytes]]:
-    for index, line in enumerate(processors.iter_lines(path)):
-      yield index, line
-
-
-class ParseRowFn(beam.DoFn):
-  """Turns a line into an Example, or a Rejected row on the `rejected` output."""
-
-  def __init__(self, task: processors.TaskSpec, split: str, labels: List[str], path: str):
-    self._task, self._split, self._labels, self._path = task, split, labels, path
-
-  def setup(self):
-    self._label_set = set(self._labels)
-
-  def process(self, element):
-    index, line = element
-    row = processors.parse_row(self._task, self._split, self._task.splits[self._split], index,
-                               line, self._label_set, self._path)
-    if isinstance(row, processors.Rejected):
-      beam.metrics.Metrics.counter("bertline", f"{self._split}_rejected").inc()
-      yield beam.pvalue.TaggedOutput(REJECTED_TAG, row)
-    elif row is not None:
-      yield row
-
-
-class TokenizeAndPackFn(beam.DoFn):
-  """Tokenizes a batch of Examples in graph and emits serialized tf.Examples.
-
-  Holds one BertTokenizer per worker (built in setup(): its tables take a few
-  seconds), the same module the exported model serves with.
-  """
-
-  def __init__(self, vocab_file: str, do_lower_case: bool, max_seq_length: int,
-               labels: List[str]):
+  def __init__(self, task: processors.TaskSpec, split: str, labels: List[str], vocab_file: str,
+               do_lower_case: bool, max_seq_length: int, batch_size: int):
+    self._task, self._split, self._labels = task, split, labels
     self._vocab_file = vocab_file
     self._do_lower_case = do_lower_case
     self._max_seq_length = max_seq_length
-    self._labels = labels
+    self._batch_size = batch_size
 
   def setup(self):
+    # Built once per worker: the tokenizer's Unicode tables take a few seconds.
     import tensorflow as tf
-    from bertline.preprocessing import features, tokenization
-    self._tf = tf
-    self._features = features
+    from bertline.preprocessing import features, tfexample, tokenization
+    self._tf, self._features, self._tfexample = tf, features, tfexample
     self._tokenizer = tokenization.BertTokenizer(self._vocab_file, self._do_lower_case)
+    self._encoders = {}  # pair or not -> tf.function, traced on first use
     self._label_ids = {label: i for i, label in enumerate(self._labels)}
+    self._label_set = set(self._labels)
+    self._written = beam.metrics.Metrics.counter("bertline", f"{self._split}_written")
+    self._rejected = beam.metrics.Metrics.counter("bertline", f"{self._split}_rejected")
 
-  def process(self, batch: List[processors.Example]):
+  def process(self, chunk: processors.Chunk):
+    spec = self._task.splits[self._split]
+    counts = {"written": 0, "rejected": 0, "invalid_utf8": 0}
+    batch: List[processors.Example] = []
+    for index, line in processors.read_chunk(chunk):
+      row = processors.parse_row(self._task, self._split, spec, index, line, self._label_set,
+                                 chunk.path)
+      if isinstance(row, processors.Rejected):
+        counts["rejected"] += 1
+        self._rejected.inc()
+        yield beam.pvalue.TaggedOutput(REJECTED_TAG, row)
+      elif row is not None:
+        batch.append(row)
+        if len(batch) >= self._batch_size:
+          yield from self._encode(batch, counts)
+          batch = []
+    if batch:
+      yield from self._encode(batch, counts)
+    yield beam.pvalue.TaggedOutput(COUNTS_TAG, counts)
+
+  def _encode(self, batch: List[processors.Example], counts: Dict[str, int]):
     tf = self._tf
-    tok = self._tokenizer
-    ids_a = tok.tokenize(tf.constant([e.text_a for e in batch]))
-    ids_b = None
-    if batch[0].text_b is not None:
-      ids_b = tok.tokenize(tf.constant([e.text_b for e in batch]))
-    packed = self._features.pack_features(ids_a, ids_b, self._max_seq_length, tok.cls_id,
-                                          tok.sep_id)
-    packed = {k: v.numpy() for k, v in packed.items()}
-    for i, example in enumerate(batch):
-      feats = {name: _int64(packed[name][i]) for name in schema.SEQUENCE_FEATURES}
-      feats[schema.LABEL_IDS] = _int64([self._label_ids[example.label]])
-      feats[schema.IS_REAL_EXAMPLE] = _int64([1])
-      feats[schema.GUID] = tf.train.Feature(
-          bytes_list=tf.train.BytesList(value=[example.guid.encode("utf-8")]))
-      invalid = not _is_utf8(example.text_a) or (
-          example.text_b is not None and not _is_utf8(example.text_b))
-      if invalid:
-        beam.metrics.Metrics.counter("bertline", "invalid_utf8").inc()
-      yield int(invalid), tf.train.Example(
-          features=tf.train.Features(feature=feats)).SerializeToString()
+    pair = batch[0].text_b is not None
+    if pair not in self._encoders:
+      self._encoders[pair] = self._features.make_encoder(self._tokenizer, self._max_seq_length, pair)
+    texts = [tf.constant([e.text_a for e in batch])]
+    if pair:
+      texts.append(tf.constant([e.text_b for e in batch]))
+    ints = {k: v.numpy() for k, v in self._encoders[pair](*texts).items()}
+    ints[schema.LABEL_IDS] = np.array([[self._label_ids[e.label]] for e in batch], np.int64)
+    ints[schema.IS_REAL_EXAMPLE] = np.ones([len(batch), 1], np.int64)
+    guids = [e.guid.encode("utf-8") for e in batch]
+    counts["written"] += len(batch)
+    counts["invalid_utf8"] += sum(
+        1 for e in batch if not _is_utf8(e.text_a) or (e.text_b is not None and not _is_utf8(e.text_b)))
+    self._written.inc(len(batch))
+    yield from self._tfexample.serialize_batch(ints, {schema.GUID: guids})
 
 
-def _int64(values):
-  import tensorflow as tf
-  return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
+def _sum_counts(counts: Iterable[Dict[str, int]]) -> Dict[str, int]:
+  total = {"written": 0, "rejected": 0, "invalid_utf8": 0}
+  for c in counts:
+    for k, v in c.items():
+      total[k] += v
+  return total
 
 
 def _is_utf8(data: bytes) -> bool:
@@ -212,6 +219,25 @@ def _check_casing(vocab_file: str, do_lower_case: bool) -> None:
                 vocab_file, cased)
 
 
+def _pipeline_options(pipeline_args: List[str], save_main_session: bool) -> PipelineOptions:
+  """Beam options; locally, DirectRunner runs one worker process per core.
+
+  Beam's own DirectRunner default is a single in-process worker, which
+  would leave all but one core idle; explicit --direct_* options win.
+  """
+  options = PipelineOptions(pipeline_args)
+  options.view_as(SetupOptions).save_main_session = save_main_session
+  runner = options.view_as(StandardOptions).runner
+  if runner in (None, "DirectRunner", "direct"):
+    direct = options.view_as(DirectOptions)
+    given = " ".join(pipeline_args)
+    if "--direct_num_workers" not in given:
+      direct.direct_num_workers = os.cpu_count() or 1
+    if "--direct_running_mode" not in given and direct.direct_num_workers > 1:
+      direct.direct_running_mode = "multi_processing"
+  return options
+
+
 def run(argv: Optional[List[str]] = None, save_main_session: bool = True) -> schema.DataMetadata:
   """Builds and runs the preprocess pipeline; returns the metadata it wrote."""
   args, pipeline_args = build_parser().parse_known_args(argv)
@@ -220,50 +246,39 @@ def run(argv: Optional[List[str]] = None, save_main_session: bool = True) -> sch
   labels = processors.infer_labels(task, args.data_dir)
   log.info("Task %s, labels %s, splits %s", task.name, labels, splits)
 
-  options = PipelineOptions(pipeline_args)
-  options.view_as(SetupOptions).save_main_session = save_main_session
+  options = _pipeline_options(pipeline_args, save_main_session)
   counts_dir = fileio.join(args.output_dir, schema.COUNTS_DIR)
   suffix = schema.shard_suffix(args.compression)
   started = time.time()
   with beam.Pipeline(options=options) as p:
     for split in splits:
       path = fileio.join(args.data_dir, task.splits[split].file)
-      parsed = (
-          p
-          | f"{split}: File" >> beam.Create([path])
-          | f"{split}: Read" >> beam.ParDo(ReadTsvLinesFn())
-          | f"{split}: Parse" >> beam.ParDo(ParseRowFn(task, split, labels, path)).with_outputs(
-              REJECTED_TAG, main="examples"))
+      chunks = processors.plan_chunks(path, args.chunk_bytes)
+      log.info("%s: %s in %d chunk(s)", split, path, len(chunks))
       encoded = (
-          parsed.examples
+          p
+          | f"{split}: Chunks" >> beam.Create(chunks)
+          # Spreads the chunks over workers (the list of chunks is all that is grouped).
           | f"{split}: Reshuffle" >> beam.Reshuffle()
-          | f"{split}: Batch" >> beam.BatchElements(
-              min_batch_size=min(32, args.batch_size), max_batch_size=args.batch_size)
-          | f"{split}: Tokenize" >> beam.ParDo(TokenizeAndPackFn(
-              args.vocab_file, args.do_lower_case, args.max_seq_length, labels)))
+          | f"{split}: Encode" >> beam.ParDo(EncodeChunkFn(
+              task, split, labels, args.vocab_file, args.do_lower_case, args.max_seq_length,
+              args.batch_size)).with_outputs(REJECTED_TAG, COUNTS_TAG, main="records"))
       _ = (
-          encoded
-          | f"{split}: Serialized" >> beam.Map(lambda kv: kv[1])
+          encoded.records
           | f"{split}: Write" >> beam.io.WriteToTFRecord(
               schema.shard_prefix(args.output_dir, split), file_name_suffix=suffix,
               num_shards=args.num_shards, shard_name_template=schema.SHARD_TEMPLATE,
               compression_type=args.compression if args.compression != "none" else "uncompressed"))
       _ = (
-          parsed[REJECTED_TAG]
+          encoded[REJECTED_TAG]
           | f"{split}: FormatRejected" >> beam.Map(_format_rejected)
           | f"{split}: WriteRejected" >> beam.io.WriteToText(
               fileio.join(args.output_dir, schema.REJECTED_DIR, split), file_name_suffix=".tsv",
               shard_name_template="", coder=beam.coders.BytesCoder(),
               header="file\tline\treason\traw_row"))
-      written = encoded | f"{split}: CountWritten" >> beam.Map(lambda kv: ("written", 1))
-      invalid = encoded | f"{split}: CountInvalid" >> beam.Map(lambda kv: ("invalid_utf8", kv[0]))
-      rejected = parsed[REJECTED_TAG] | f"{split}: CountRejected" >> beam.Map(lambda r: ("rejected", 1))
       _ = (
-          (written, invalid, rejected, p | f"{split}: Zero" >> beam.Create(
-              [("written", 0), ("invalid_utf8", 0), ("rejected", 0)]))
-          | f"{split}: AllCounts" >> beam.Flatten()
-          | f"{split}: Sum" >> beam.CombinePerKey(sum)
-          | f"{split}: Gather" >> beam.combiners.ToDict()
+          encoded[COUNTS_TAG]
+          | f"{split}: SumCounts" >> beam.CombineGlobally(_sum_counts)
           | f"{split}: CountsJson" >> beam.Map(json.dumps)
           | f"{split}: WriteCounts" >> beam.io.WriteToText(
               fileio.join(counts_dir, split), file_name_suffix=".json", shard_name_template=""))

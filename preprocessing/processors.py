@@ -15,7 +15,7 @@ UTF-8 is dropped by the tokenizer exactly as BERT's convert_to_unicode does.
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Iterator, List, NamedTuple, Optional
+from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 from bertline import configs, fileio
 
@@ -167,14 +167,61 @@ class Rejected(NamedTuple):
   raw: bytes
 
 
-def iter_lines(path: str) -> Iterator[bytes]:
-  """Lines of a TSV file without their LF / CRLF ends; no final empty line."""
-  data = fileio.read_bytes(path)
+class Chunk(NamedTuple):
+  """A run of whole lines of a file: bytes [start, end), whose first line has index first_line."""
+  path: str
+  start: int
+  end: int
+  first_line: int
+
+
+DEFAULT_CHUNK_BYTES = 1 << 20
+
+
+def plan_chunks(path: str, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> List[Chunk]:
+  """Cuts a file into chunks of about `chunk_bytes` that end at line ends.
+
+  One streaming pass counts the lines before every cut, because a row's guid
+  is its line index in the whole file (as in run_classifier); workers then
+  read their chunks independently and no process ever holds the whole file.
+  """
+  chunks: List[Chunk] = []
+  position, line, carry = 0, 0, b""
+  with fileio.open_read(path) as f:
+    while True:
+      block = f.read(chunk_bytes)
+      data = carry + block
+      if not block:
+        if data:  # the last line has no final newline
+          chunks.append(Chunk(path, position, position + len(data), line))
+        return chunks
+      cut = data.rfind(b"\n") + 1
+      if cut == 0:  # one line longer than a chunk: keep reading
+        carry = data
+        continue
+      chunks.append(Chunk(path, position, position + cut, line))
+      position += cut
+      line += data.count(b"\n", 0, cut)
+      carry = data[cut:]
+
+
+def read_chunk(chunk: Chunk) -> Iterator[Tuple[int, bytes]]:
+  """(line index, line) of a chunk's lines, without their LF / CRLF ends."""
+  with fileio.open_read(chunk.path) as f:
+    f.seek(chunk.start)
+    data = f.read(chunk.end - chunk.start)
   lines = data.split(b"\n")
   if lines and lines[-1] == b"":
     lines.pop()
-  for line in lines:
-    yield line[:-1] if line.endswith(b"\r") else line
+  for i, line in enumerate(lines):
+    yield chunk.first_line + i, line[:-1] if line.endswith(b"\r") else line
+
+
+def iter_lines(path: str) -> Iterator[bytes]:
+  """Lines of a TSV file without their LF / CRLF ends; no final empty line."""
+  for chunk in plan_chunks(path):
+    for _, line in read_chunk(chunk):
+      yield line
 
 
 def _decode(field: bytes) -> str:

@@ -1,0 +1,221 @@
+"""Preprocess throughput and memory: `bertline preprocess` vs run_classifier's own path.
+
+Run: .venv/bin/python benchmarks/preprocess.py [--rows 100000] [--scale 10]
+
+Both turn the same TSV corpus (real English tweets and Chinese reviews,
+cycled to --rows lines) into TFRecords at max_seq_length 128 with the MiniLM
+uncased vocab, in one run on one machine:
+
+* reference: what run_classifier.py does — FullTokenizer +
+  convert_single_example + tf.train.Example + TFRecordWriter, one process;
+* bertline: the Beam job (`bertline preprocess`, DirectRunner on every core).
+
+Each runs in its own subprocess; peak RSS is sampled over the whole process
+tree (Beam's DirectRunner starts worker processes). With --scale K the Beam
+job also runs on a corpus K times larger, to show whether its memory stays
+flat as the data grows. The outputs are checked to hold the same features for
+every guid, so a speed-up never hides a difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Dict, List, Tuple
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, ROOT)
+
+TASK_YAML = """\
+name: bench
+labels: [negative, neutral, positive]
+splits:
+  train: {file: train.tsv, header: true, text_a: 1, label: 0}
+"""
+
+# The reference path, run in a subprocess: run_classifier's
+# file_based_convert_examples_to_features, with TF2's TFRecordWriter in place
+# of TF1's tf.python_io (the only line that no longer runs as written).
+REFERENCE = r"""
+import sys, time, types
+import tensorflow as tf
+from absl import flags
+flags.FLAGS(["bench"])
+for name in ("bert.modeling", "bert.optimization"):
+  sys.modules.setdefault(name, types.ModuleType(name))
+from bert import run_classifier as rc, tokenization
+tsv, vocab, out, seq = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+labels = ["negative", "neutral", "positive"]
+tokenizer = tokenization.FullTokenizer(vocab, do_lower_case=True)
+start = time.time()
+n = 0
+with open(tsv, "rb") as f, tf.io.TFRecordWriter(out) as writer:
+  for index, line in enumerate(f):
+    if index == 0:
+      continue
+    label, text = line.rstrip(b"\n").split(b"\t", 1)
+    example = rc.InputExample(guid="train-%d" % index, text_a=tokenization.convert_to_unicode(text),
+                              label=label.decode())
+    # ex_index >= 5 skips the TF1 tf.logging calls of the first examples.
+    feature = rc.convert_single_example(index + 5, example, labels, seq, tokenizer)
+    feats = {
+        "input_ids": feature.input_ids, "input_mask": feature.input_mask,
+        "segment_ids": feature.segment_ids, "label_ids": [feature.label_id],
+        "is_real_example": [int(feature.is_real_example)]}
+    feats = {k: tf.train.Feature(int64_list=tf.train.Int64List(value=list(v)))
+             for k, v in feats.items()}
+    feats["guid"] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[example.guid.encode()]))
+    writer.write(tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString())
+    n += 1
+print("EXAMPLES", n, "SECONDS", time.time() - start)
+"""
+
+
+def write_corpus(out_dir: str, rows: int) -> str:
+  """`label<TAB>text` TSV of real tweets and Chinese reviews, cycled to `rows` lines."""
+  from bertline import corpora
+  os.makedirs(out_dir, exist_ok=True)
+  tweets = corpora.read_tweets()
+  reviews = [({"1": "positive", "0": "negative"}[label], text.encode("utf-8"))
+             for label, text in corpora.read_chinese_reviews()]
+  path = os.path.join(out_dir, "train.tsv")
+  with open(path, "wb") as f:
+    f.write(b"label\ttext\n")
+    for label, text in itertools.islice(itertools.cycle(tweets + reviews), rows):
+      f.write(label.encode() + b"\t" + text + b"\n")
+  return path
+
+
+def _tree_rss(root_pid: int) -> int:
+  """Resident bytes of a process and all its descendants, from /proc."""
+  parents: Dict[int, int] = {}
+  rss: Dict[int, int] = {}
+  page = os.sysconf("SC_PAGE_SIZE")
+  for entry in os.listdir("/proc"):
+    if not entry.isdigit():
+      continue
+    try:
+      with open(f"/proc/{entry}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+      parents[int(entry)] = int(fields[1])
+      rss[int(entry)] = int(fields[21]) * page
+    except (OSError, IndexError, ValueError):
+      continue
+  tree, frontier = {root_pid}, [root_pid]
+  while frontier:
+    pid = frontier.pop()
+    for child, parent in parents.items():
+      if parent == pid and child not in tree:
+        tree.add(child)
+        frontier.append(child)
+  return sum(rss.get(pid, 0) for pid in tree)
+
+
+def run_measured(cmd: List[str]) -> Tuple[float, int, str]:
+  """Runs `cmd`; returns (wall seconds, peak tree RSS bytes, stdout)."""
+  start = time.time()
+  proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  peak = [0]
+  done = threading.Event()
+
+  def sample():
+    while not done.is_set():
+      peak[0] = max(peak[0], _tree_rss(proc.pid))
+      done.wait(0.2)
+
+  sampler = threading.Thread(target=sample, daemon=True)
+  sampler.start()
+  out, _ = proc.communicate()
+  done.set()
+  sampler.join()
+  wall = time.time() - start
+  if proc.returncode != 0:
+    raise RuntimeError(f"{' '.join(cmd)} failed:\n{out[-3000:]}")
+  return wall, peak[0], out
+
+
+def read_records(pattern: str) -> Dict[bytes, bytes]:
+  import glob
+  import tensorflow as tf
+  out = {}
+  for raw in tf.data.TFRecordDataset(sorted(glob.glob(pattern))):
+    ex = tf.train.Example.FromString(raw.numpy())
+    f = ex.features.feature
+    guid = f["guid"].bytes_list.value[0]
+    out[guid] = b"|".join(repr(list(f[k].int64_list.value)).encode() for k in
+                          ("input_ids", "input_mask", "segment_ids", "label_ids",
+                           "is_real_example"))
+  return out
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--rows", type=int, default=100_000)
+  parser.add_argument("--scale", type=int, default=10,
+                      help="also run bertline on a corpus this many times larger (0: skip)")
+  parser.add_argument("--max-seq-length", type=int, default=128)
+  parser.add_argument("--work-dir", default=None, help="default: a temporary directory")
+  args = parser.parse_args()
+
+  from bertline import resources
+  vocab = os.path.join(resources.minilm_dir(), "vocab.txt")
+  work = args.work_dir or tempfile.mkdtemp(prefix="bertline-bench-")
+  os.makedirs(work, exist_ok=True)
+  task = os.path.join(work, "task.yaml")
+  with open(task, "w") as f:
+    f.write(TASK_YAML)
+  python = sys.executable
+
+  def bertline(rows: int, name: str) -> Tuple[float, int]:
+    data = os.path.join(work, f"corpus-{name}")
+    write_corpus(data, rows)
+    wall, rss, out = run_measured(
+        [python, "-m", "bertline", "preprocess", "--task-config", task, "--data-dir", data,
+         "--vocab-file", vocab, "--max-seq-length", str(args.max_seq_length),
+         "--output-dir", os.path.join(work, f"out-{name}"), "--splits", "train", "--overwrite"])
+    return wall, rss
+
+  print(f"corpus: {args.rows:,} rows in {work}", flush=True)
+  data = os.path.join(work, "corpus-1x")
+  tsv = write_corpus(data, args.rows)
+  ref_out = os.path.join(work, "reference.tfrecord")
+  ref_wall, ref_rss, ref_log = run_measured(
+      [python, "-c", REFERENCE, tsv, vocab, ref_out, str(args.max_seq_length)])
+  print(f"reference: {args.rows / ref_wall:,.0f} examples/s, {ref_wall:.1f}s, "
+        f"peak RSS {ref_rss / 2**20:,.0f} MiB", flush=True)
+  ours_wall, ours_rss = bertline(args.rows, "1x")
+  print(f"bertline:  {args.rows / ours_wall:,.0f} examples/s, {ours_wall:.1f}s, "
+        f"peak RSS {ours_rss / 2**20:,.0f} MiB", flush=True)
+
+  ref = read_records(ref_out)
+  ours = read_records(os.path.join(work, "out-1x", "train-*.tfrecord"))
+  differing = sum(1 for guid, feats in ref.items() if ours.get(guid) != feats)
+  print(f"examples: reference {len(ref):,}, bertline {len(ours):,}; differing: {differing}")
+
+  result = {
+      "rows": args.rows, "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+      "python": platform.python_version(),
+      "reference_examples_per_s": args.rows / ref_wall, "reference_peak_rss_mib": ref_rss / 2**20,
+      "bertline_examples_per_s": args.rows / ours_wall, "bertline_peak_rss_mib": ours_rss / 2**20,
+      "speedup": ref_wall / ours_wall, "differing_examples": differing}
+  if args.scale:
+    big_wall, big_rss = bertline(args.rows * args.scale, f"{args.scale}x")
+    print(f"bertline x{args.scale}: {args.rows * args.scale / big_wall:,.0f} examples/s, "
+          f"{big_wall:.1f}s, peak RSS {big_rss / 2**20:,.0f} MiB", flush=True)
+    result.update({f"bertline_x{args.scale}_examples_per_s": args.rows * args.scale / big_wall,
+                   f"bertline_x{args.scale}_peak_rss_mib": big_rss / 2**20})
+  print(json.dumps(result, indent=2))
+  if differing or len(ref) != len(ours):
+    sys.exit("bertline's features differ from the reference's")
+
+
+if __name__ == "__main__":
+  main()
