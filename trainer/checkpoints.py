@@ -85,9 +85,14 @@ class PretrainedFiles:
       d = config.to_dict()
       d.update(model_type="albert", embedding_projection="word_projection")
       config = ModelConfig.from_dict(d, source=self.config_file)
-    elif self.kind == "albert" and not config.is_albert:
+    elif self.kind == "albert":
       d = config.to_dict()
       d["model_type"] = "albert"
+      if d["hidden_act"] == "gelu":
+        # google-research/albert's modeling.py computes "gelu" as the tanh
+        # approximation; its checkpoints were trained with it (Hugging Face's
+        # converted ALBERT configs say "gelu_new" for the same reason).
+        d["hidden_act"] = "gelu_new"
       config = ModelConfig.from_dict(d, source=self.config_file)
     return config
 

@@ -37,7 +37,13 @@ _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 
 def gelu(x: tf.Tensor) -> tf.Tensor:
-  """BERT's GELU, the exact erf form (Hugging Face's "gelu")."""
+  """BERT's GELU, the exact erf form (Hugging Face's "gelu").
+
+  The released BERT checkpoints were trained with the erf form; later
+  google-research/bert code (bert-tensorflow 1.0.4) and ALBERT compute
+  "gelu" with the tanh approximation, which is `gelu_tanh` here ("gelu_new").
+  The two differ by at most ~1e-3 per activation.
+  """
   return 0.5 * x * (1.0 + tf.math.erf(x / tf.cast(_SQRT_2, x.dtype)))
 
 
@@ -478,7 +484,7 @@ def default_jit_compile() -> bool:
 
 
 # Set from benchmarks/inference.py's measurement on the 2-core CPU machine.
-CPU_JIT_COMPILE = True
+CPU_JIT_COMPILE = False
 
 
 def inference_fn(model: keras.Model, jit_compile: Optional[bool] = None):

@@ -164,7 +164,7 @@ def _layer_norm(x, gamma, beta, eps=1e-12):
 
 
 def numpy_albert(t: Dict[str, np.ndarray], ids, mask, segments, num_layers: int, heads: int,
-                 groups: int = 1, word_projection: bool = False):
+                 groups: int = 1, word_projection: bool = False, tanh_gelu: bool = False):
   """ALBERT's forward pass written directly from its TF1 modeling.py, in numpy float64.
 
   Returns (list of every layer's output [b, s, h], pooled output [b, h]).
@@ -200,7 +200,10 @@ def numpy_albert(t: Dict[str, np.ndarray], ids, mask, segments, num_layers: int,
     attention = _layer_norm(dense(context, "attention_1/output/dense") + x,
                             t[p + "LayerNorm/gamma"], t[p + "LayerNorm/beta"])
     inner = dense(attention, "ffn_1/intermediate/dense")
-    inner = 0.5 * inner * (1 + erf(inner / math.sqrt(2)))
+    if tanh_gelu:  # google-research/albert's gelu
+      inner = 0.5 * inner * (1 + np.tanh(math.sqrt(2 / math.pi) * (inner + 0.044715 * inner ** 3)))
+    else:
+      inner = 0.5 * inner * (1 + erf(inner / math.sqrt(2)))
     x = _layer_norm(dense(inner, "ffn_1/intermediate/output/dense") + attention,
                     t[p + "LayerNorm_1/gamma"], t[p + "LayerNorm_1/beta"])
     outputs.append(x)

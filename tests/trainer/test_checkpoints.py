@@ -162,13 +162,14 @@ def test_albert_tf1_checkpoint_loads_and_runs(tmp_path, groups):
   assert files.kind == "albert"
   config = files.model_config()
   assert config.is_albert and config.num_hidden_groups == groups
+  assert config.hidden_act == "gelu_new"  # ALBERT's TF code computes "gelu" with tanh
   encoder = modeling.BertEncoder(config)
   report = checkpoints.load_pretrained(encoder, directory)
   assert report.new == [] and report.unused == ["cls/predictions/transform/dense/kernel"]
   inputs = _tiny_inputs()
   out = encoder(inputs, training=False)
   layers, pooled = fixtures.numpy_albert(tensors, inputs["input_ids"], inputs["input_mask"],
-                                         inputs["segment_ids"], 4, 4, groups)
+                                         inputs["segment_ids"], 4, 4, groups, tanh_gelu=True)
   for ours, reference in zip(out["encoder_outputs"], layers):
     np.testing.assert_allclose(ours.numpy(), reference, atol=1e-4)
   np.testing.assert_allclose(out["pooled_output"].numpy(), pooled, atol=1e-4)
