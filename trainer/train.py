@@ -367,7 +367,7 @@ def run(config: TrainConfig) -> TrainResult:
           ckpt_dir, "best"), max_to_keep=1, step_counter=optimizer.iterations)
 
   if manager.latest_checkpoint:
-    checkpoint.read(manager.latest_checkpoint).assert_consumed()
+    checkpoint.restore(manager.latest_checkpoint).assert_consumed()
     log.info("Resumed from %s at step %d.", manager.latest_checkpoint,
              int(optimizer.iterations.numpy()))
   elif pretrained is not None:
