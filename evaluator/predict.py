@@ -57,16 +57,6 @@ class LoadedModel:
   model_dir: str
 
 
-def _as_dict(obj: Any) -> Any:
-  if obj is None or isinstance(obj, dict):
-    return obj
-  if hasattr(obj, "to_dict"):
-    return obj.to_dict()
-  if dataclasses.is_dataclass(obj):
-    return dataclasses.asdict(obj)
-  return obj
-
-
 def load_model_dir(model_dir: str, which: str = "best") -> LoadedModel:
   """Loads a training model_dir's classifier (best checkpoint, else latest).
 
@@ -75,72 +65,16 @@ def load_model_dir(model_dir: str, which: str = "best") -> LoadedModel:
   if not fileio.exists(model_dir):
     raise FileNotFoundError(f"--model-dir {model_dir} does not exist; pass the --model-dir "
                             "`bertline train` wrote.")
-  try:
-    from bertline.trainer.model_dir import ModelDir
-  except ImportError:  # the trainer's reader has not landed: read the documented layout
-    ModelDir = _ModelDirLayout
+  from bertline.trainer.model_dir import ModelDir
   md = ModelDir(model_dir)
   classifier = md.load_classifier(which)
-  metadata = md.data_metadata()
-  if isinstance(metadata, dict):
-    metadata = schema.DataMetadata.from_dict(
-        metadata, source=fileio.join(model_dir, schema.DATA_METADATA_COPY))
   try:
-    train_config = _as_dict(md.train_config())
+    train_config = md.train_config()
   except FileNotFoundError:
     train_config = None
-  return LoadedModel(classifier=classifier, labels=list(md.labels()), vocab_file=md.vocab_file,
-                     data_metadata=metadata, model_config=_as_dict(md.model_config()),
+  return LoadedModel(classifier=classifier, labels=md.labels(), vocab_file=md.vocab_file,
+                     data_metadata=md.data_metadata(), model_config=md.model_config().to_dict(),
                      train_config=train_config, model_dir=model_dir)
-
-
-class _ModelDirLayout:
-  """The smallest reader of DEVELOPERS.md's model_dir layout, used only while
-  bertline.trainer.model_dir is not importable."""
-
-  def __init__(self, path: str):
-    self.path = path
-    self.vocab_file = fileio.join(path, schema.VOCAB_FILE)
-
-  def _json(self, name: str) -> Dict[str, Any]:
-    path = fileio.join(self.path, name)
-    if not fileio.exists(path):
-      raise FileNotFoundError(f"{path} not found: {self.path} is not a `bertline train` model_dir.")
-    return json.loads(fileio.read_text(path))
-
-  def model_config(self):
-    from bertline.trainer.model_config import ModelConfig
-    return ModelConfig.from_dict(self._json(schema.MODEL_CONFIG_FILE))
-
-  def labels(self) -> List[str]:
-    return fileio.read_text(fileio.join(self.path, schema.LABELS_FILE)).splitlines()
-
-  def data_metadata(self) -> Dict[str, Any]:
-    return self._json(schema.DATA_METADATA_COPY)
-
-  def train_config(self) -> Dict[str, Any]:
-    return self._json(schema.TRAIN_CONFIG_FILE)
-
-  def checkpoint(self, which: str = "best") -> str:
-    import tensorflow as tf
-    order = [schema.BEST_SUBDIR, schema.CHECKPOINT_SUBDIR] if which == "best" else [
-        schema.CHECKPOINT_SUBDIR]
-    for sub in order:
-      found = tf.train.latest_checkpoint(fileio.join(self.path, sub))
-      if found:
-        return found
-    raise FileNotFoundError(
-        f"no checkpoint in {fileio.join(self.path, schema.CHECKPOINT_SUBDIR)} or "
-        f"{fileio.join(self.path, schema.BEST_SUBDIR)}: train the model first (`bertline train "
-        f"--model-dir {self.path}`).")
-
-  def load_classifier(self, which: str = "best"):
-    import tensorflow as tf
-    from bertline.trainer.modeling import BertClassifier
-    path = self.checkpoint(which)
-    model = BertClassifier(self.model_config(), num_labels=len(self.labels()))
-    tf.train.Checkpoint(model=model).read(path).expect_partial().assert_existing_objects_matched()
-    return model
 
 
 def is_saved_model(path: str) -> bool:

@@ -68,3 +68,11 @@ def tiny_model(tweets_data, tmp_path_factory):
   path = str(tmp_path_factory.mktemp("model") / "model_dir")
   model = make_model_dir(path, tweets_data["data"])
   return {"model_dir": path, "model": model}
+
+
+@pytest.fixture(scope="session")
+def exported(tiny_model, tmp_path_factory):
+  from bertline.evaluator.export import export_model
+  export_dir = str(tmp_path_factory.mktemp("export"))
+  path = export_model(tiny_model["model_dir"], export_dir, version=3)
+  return {"path": path, "export_dir": export_dir}

@@ -18,13 +18,6 @@ from bertline.evaluator import export, predict, push
 from tests.evaluator.conftest import make_model_dir
 
 
-@pytest.fixture(scope="session")
-def exported(tiny_model, tmp_path_factory):
-  export_dir = str(tmp_path_factory.mktemp("export"))
-  path = export.export_model(tiny_model["model_dir"], export_dir, version=3)
-  return {"path": path, "export_dir": export_dir}
-
-
 def _raw_texts(tsv_dir, split):
   """guid -> raw text bytes of a tweets TSV (guid <split>-<line index>, header is line 0)."""
   with open(os.path.join(tsv_dir, f"{split}.tsv"), "rb") as f:
