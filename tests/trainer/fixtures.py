@@ -100,8 +100,13 @@ def google_config(hf_config: dict) -> dict:
   return out
 
 
-def write_google_minilm(directory: str, extra: Dict[str, np.ndarray] = None) -> str:
-  """A Google-zip-like directory: bert_model.ckpt.*, bert_config.json, vocab.txt."""
+def write_google_minilm(directory: str, extra: Dict[str, np.ndarray] = None,
+                        checkpoint_name: str = "bert_model.ckpt") -> str:
+  """A Google-zip-like directory: bert_model.ckpt.*, bert_config.json, vocab.txt.
+
+  `extra` adds tensors (e.g. run_classifier's output_weights); `checkpoint_name`
+  "model.ckpt-N" makes it look like run_classifier's output_dir.
+  """
   os.makedirs(directory, exist_ok=True)
   tensors = minilm_google_tensors()
   # What real pre-training checkpoints also hold: the MLM/NSP heads and
@@ -113,7 +118,7 @@ def write_google_minilm(directory: str, extra: Dict[str, np.ndarray] = None) -> 
   tensors["bert/pooler/dense/kernel/adam_m"] = np.zeros([hidden, hidden], np.float32)
   tensors["global_step"] = np.array(1000, np.int64)
   tensors.update(extra or {})
-  write_tf1_checkpoint(tensors, os.path.join(directory, "bert_model.ckpt"))
+  write_tf1_checkpoint(tensors, os.path.join(directory, checkpoint_name))
   with open(os.path.join(resources.minilm_dir(), "config.json")) as f:
     hf_config = json.load(f)
   with open(os.path.join(directory, "bert_config.json"), "w") as f:

@@ -101,21 +101,16 @@ def test_run_classifier_fine_tuned_head(tmp_path, minilm_outputs, features):
   rng = np.random.default_rng(0)
   weights = rng.normal(0, 0.5, (3, 384)).astype(np.float32)  # [num_labels, hidden]
   bias = np.array([0.1, -0.2, 0.3], np.float32)
-  directory = str(tmp_path / "finetuned")
-  fixtures.write_google_minilm(directory)
-  os.remove(os.path.join(directory, "bert_model.ckpt.index"))
-  for f in os.listdir(directory):
-    if f.startswith("bert_model.ckpt") or f == "checkpoint":
-      os.remove(os.path.join(directory, f))
-  tensors = fixtures.minilm_google_tensors()
-  tensors.update(output_weights=weights, output_bias=bias)
-  tensors["output_weights/adam_v"] = np.zeros_like(weights)
-  fixtures.write_tf1_checkpoint(tensors, os.path.join(directory, "model.ckpt-1234"))
+  directory = fixtures.write_google_minilm(
+      str(tmp_path / "finetuned"), checkpoint_name="model.ckpt-1234",
+      extra={"output_weights": weights, "output_bias": bias,
+             "output_weights/adam_v": np.zeros_like(weights)})
   files = checkpoints.resolve_pretrained(directory)
   assert files.weights.endswith("model.ckpt-1234")
   model = modeling.BertClassifier(files.model_config(), num_labels=3)
   report = checkpoints.load_pretrained(model, directory)
-  assert report.new == [] and report.unused == []
+  assert report.new == []
+  assert report.unused == ["cls/predictions/output_bias", "cls/seq_relationship/output_weights"]
   assert {modeling.HEAD_KERNEL, modeling.HEAD_BIAS} <= set(report.loaded)
   logits = model(features, training=False)["logits"].numpy()
   expected = minilm_outputs["pooled_output"].numpy() @ weights.T + bias

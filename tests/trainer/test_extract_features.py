@@ -13,6 +13,7 @@ import tensorflow as tf
 from bertline import cli, corpora, resources
 from bertline.trainer import extract_features
 from tests.preprocessing.reference import reference_tokenization
+from tests.trainer import fixtures
 
 
 def _reference_extract_features():
@@ -116,4 +117,15 @@ def test_bad_input(tmp_path, capsys, input_file):
   assert "do_lower_case=False" in err
   assert "No recognised checkpoint" in _error(
       capsys, ["--model", str(tmp_path), "--input", input_file, "--output", out])
+  # A checkpoint directory without vocab.txt needs --vocab-file.
+  no_vocab = tmp_path / "no_vocab"
+  fixtures.write_tf1_checkpoint(
+      fixtures.tiny_albert_tensors(np.random.default_rng(0), 30, 8, 16, 24, 12),
+      str(no_vocab / "albert_model.ckpt"))
+  (no_vocab / "albert_config.json").write_text(json.dumps(dict(
+      vocab_size=30, embedding_size=8, hidden_size=16, num_hidden_layers=2,
+      num_attention_heads=4, intermediate_size=24, max_position_embeddings=12)))
+  err = _error(capsys, ["--model", str(no_vocab), "--input", input_file, "--output", out,
+                        "--max-seq-length", "12"])
+  assert "has no vocab.txt beside it; pass --vocab-file" in err
   assert not os.path.exists(out)
