@@ -42,6 +42,17 @@ _IGNORED_KEYS = frozenset({
     "output_hidden_states", "output_attentions", "torchscript", "pruned_heads",
     "initializer_factor",
 })
+# Ignored keys whose other values would mean another network: refused then.
+_REQUIRED_VALUES = {
+    "position_embedding_type": ("absolute",),
+    "ln_type": ("postln",),          # albert_zh
+    "net_structure_type": (0,),      # google-research/albert's extras
+    "gap_size": (0,),
+    "num_memory_blocks": (0,),
+    "down_scale_factor": (1,),
+    "is_decoder": (False,),
+    "add_cross_attention": (False,),
+}
 # Other names for our keys.
 _ALIASES = {"layer_norm_epsilon": "layer_norm_eps", "hidden_activation": "hidden_act"}
 
@@ -199,6 +210,10 @@ class ModelConfig:
     if unknown:
       raise ValueError(f"{source}: unknown key(s) {unknown}. Known keys: {sorted(known)} "
                        "(and the extra keys of Google's and Hugging Face's configs).")
+    for key, allowed in _REQUIRED_VALUES.items():
+      if key in d and d[key] not in allowed:
+        raise ValueError(f"{source}: {key} {d[key]!r} describes a network bertline does not "
+                         f"build (it builds {key} {allowed[0]!r}: BERT/ALBERT's).")
     if "vocab_size" not in d:
       raise ValueError(f"{source}: missing key 'vocab_size'.")
     kwargs = {k: v for k, v in d.items() if k in known}

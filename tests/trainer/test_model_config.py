@@ -71,6 +71,9 @@ def test_round_trip(tmp_path):
     ({"num_hidden_layer": 3}, "unknown key(s) ['num_hidden_layer']"),
     ({"embedding_size": 128, "model_type": "bert"}, "set model_type 'albert'"),
     ({"model_type": "roberta"}, "model_type 'roberta' is not supported"),
+    ({"position_embedding_type": "relative_key"}, "position_embedding_type 'relative_key' "
+                                                  "describes a network"),
+    ({"ln_type": "preln"}, "ln_type 'preln'"),
 ])
 def test_bad_values_name_the_key(tmp_path, change, message):
   path = _write(tmp_path, {**GOOGLE_CHINESE, **change})
