@@ -33,15 +33,19 @@ def tweets_data(tmp_path_factory):
   return {"tsv": tsv, "data": out}
 
 
-def make_model_dir(path, data_dir, seed=0, with_checkpoint=True):
-  """A model_dir with a randomly initialised 2-layer, hidden-32 classifier."""
+def make_model_dir(path, data_dir, seed=0, with_checkpoint=True, metadata=None):
+  """A model_dir with a randomly initialised 2-layer, hidden-32 classifier.
+
+  `metadata` (a schema.DataMetadata) replaces data_dir's, for models of tasks
+  that need no preprocessed data in the test.
+  """
   import keras
   import tensorflow as tf
   from bertline.preprocessing.tokenization import load_vocab
   from bertline.trainer.model_config import ModelConfig
   from bertline.trainer.modeling import BertClassifier
 
-  metadata = schema.read_metadata(data_dir)
+  metadata = metadata or schema.read_metadata(data_dir)
   os.makedirs(path, exist_ok=True)
   config = ModelConfig(vocab_size=len(load_vocab(VOCAB)), hidden_size=32, num_hidden_layers=2,
                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)

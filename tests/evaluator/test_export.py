@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bertline import schema
+from bertline import fileio, schema
 from bertline.evaluator import export, predict, push
 from tests.evaluator.conftest import make_model_dir
 
@@ -152,3 +152,43 @@ def test_model_dir_without_checkpoint_is_a_clear_error(tweets_data, tmp_path):
   with pytest.raises(FileNotFoundError, match="no checkpoint"):
     export.export_model(model_dir, str(tmp_path / "e"))
   assert not os.path.exists(tmp_path / "e" / "1")
+
+
+def test_sentence_pairs_match_run_classifier_features(tmp_path):
+  """A pair task's raw-text signature takes text_a and text_b and packs them
+  exactly as run_classifier.convert_single_example does (truncating the longer)."""
+  from bertline import corpora
+  from tests.evaluator.conftest import VOCAB
+  from tests.preprocessing import reference
+
+  metadata = schema.DataMetadata(
+      task="review_pairs", labels=["0", "1"], splits={}, max_seq_length=40, do_lower_case=True,
+      vocab_sha256=fileio.sha256_file(VOCAB), has_text_b=True)
+  model_dir = str(tmp_path / "pairs")
+  model = make_model_dir(model_dir, None, seed=3, metadata=metadata)
+  path = export.export_model(model_dir, str(tmp_path / "e"), version=1)
+  reviews = [text for _, text in corpora.read_chinese_reviews(limit_per_class=24)]
+  tweets = [text.decode("utf-8", "ignore") for _, text in corpora.read_tweets(limit=48)]
+  pairs = list(zip(reviews, tweets))
+  rc = reference.reference_run_classifier()
+  tok = reference.reference_tokenization().FullTokenizer(VOCAB, do_lower_case=True)
+  want = [rc.convert_single_example(i, rc.InputExample(str(i), a, b, "0"), ["0", "1"], 40, tok)
+          for i, (a, b) in enumerate(pairs)]
+
+  loaded = tf.saved_model.load(path)
+  text_a = tf.constant([a for a, _ in pairs])
+  text_b = tf.constant([b for _, b in pairs])
+  feats = loaded.text_to_features(text_a=text_a, text_b=text_b)
+  for name in schema.SEQUENCE_FEATURES:
+    np.testing.assert_array_equal(feats[name].numpy(), np.array([getattr(w, name) for w in want]))
+  assert any(sum(w.input_mask) == 40 for w in want)  # truncation was exercised
+  by_text = loaded.signatures[schema.SIGNATURE_TEXT](text_a=text_a, text_b=text_b)
+  ref_feats = {n: tf.constant([getattr(w, n) for w in want], tf.int32)
+               for n in schema.SEQUENCE_FEATURES}
+  by_features = loaded.signatures[schema.SIGNATURE_FEATURES](**ref_feats)
+  np.testing.assert_allclose(by_text["probabilities"].numpy(), by_features["probabilities"].numpy(),
+                             atol=1e-5)
+  np.testing.assert_allclose(by_text["probabilities"].numpy(),
+                             model(ref_feats, training=False)["probabilities"].numpy(), atol=1e-5)
+  with open(os.path.join(path, "assets", schema.ASSET_METADATA)) as f:
+    assert json.load(f)["signatures"][schema.SIGNATURE_TEXT]["inputs"] == ["text_a", "text_b"]
