@@ -19,7 +19,7 @@ from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Mo
 
 
 def resolve_data(data_path: str, builtin: str, limit: int, task: str, task_config: str,
-                 run_date: str, run_time: str, push_to: str, warm_start: bool, baseline: str,
+                 run_date: str, push_to: str, warm_start: bool, baseline: str,
                  corpus: Output[Dataset]
                  ) -> NamedTuple("ResolvedData", [("data_dir", str), ("task", str),
                                                    ("task_config", str), ("fingerprint", str),
@@ -35,8 +35,8 @@ def resolve_data(data_path: str, builtin: str, limit: int, task: str, task_confi
     builtin: "tweets" / "chnsenticorp": write that packaged corpus into `corpus`.
     limit: rows of the builtin corpus (0: all).
     task, task_config: the task as configured.
-    run_date: YYYY-MM-DD to use instead of the job's date ("" for the job's).
-    run_time: the job's time (a Kubeflow/Vertex placeholder).
+    run_date: YYYY-MM-DD to use instead of the run's date ("" for today, UTC, as
+      this first task starts: a scheduled run's own date).
     push_to: the push target, where the last pushed model is looked up.
     warm_start: train from the last pushed model (when there is one).
     baseline: "last_pushed" to compare the candidate with the last pushed model.
@@ -46,7 +46,7 @@ def resolve_data(data_path: str, builtin: str, limit: int, task: str, task_confi
     warm_start_from and baseline_model ("" or the last pushed model).
   """
   from bertline.components import steps
-  date = steps.run_date(run_date, run_time)
+  date = steps.run_date(run_date)
   resolved = steps.resolve_data(data_path, builtin, limit, task, task_config, date, corpus.path)
   last = steps.latest_pushed(push_to) if (warm_start or baseline == "last_pushed") else ""
   corpus.metadata.update({"data_dir": resolved.data_dir, "fingerprint": resolved.fingerprint,
@@ -96,8 +96,7 @@ def train(examples: Input[Dataset], init_checkpoint: str, train_flags: dict, war
 
 def evaluate(examples: Input[Dataset], model: Input[Model], split: str, thresholds: dict,
              baseline_model: str, max_regression: float, metrics: Output[Metrics],
-             confusion: Output[ClassificationMetrics], evaluation: Output[Artifact]
-             ) -> NamedTuple("EvaluateOutputs", [("blessed", bool)]):
+             confusion: Output[ClassificationMetrics], evaluation: Output[Artifact]) -> bool:
   """`bertline evaluate` and the blessing.
 
   Args:
@@ -107,7 +106,9 @@ def evaluate(examples: Input[Dataset], model: Input[Model], split: str, threshol
     confusion: the confusion matrix, shown in the Kubeflow UI.
     evaluation: metrics.json and blessing.json.
   Returns:
-    blessed: whether export and push run.
+    Whether the model is blessed: export and push run only then. (A plain
+    return value, output "Output": kfp 2.17's local runner resolves dsl.If
+    conditions on that name only.)
   """
   from bertline.components import steps
   result = steps.evaluate(model.path, examples.path, evaluation.path, split, thresholds,
@@ -117,7 +118,7 @@ def evaluate(examples: Input[Dataset], model: Input[Model], split: str, threshol
   confusion.log_confusion_matrix(*steps.confusion(result.metrics, model.path))
   evaluation.metadata.update({"blessed": result.blessed, "reasons": result.blessing["reasons"],
                               "baseline_model": baseline_model})
-  return (result.blessed,)
+  return result.blessed
 
 
 def export_push(model: Input[Model], evaluation: Input[Artifact], push_to: str, force: bool,

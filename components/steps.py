@@ -93,20 +93,19 @@ def resolve_date(path: str, date: str) -> str:
   return path
 
 
-def run_date(requested: str = "", run_time: str = "") -> str:
-  """The run's date, YYYY-MM-DD: `requested`, else the pipeline job's time, else today (UTC).
+def run_date(requested: str = "") -> str:
+  """The run's date, YYYY-MM-DD: `requested`, else today (UTC).
 
-  `run_time` is Kubeflow's/Vertex's job time placeholder; a runner that does
-  not fill it in (kfp's local runners) leaves the literal `{{$...}}`.
+  The pipeline's first task calls it as the run starts, so a scheduled run
+  gets its own date. (kfp's local runners do not fill in the job-time
+  placeholders, so they are not used.)
   """
   if requested:
-    datetime.date.fromisoformat(requested)  # A clear error for a bad date.
-    return requested
-  if run_time and not run_time.startswith("{{"):
     try:
-      return datetime.datetime.fromisoformat(run_time.replace("Z", "+00:00")).strftime("%Y-%m-%d")
+      datetime.date.fromisoformat(requested)
     except ValueError:
-      log.warning("Cannot read the job time %r; using today's date.", run_time)
+      raise ValueError(f"run date {requested!r} is not YYYY-MM-DD") from None
+    return requested
   return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
 
 
@@ -230,15 +229,39 @@ def latest_pushed(target: str) -> str:
   return ""
 
 
+def pushed_model_dir(pushed_model: str) -> str:
+  """The training model_dir a pushed model was exported from, from its metadata asset ("" if unknown)."""
+  path = fileio.join(pushed_model, "assets", schema.ASSET_METADATA)
+  if not fileio.exists(path):
+    return ""
+  return json.loads(fileio.read_text(path)).get("model_dir", "") or ""
+
+
+def warm_start_checkpoint(pushed_model: str) -> str:
+  """The training model_dir of the last pushed model, to fine-tune from ("" when it is gone).
+
+  An exported SavedModel holds no training checkpoint; its metadata asset
+  records the model_dir it came from, which the trainer loads as a checkpoint.
+  """
+  model_dir = pushed_model_dir(pushed_model)
+  if not model_dir or not fileio.exists(model_dir):
+    log.warning("Cold start: the training model_dir (%r) of the last pushed model %s is not "
+                "available.", model_dir, pushed_model)
+    return ""
+  log.info("Warm start from %s, the model_dir of the last pushed model %s", model_dir,
+           pushed_model)
+  return model_dir
+
+
 def train(data_dir: str, model_dir: str, init_checkpoint: str, train_flags: Dict[str, Any],
           warm_start_from: str = "") -> str:
-  """`bertline train`; `warm_start_from` (the last pushed model) replaces init_checkpoint.
+  """`bertline train`; the model_dir of `warm_start_from` (the last pushed model), when it
+  still exists, replaces init_checkpoint.
 
   Returns the checkpoint trained from.
   """
-  init = warm_start_from or resolve_checkpoint(init_checkpoint)
-  if warm_start_from:
-    log.info("Warm start from the last pushed model %s", warm_start_from)
+  warm = warm_start_checkpoint(warm_start_from) if warm_start_from else ""
+  init = warm or resolve_checkpoint(init_checkpoint)
   argv = flags(dict(train_flags, data_dir=data_dir, init_checkpoint=init, model_dir=model_dir))
   _call_stage("bertline.trainer.train", argv)
   return init
@@ -287,9 +310,13 @@ def export_and_push(model_dir: str, export_dir: str, push_to: str, force: bool =
   Push reads the blessing.json in `evaluation_dir` (the evaluate step's
   output) and refuses an unblessed model unless `force`.
   """
+  blessing = fileio.join(evaluation_dir, schema.BLESSING_FILE) if evaluation_dir else ""
   existing = _versions(export_dir)
   if not existing:
-    _call_stage("bertline.evaluator.export", ["--model-dir", model_dir, "--export-dir", export_dir])
+    argv = ["--model-dir", model_dir, "--export-dir", export_dir]
+    if blessing and fileio.exists(blessing):
+      argv += ["--blessing", blessing]  # Stored with the export, so the blessing travels along.
+    _call_stage("bertline.evaluator.export", argv)
     existing = _versions(export_dir)
   if not existing:
     raise RuntimeError(f"bertline export wrote no numeric version under {export_dir}")
@@ -300,7 +327,6 @@ def export_and_push(model_dir: str, export_dir: str, push_to: str, force: bool =
     log.info("%s is already pushed to %s", exported, pushed)
     return pushed
   argv = ["--model", exported, "--to", push_to]
-  blessing = fileio.join(evaluation_dir, schema.BLESSING_FILE) if evaluation_dir else ""
   if blessing and fileio.exists(blessing):
     argv += ["--blessing", blessing]
   _call_stage("bertline.evaluator.push", argv + (["--force"] if force else []))

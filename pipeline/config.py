@@ -34,6 +34,7 @@ GPU_TYPES = ("NVIDIA_TESLA_T4", "NVIDIA_L4", "NVIDIA_TESLA_V100", "NVIDIA_TESLA_
 TPU_TYPES = ("TPU_V2", "TPU_V3", "TPU_V5_LITEPOD")
 ACCELERATOR_TYPES = ("",) + GPU_TYPES + TPU_TYPES
 BASELINES = ("", "last_pushed")
+MIXED_PRECISION = ("", "none", "auto", "mixed_float16", "mixed_bfloat16")
 
 
 @dataclasses.dataclass
@@ -98,9 +99,10 @@ class TrainConfig:
   tpu: str = ""
   tpu_zone: str = ""
   gcp_project: str = ""
-  mixed_precision: bool = False
+  mixed_precision: str = ""  # "": the trainer's default; auto, mixed_float16, mixed_bfloat16
   xla: bool = False
-  # Scheduled retraining: start from the last pushed model instead of init_checkpoint.
+  # Scheduled retraining: start from the model_dir of the last pushed model
+  # (recorded in its export metadata) instead of init_checkpoint.
   warm_start: bool = False
 
 
@@ -234,6 +236,7 @@ def validate(config: RunConfig, where: str = "config") -> RunConfig:
     value = getattr(t, name)
     if value is not None:
       _positive(value, f"{where}: train.{name}", minimum=1)
+  configs.choice(t.mixed_precision, MIXED_PRECISION, f"{where}: train.mixed_precision")
   if t.learning_rate is not None and not t.learning_rate > 0:
     raise ConfigError(f"{where}: train.learning_rate {t.learning_rate!r} must be > 0 (BERT: 5.0e-5)")
   e = config.evaluate

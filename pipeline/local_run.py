@@ -125,16 +125,20 @@ def run(config: config_lib.RunConfig, work_dir: Optional[str] = None, run_date: 
   _print_metrics(result, model_dir)
 
   pushed, answer = "", None
-  if result.blessed:
-    pushed = steps.export_and_push(model_dir, os.path.join(work, "export", train_key),
+  if result.blessed and last and steps.pushed_model_dir(last) == os.path.abspath(model_dir):
+    pushed = last
+    print(f"pushed: {pushed} (this very model is already the last pushed one)")
+  elif result.blessed:
+    pushed = steps.export_and_push(model_dir, os.path.join(work, "export", eval_key),
                                    config.push.to, config.push.force, evaluation_dir=eval_dir)
     print(f"pushed: {pushed}")
-    if sentence:
-      answer = ask(pushed, sentence)
-      print(f"{pushed} says {sentence!r} is {answer.get('label', answer)}")
   else:
     print("not blessed: export and push skipped (see "
           f"{os.path.join(eval_dir, 'blessing.json')})")
+  if pushed and sentence:
+    answer = ask(pushed, sentence)
+    print(f"{pushed} (serving_default, raw text in) says {sentence!r} is "
+          f"{answer.get('label', '?')}: {json.dumps(answer)}")
   log.info("Pipeline finished in %.0fs", time.time() - started)
   return RunResult(result.metrics, result.blessing, result.blessed, pushed, answer)
 
@@ -160,6 +164,7 @@ def ask(model_path: str, text_a: str, text_b: Optional[str] = None) -> Dict[str,
   name) when the model gives one.
   """
   import tensorflow as tf
+  import tensorflow_text  # noqa: F401  Registers the in-graph tokenizer's ops (TF Serving links them).
   model = tf.saved_model.load(model_path)
   signature = model.signatures["serving_default"]
   _, wanted = signature.structured_input_signature

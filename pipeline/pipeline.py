@@ -91,8 +91,7 @@ def build(config: config_lib.RunConfig) -> Callable:
   ):
     data = ops.resolve_data(
         data_path=data_path, builtin=builtin_data, limit=data_limit, task=task,
-        task_config=task_config, run_date=run_date,
-        run_time=dsl.PIPELINE_JOB_CREATE_TIME_UTC_PLACEHOLDER, push_to=push_to,
+        task_config=task_config, run_date=run_date, push_to=push_to,
         warm_start=warm_start, baseline=baseline).set_display_name("resolve data")
     # Always re-run: it is what makes every later cache key honest.
     _apply(data, p.preprocess, caching=False)
@@ -118,7 +117,8 @@ def build(config: config_lib.RunConfig) -> Callable:
         max_regression=max_regression).set_display_name("evaluate")
     _apply(evaluated, p.evaluate, p.caching)
 
-    with dsl.If(evaluated.outputs["blessed"] == True, name="blessed"):  # noqa: E712 (kfp DSL)
+    blessed = evaluated.outputs["Output"]
+    with dsl.If(blessed == True, name="blessed"):  # noqa: E712 (a kfp condition, not Python's)
       pushed = ops.export_push(
           model=trained.outputs["model"], evaluation=evaluated.outputs["evaluation"],
           push_to=push_to, force=force_push).set_display_name("export and push")

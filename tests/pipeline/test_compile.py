@@ -55,11 +55,11 @@ def test_export_push_runs_only_when_blessed(spec):
   dag = spec["root"]["dag"]["tasks"]
   assert "export-push" not in dag
   condition = dag["condition-1"]["triggerPolicy"]["condition"]
-  assert condition == "inputs.parameter_values['pipelinechannel--evaluate-blessed'] == true"
+  assert condition == "inputs.parameter_values['pipelinechannel--evaluate-Output'] == true"
   inner = spec["components"]["comp-condition-1"]["dag"]["tasks"]
   assert list(inner) == ["export-push"]
   outputs = spec["components"]["comp-evaluate"]["outputDefinitions"]
-  assert outputs["parameters"]["blessed"]["parameterType"] == "BOOLEAN"
+  assert outputs["parameters"]["Output"]["parameterType"] == "BOOLEAN"
   assert outputs["artifacts"]["metrics"]["artifactType"]["schemaTitle"] == "system.Metrics"
   assert (outputs["artifacts"]["confusion"]["artifactType"]["schemaTitle"]
           == "system.ClassificationMetrics")

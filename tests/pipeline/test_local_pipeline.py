@@ -1,0 +1,132 @@
+"""The whole pipeline end to end on this machine: kfp's local execution and `bertline run`.
+
+A tiny real model (the first two layers of the packaged MiniLM) on a few
+hundred real tweets. kfp's SubprocessRunner runs each component as a
+subprocess, dsl.If included; it ignores caching, retries and resources, which
+tests/pipeline/test_compile.py checks in the compiled YAML instead.
+"""
+
+import json
+import os
+import shutil
+import sys
+
+import pytest
+
+for _stage in ("bertline.trainer.train", "bertline.evaluator.evaluate",
+               "bertline.evaluator.export", "bertline.evaluator.push"):
+  pytest.importorskip(_stage, reason=f"stage module {_stage} has not landed yet")
+
+from bertline import resources, schema  # noqa: E402
+from bertline.components import steps  # noqa: E402
+from bertline.pipeline import config as config_lib  # noqa: E402
+from bertline.pipeline import local_run  # noqa: E402
+from bertline.pipeline import pipeline as pipeline_lib  # noqa: E402
+
+LAYERS = 2
+
+
+@pytest.fixture(scope="module")
+def tiny_minilm(tmp_path_factory):
+  """A Hugging Face directory holding the first LAYERS layers of the real MiniLM."""
+  from safetensors.numpy import load_file, save_file
+  src = resources.minilm_dir()
+  out = tmp_path_factory.mktemp("tiny_minilm")
+  tensors = load_file(os.path.join(src, "model.safetensors"))
+  keep = {k: v for k, v in tensors.items()
+          if not k.startswith("encoder.layer.") or int(k.split(".")[2]) < LAYERS}
+  save_file(keep, str(out / "model.safetensors"))
+  with open(os.path.join(src, "config.json")) as f:
+    config = json.load(f)
+  config["num_hidden_layers"] = LAYERS
+  (out / "config.json").write_text(json.dumps(config))
+  shutil.copy(os.path.join(src, "vocab.txt"), out / "vocab.txt")
+  return str(out)
+
+
+def _config(tiny_minilm, registry, threshold):
+  return config_lib.from_dict({
+      "data": {"builtin": "tweets", "limit": 300, "max_seq_length": 32},
+      "model": {"init_checkpoint": tiny_minilm},
+      "train": {"max_steps": 8, "batch_size": 16, "learning_rate": 1.0e-4, "seed": 1,
+                "strategy": "cpu"},
+      "evaluate": {"thresholds": {"eval_accuracy": threshold}, "baseline": "last_pushed"},
+      "push": {"to": registry},
+  })
+
+
+def _versions(registry):
+  if not os.path.isdir(registry):
+    return []
+  return sorted(n for n in os.listdir(registry)
+                if os.path.exists(os.path.join(registry, n, schema.PUSH_COMPLETE_MARKER)))
+
+
+def _run_with_kfp_local(config, tmp_path, monkeypatch):
+  from kfp import local
+  # The components run `python3 -m kfp.dsl.executor_main`: this interpreter's.
+  monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+  monkeypatch.chdir(tmp_path)
+  local.init(runner=local.SubprocessRunner(use_venv=False),
+             pipeline_root=str(tmp_path / "pipeline_root"), raise_on_error=True)
+  return pipeline_lib.build(config)(**pipeline_lib.parameters(config))
+
+
+def test_kfp_local_run_pushes_a_blessed_model_that_answers(tiny_minilm, tmp_path, monkeypatch):
+  registry = str(tmp_path / "registry")
+  config = _config(tiny_minilm, registry, threshold=0.0)
+  _run_with_kfp_local(config, tmp_path, monkeypatch)
+
+  (version,) = _versions(registry)
+  pushed = os.path.join(registry, version)
+  answer = local_run.ask(pushed, "I love this phone, the battery lasts all day!")
+  assert answer["label"] in ("negative", "neutral", "positive")
+  assert abs(sum(answer["probabilities"]) - 1.0) < 1e-5
+
+  # The artifacts the Kubeflow UI shows: scalar metrics and the confusion matrix.
+  root = tmp_path / "pipeline_root"
+  metrics_files = list(root.rglob("metrics.json"))
+  (evaluation,) = [p for p in metrics_files if (p.parent / schema.BLESSING_FILE).exists()]
+  metrics = json.loads(evaluation.read_text())
+  blessing = json.loads((evaluation.parent / schema.BLESSING_FILE).read_text())
+  assert blessing["blessed"] is True
+  labels, matrix = steps.confusion(metrics, "")
+  assert labels == ["negative", "neutral", "positive"]
+  assert sum(map(sum, matrix)) == metrics["num_examples"] == 30  # 10% of 300 tweets: dev
+  # The pushed model came from this run's model_dir, and warm start can find it.
+  assert steps.warm_start_checkpoint(pushed).startswith(str(root))
+
+
+@pytest.mark.slow
+def test_kfp_local_run_does_not_push_an_unblessed_model(tiny_minilm, tmp_path, monkeypatch):
+  registry = str(tmp_path / "registry")
+  config = _config(tiny_minilm, registry, threshold=1.01)  # unreachable: never blessed
+  _run_with_kfp_local(config, tmp_path, monkeypatch)
+  assert _versions(registry) == []
+  blessings = list((tmp_path / "pipeline_root").rglob(schema.BLESSING_FILE))
+  assert [json.loads(p.read_text())["blessed"] for p in blessings] == [False]
+
+
+def test_bertline_run_reuses_finished_steps_and_gates_on_the_baseline(tiny_minilm, tmp_path,
+                                                                      capsys, caplog):
+  registry = str(tmp_path / "registry")
+  config = _config(tiny_minilm, registry, threshold=0.0)
+  work = str(tmp_path / "work")
+  first = local_run.run(config, work_dir=work, sentence="what a horrible day")
+  assert first.blessed and first.pushed == os.path.join(registry, _versions(registry)[0])
+  assert first.answer["label"] in ("negative", "neutral", "positive")
+  out = capsys.readouterr().out
+  assert "confusion matrix" in out and f"pushed: {first.pushed}" in out
+
+  # A stricter re-run: the finished preprocess and train are reused, the same model is
+  # compared with itself as the baseline, and the unmet threshold blocks the push.
+  strict = config_lib.from_dict(config.to_dict(), overrides=["evaluate.thresholds={eval_accuracy: 1.01}"])
+  caplog.set_level("INFO", logger="bertline.pipeline")
+  second = local_run.run(strict, work_dir=work, sentence=None)
+  out = capsys.readouterr().out
+  reused = [r.getMessage() for r in caplog.records if "unchanged inputs" in r.getMessage()]
+  assert [m.split("]")[0] for m in reused] == ["[preprocess", "[train"]
+  assert not second.blessed and second.pushed == "" and "not blessed" in out
+  assert len(_versions(registry)) == 1
+  assert any("baseline" in r for r in second.blessing["reasons"])
+  assert len(os.listdir(os.path.join(work, "model"))) == 1  # trained once
