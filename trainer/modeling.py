@@ -312,7 +312,9 @@ class BertEncoder(keras.Model):
   Outputs: dict
     sequence_output: [batch, seq, hidden] (the last layer),
     pooled_output: [batch, hidden] (dense + tanh on [CLS]),
-    encoder_outputs: list of num_hidden_layers [batch, seq, hidden] tensors,
+    encoder_outputs: list of num_hidden_layers [batch, seq, hidden] tensors
+      (ALBERT with inner_group_num > 1: one per layer application, after all
+      the inner layers of its group),
   in the policy's compute dtype (float32 by default).
 
   Example:

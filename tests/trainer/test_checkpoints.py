@@ -316,9 +316,10 @@ def test_hugging_face_albert_and_sequence_classifier_directories(tmp_path):
   transformers = pytest.importorskip("transformers")
   torch.manual_seed(0)
   inputs = _tiny_inputs()
-  # ALBERT: factorised embeddings, 2 groups shared over 4 layers, gelu_new.
+  # ALBERT: factorised embeddings, 2 groups of 2 inner layers shared over 4 layers, gelu_new.
   albert_config = transformers.AlbertConfig(
       vocab_size=30, embedding_size=8, hidden_size=16, num_hidden_layers=4, num_hidden_groups=2,
+      inner_group_num=2,
       num_attention_heads=4, intermediate_size=24, max_position_embeddings=12,
       hidden_act="gelu_new")
   reference = transformers.AlbertModel(albert_config).eval()
@@ -327,13 +328,17 @@ def test_hugging_face_albert_and_sequence_classifier_directories(tmp_path):
   assert files.kind == "huggingface"
   config = files.model_config()
   assert config.is_albert and config.hidden_act == "gelu_new" and config.num_hidden_groups == 2
+  assert config.inner_group_num == 2
   encoder = modeling.BertEncoder(config)
   report = checkpoints.load_pretrained(encoder, files)
   assert report.new == [] and report.unused == []
   with torch.no_grad():
     ref = reference(**_torch_inputs(torch, inputs), output_hidden_states=True)
   out = encoder(inputs, training=False)
-  for ours, theirs in zip(out["encoder_outputs"], ref.hidden_states[1:]):
+  # transformers records every inner layer's output; encoder_outputs holds one
+  # per layer application (after its group's 2 inner layers).
+  assert len(ref.hidden_states) == 1 + 4 * 2 and len(out["encoder_outputs"]) == 4
+  for ours, theirs in zip(out["encoder_outputs"], ref.hidden_states[2::2]):
     np.testing.assert_allclose(ours.numpy(), theirs.numpy(), atol=1e-5)
   np.testing.assert_allclose(out["pooled_output"].numpy(), ref.pooler_output.numpy(), atol=1e-5)
 
