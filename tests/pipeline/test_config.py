@@ -124,11 +124,18 @@ def test_missing_file_and_bad_yaml(tmp_path):
     config_lib.load(str(bad))
 
 
-def test_cli_reports_a_bad_config_in_one_line(tmp_path):
-  path = _write(tmp_path, dict(VALID, train={"epoch": 3}))
+@pytest.mark.parametrize("data,expected", [
+    (dict(VALID, train={"epoch": 3}), "run.yaml.train: unknown key 'epoch'"),
+    (dict(VALID, data={"task": "mrpc", "path": "{tmp}/no/such/dir"}),
+     "data.path {tmp}/no/such/dir not found: point data.path at the directory"),
+])
+def test_cli_reports_a_bad_config_in_one_line(tmp_path, data, expected):
+  data = yaml.safe_load(yaml.safe_dump(data).replace("{tmp}", str(tmp_path)))
+  path = _write(tmp_path, data)
   result = subprocess.run([sys.executable, "-m", "bertline", "run", "--config", path],
                           capture_output=True, text=True, timeout=120)
   assert result.returncode == 2
   last = result.stderr.strip().splitlines()[-1]
-  assert last.startswith("bertline run: error: ") and "'epoch'" in last
+  assert last.startswith("bertline run: error: ")
+  assert expected.replace("{tmp}", str(tmp_path)) in last
   assert "Traceback" not in result.stderr
