@@ -459,8 +459,17 @@ def _read_safetensors(files: PretrainedFiles) -> _Tensors:
   from safetensors import safe_open
   shapes, sources, loaders, unused, skipped = {}, {}, {}, [], 0
   for path in files.weight_files:
-    handle = safe_open(path, framework="numpy")
-    for name in sorted(handle.keys()):
+    if "://" in path:  # safe_open maps local files only; remote ones are read whole
+      from safetensors.numpy import load
+      arrays = load(fileio.read_bytes(path))
+      names = sorted(arrays)
+      shape_of, get = (lambda n, a=arrays: a[n].shape), (lambda n, a=arrays: a[n])
+    else:
+      handle = safe_open(path, framework="numpy")
+      names = sorted(handle.keys())
+      shape_of = lambda n, h=handle: tuple(h.get_slice(n).get_shape())  # noqa: E731
+      get = handle.get_tensor
+    for name in names:
       if name.endswith("position_ids"):  # a buffer, not a weight
         skipped += 1
         continue
@@ -468,11 +477,10 @@ def _read_safetensors(files: PretrainedFiles) -> _Tensors:
       if canonical is None:
         unused.append(name)
         continue
-      shape = tuple(handle.get_slice(name).get_shape())
+      shape = tuple(shape_of(name))
       shapes[canonical] = tuple(reversed(shape)) if transpose else shape
       sources[canonical] = name
-      loaders[canonical] = (lambda h=handle, n=name, t=transpose:
-                            h.get_tensor(n).T if t else h.get_tensor(n))
+      loaders[canonical] = (lambda g=get, n=name, t=transpose: g(n).T if t else g(n))
   return _Tensors(shapes, sources, loaders, unused, skipped)
 
 

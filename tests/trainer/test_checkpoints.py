@@ -355,3 +355,19 @@ def test_hugging_face_albert_and_sequence_classifier_directories(tmp_path):
   with torch.no_grad():
     logits = classifier(**_torch_inputs(torch, inputs)).logits.numpy()
   np.testing.assert_allclose(model(inputs, training=False)["logits"].numpy(), logits, atol=1e-5)
+
+
+def test_remote_hugging_face_directory(minilm):
+  """gs:// and other tf.io.gfile file systems (here TensorFlow's in-memory ram://)."""
+  for name in ("config.json", "model.safetensors", "vocab.txt"):
+    tf.io.gfile.copy(os.path.join(resources.minilm_dir(), name), f"ram://minilm/{name}",
+                     overwrite=True)
+  files = checkpoints.resolve_pretrained("ram://minilm/")
+  assert files.kind == "huggingface" and files.vocab_file == "ram://minilm/vocab.txt"
+  files.validate_for(128, do_lower_case=True)
+  encoder = modeling.BertEncoder(files.model_config())
+  report = checkpoints.load_pretrained(encoder, files)
+  assert report.new == [] and report.unused == []
+  local = minilm[0].weight_map()
+  for name, variable in encoder.weight_map().items():
+    np.testing.assert_array_equal(variable.numpy(), local[name].numpy())
