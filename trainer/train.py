@@ -166,6 +166,8 @@ class TrainResult:
     stopped_early: bool. Early stopping ended the run.
     preempted: bool. SIGTERM ended the run (re-run the same command to resume).
     model_dir: str.
+    train_examples_per_second: float. Training speed of this process's steps
+      after its first (which traces), evaluation and checkpointing excluded.
   """
 
   final_step: int
@@ -176,6 +178,7 @@ class TrainResult:
   stopped_early: bool = False
   preempted: bool = False
   model_dir: str = ""
+  train_examples_per_second: float = 0.0
 
 
 def _scalar(name: str, value: float) -> None:
@@ -328,8 +331,6 @@ def run(config: TrainConfig) -> TrainResult:
     md.write_json(schema.DATA_METADATA_COPY, metadata.to_dict())
     md.write_json(schema.TRAIN_CONFIG_FILE, configs.to_dict(config))
 
-  if config.mixed_precision != "none":
-    keras.mixed_precision.set_global_policy(config.mixed_precision)
   loss_scale = config.loss_scale or (1024.0 if config.mixed_precision == "mixed_float16" else 1.0)
 
   num_train_steps = _num_train_steps(config, metadata)
@@ -339,9 +340,17 @@ def run(config: TrainConfig) -> TrainResult:
   eval_every = config.eval_every_steps or steps_per_epoch
 
   keras.utils.set_random_seed(config.seed)
+  # The policy applies to layers built under it; it is restored for the caller.
+  previous_policy = keras.mixed_precision.global_policy()
+  if config.mixed_precision != "none":
+    keras.mixed_precision.set_global_policy(config.mixed_precision)
+  try:
+    with strategy.scope():
+      model = modeling.BertClassifier(model_config, len(metadata.labels),
+                                      dropout_rate=config.classifier_dropout)
+  finally:
+    keras.mixed_precision.set_global_policy(previous_policy)
   with strategy.scope():
-    model = modeling.BertClassifier(model_config, len(metadata.labels),
-                                    dropout_rate=config.classifier_dropout)
     optimizer = optimization.create_optimizer(config.learning_rate, num_train_steps, warmup,
                                               config.weight_decay, config.clip_norm or None)
     optimizer.build(model.trainable_variables)
@@ -372,8 +381,7 @@ def run(config: TrainConfig) -> TrainResult:
              int(optimizer.iterations.numpy()))
   elif pretrained is not None:
     from bertline.trainer import checkpoints
-    report = checkpoints.load_pretrained(model, pretrained)
-    log.info(report.summary())
+    checkpoints.load_pretrained(model, pretrained)  # logs what it loaded
 
   # --- step functions ---
   accum = config.grad_accum_steps
@@ -507,14 +515,20 @@ def run(config: TrainConfig) -> TrainResult:
 
   good_checkpoint = manager.latest_checkpoint
   examples_per_s = 0.0
+  traced, timed_seconds, timed_steps = False, 0.0, 0
   with _Preemption() as preemption:
     window_start, window_examples = time.time(), 0
     while step < stop_step:
+      step_start = time.perf_counter()
       try:
         loss, norm, length = train_step(iterator)
       except tf.errors.DataLossError as e:
         raise inputs.corrupt_shard_error(config.data_dir, metadata, "train", e) from e
       loss = float(loss.numpy())
+      if traced:
+        timed_seconds += time.perf_counter() - step_start
+        timed_steps += 1
+      traced = True
       if not math.isfinite(loss):
         raise TrainingDiverged(
             f"loss became {loss} at step {step + 1}; stopped without saving it. The last good "
@@ -567,7 +581,9 @@ def run(config: TrainConfig) -> TrainResult:
       best_metrics={k: v for k, v in best_metrics.items() if k != "improved"},
       latest_checkpoint=manager.latest_checkpoint or "",
       best_checkpoint=best_manager.latest_checkpoint or "", stopped_early=stopped_early,
-      preempted=preempted, model_dir=md.path)
+      preempted=preempted, model_dir=md.path,
+      train_examples_per_second=timed_steps * config.batch_size / timed_seconds
+      if timed_seconds else 0.0)
 
 
 # --- the CLI -----------------------------------------------------------------------------

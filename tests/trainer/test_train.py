@@ -187,3 +187,15 @@ def test_cli_flags_override_the_yaml(tmp_path):
     train.config_from_args(["--config", str(path)])
   with pytest.raises(ValueError, match="not a multiple of grad_accum_steps"):
     train.config_from_args(["--batch-size", "10", "--grad-accum-steps", "4"])
+
+
+@pytest.mark.parametrize("precision", ["mixed_bfloat16"])
+def test_mixed_precision_and_xla_train(lang_records, tiny_config, tmp_path, precision):
+  import keras
+  result = train.run(_config(lang_records, tmp_path / "m", tiny_config, max_steps=20,
+                             eval_every_steps=100, mixed_precision=precision, xla=True,
+                             learning_rate=2e-3))
+  assert keras.mixed_precision.global_policy().name == "float32"  # the caller's, restored
+  assert result.final_step == 20
+  assert result.final_metrics["eval_accuracy"] >= 0.9
+  assert result.train_examples_per_second > 0
