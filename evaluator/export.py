@@ -148,7 +148,9 @@ def _metadata(loaded: predict.LoadedModel, version: str, has_blessing: bool) -> 
   return {
       "format_version": EXPORT_FORMAT_VERSION,
       "version": int(version),
-      "model_dir": os.path.abspath(loaded.model_dir),
+      # Where the weights came from (the pipeline warm-starts from it).
+      "model_dir": (loaded.model_dir if "://" in loaded.model_dir
+                    else os.path.abspath(loaded.model_dir)),
       "labels": loaded.labels,
       "max_seq_length": meta.max_seq_length,
       "do_lower_case": meta.do_lower_case,
