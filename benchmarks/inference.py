@@ -45,6 +45,9 @@ def main() -> None:
   parser.add_argument("--batch-size", type=int, default=32)
   parser.add_argument("--seq-length", type=int, default=128)
   parser.add_argument("--seconds", type=float, default=20.0, help="timed seconds per variant")
+  parser.add_argument("--train-step", action="store_true",
+                      help="also time a training step (forward + backward of BertClassifier) "
+                      "with and without XLA, to see whether jit_compile helps training here")
   args = parser.parse_args()
 
   load = os.getloadavg()[0]
@@ -114,6 +117,36 @@ def main() -> None:
   for name, rate in sorted(results.items(), key=lambda kv: kv[1]):
     print(f"| {name} | {rate:,.1f} | {rate / base:.2f}x |")
   print(f"max |bertline - transformers| on sequence_output: {diff:.2e}")
+  if args.train_step:
+    _train_step(encoder, features, args)
+
+
+def _train_step(encoder, features, args) -> None:
+  """Forward + backward (gradients of the mean loss) of a classifier over the encoder."""
+  import numpy as np
+  import tensorflow as tf
+
+  from bertline.trainer import modeling
+
+  model = modeling.BertClassifier(encoder.config, num_labels=3, encoder=encoder)
+  labels = tf.constant(np.arange(args.batch_size) % 3)
+  tf_features = {k: tf.constant(v) for k, v in features.items()}
+  fns = {}
+  for jit in (False, True):
+    @tf.function(jit_compile=jit)
+    def step(f):
+      with tf.GradientTape() as tape:
+        logits = model(f, training=True)["logits"]
+        loss = tf.reduce_mean(modeling.per_example_loss(labels, logits))
+      grads = tape.gradient(loss, model.trainable_variables)
+      return loss, tf.add_n([tf.reduce_sum(g) for g in grads if g is not None])
+
+    fns[f"train step, jit_compile={jit}"] = lambda step=step: [t.numpy() for t in step(tf_features)]
+  results = _rates(fns, args.batch_size, args.seconds)
+  print("| bertline BertClassifier training step | sequences/s |")
+  print("| --- | ---: |")
+  for name, rate in results.items():
+    print(f"| {name} | {rate:,.1f} |")
 
 
 if __name__ == "__main__":
