@@ -371,3 +371,19 @@ def test_remote_hugging_face_directory(minilm):
   local = minilm[0].weight_map()
   for name, variable in encoder.weight_map().items():
     np.testing.assert_array_equal(variable.numpy(), local[name].numpy())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("policy, atol", [("mixed_bfloat16", 0.02), ("mixed_float16", 0.005)])
+def test_minilm_mixed_precision_stays_close_to_float32(minilm_outputs, features, policy, atol):
+  keras.mixed_precision.set_global_policy(policy)
+  try:
+    files = checkpoints.resolve_pretrained(resources.minilm_dir())
+    model = modeling.BertClassifier(files.model_config(), num_labels=2)
+    checkpoints.load_pretrained(model, files)
+    out = model.encoder(features, training=False)
+    assert model(features, training=False)["probabilities"].dtype == tf.float32
+  finally:
+    keras.mixed_precision.set_global_policy("float32")
+  pooled = tf.cast(out["pooled_output"], tf.float32).numpy()
+  assert np.abs(pooled - minilm_outputs["pooled_output"].numpy()).max() < atol
