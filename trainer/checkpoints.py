@@ -51,8 +51,8 @@ LOWER_CASE_MODELS = ("uncased_L-24_H-1024_A-16", "uncased_L-12_H-768_A-12",
 CASED_MODELS = ("cased_L-12_H-768_A-12", "cased_L-24_H-1024_A-16",
                 "multi_cased_L-12_H-768_A-12")
 
-# Names in TF1 checkpoints that are not model weights: optimizer state and
-# pre-training heads, skipped silently (reported only as a count).
+# Names in TF1 checkpoints that are not model weights at all (optimizer slots,
+# step and loss-scale counters): skipped, and reported only as a count.
 _TF1_BOOKKEEPING = re.compile(r"(^|/)(adam_[mv]|Adam(_1)?|global_step|"
                               r"beta1_power|beta2_power|good_steps|loss_scale)(/|$)")
 
@@ -523,6 +523,8 @@ class LoadReport:
       as in the file; optimizer slots are not listed).
     kind: str. The checkpoint's format.
     source: str. Where the weights came from.
+    skipped: int. Entries of the file that are not weights (optimizer slots,
+      counters, buffers).
   """
 
   loaded: List[str]
@@ -530,6 +532,7 @@ class LoadReport:
   unused: List[str]
   kind: str = ""
   source: str = ""
+  skipped: int = 0
 
   def summary(self) -> str:
     def some(names):
@@ -537,7 +540,9 @@ class LoadReport:
     return (f"Loaded {len(self.loaded)} weights from {self.source} ({self.kind}); "
             f"{len(self.new)} new" + (f" ({some(self.new)})" if self.new else "") +
             f"; {len(self.unused)} unused in the file" +
-            (f" ({some(self.unused)})" if self.unused else "") + ".")
+            (f" ({some(self.unused)})" if self.unused else "") +
+            (f"; {self.skipped} optimizer/bookkeeping entries skipped" if self.skipped else "") +
+            ".")
 
 
 _CONFIG_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
@@ -591,6 +596,6 @@ def load_pretrained(model, path, check_config: bool = True) -> LoadReport:
     targets[name].assign(np.asarray(tensors.loaders[name](), dtype=np.float32))
   new = [n for n in targets if n not in tensors.shapes]
   unused = sorted(tensors.unused + [tensors.sources[n] for n in tensors.shapes if n not in targets])
-  report = LoadReport(loaded, new, unused, files.kind, files.source)
+  report = LoadReport(loaded, new, unused, files.kind, files.source, tensors.skipped)
   log.info(report.summary())
   return report

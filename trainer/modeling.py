@@ -24,7 +24,7 @@ logits and probabilities.
 from __future__ import annotations
 
 import math
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, Optional
 
 import keras
 import tensorflow as tf

@@ -3,7 +3,6 @@ run_classifier heads, bertline model_dirs, and every bad-input error."""
 
 import json
 import os
-import shutil
 
 import keras
 import numpy as np
@@ -89,6 +88,8 @@ def test_google_tf1_checkpoint_loads_to_identical_outputs(tmp_path, minilm_outpu
   report = checkpoints.load_pretrained(encoder, directory)
   assert report.new == [] and len(report.loaded) == len(encoder.weights)
   assert report.unused == ["cls/predictions/output_bias", "cls/seq_relationship/output_weights"]
+  assert report.skipped == 2  # bert/pooler/dense/kernel/adam_m and global_step
+  assert "2 unused in the file" in report.summary()
   out = encoder(features, training=False)
   for ours, reference in zip(out["encoder_outputs"], minilm_outputs["encoder_outputs"]):
     np.testing.assert_array_equal(ours.numpy(), reference.numpy())
