@@ -213,6 +213,13 @@ class RunConfig:
     return configs.to_dict(self)
 
 
+def train_flags(config: RunConfig) -> Dict[str, Any]:
+  """The `bertline train` flags of a config, by name; unset ones are left to the trainer."""
+  values = configs.to_dict(config.train)
+  values.pop("warm_start")  # The pipeline's business, not a trainer flag.
+  return {k: v for k, v in sorted(values.items()) if v not in (None, "", False)}
+
+
 def validate(config: RunConfig, where: str = "config") -> RunConfig:
   """Checks the values that types alone cannot; returns `config`."""
   d = config.data

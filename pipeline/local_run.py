@@ -97,6 +97,9 @@ def run(config: config_lib.RunConfig, work_dir: Optional[str] = None, run_date: 
   log.info("[resolve data] %s (fingerprint %s, date %s)%s", data_dir, resolved.fingerprint, date,
            f"; last pushed model {last}" if last else "")
 
+  if task_config and not fileio.exists(task_config):
+    raise FileNotFoundError(f"data.task_config {task_config} not found (see examples/tasks/ for "
+                            "task YAML files)")
   vocab = steps.vocab_for(config.model.init_checkpoint, config.model.vocab_file)
   pre_key = _key(resolved.fingerprint, task, task_config and fileio.read_text(task_config),
                  fileio.sha256_file(vocab), d.do_lower_case, d.max_seq_length, d.num_shards,
@@ -108,8 +111,7 @@ def run(config: config_lib.RunConfig, work_dir: Optional[str] = None, run_date: 
                      list(d.beam_args) + ["--overwrite"])
     _mark_done(examples, pre_key)
 
-  from bertline.pipeline.pipeline import train_flags
-  flags = train_flags(config)
+  flags = config_lib.train_flags(config)
   warm = last if config.train.warm_start else ""
   train_key = _key(pre_key, config.model.init_checkpoint, flags, warm)
   model_dir = os.path.join(work, "model", train_key)

@@ -35,13 +35,6 @@ def _apply(task: dsl.PipelineTask, res: config_lib.StepResources, caching: bool)
   return task
 
 
-def train_flags(config: config_lib.RunConfig) -> Dict[str, Any]:
-  """The `bertline train` flags of a config (unset ones left to the trainer)."""
-  values = config_lib.configs.to_dict(config.train)
-  values.pop("warm_start")
-  return {k: v for k, v in sorted(values.items()) if v not in (None, "", False)}
-
-
 def parameters(config: config_lib.RunConfig) -> Dict[str, Any]:
   """The pipeline's run-time parameters from a config (submission arguments)."""
   d, e = config.data, config.evaluate
@@ -51,7 +44,7 @@ def parameters(config: config_lib.RunConfig) -> Dict[str, Any]:
       "init_checkpoint": config.model.init_checkpoint, "vocab_file": config.model.vocab_file,
       "do_lower_case": d.do_lower_case, "max_seq_length": d.max_seq_length,
       "num_shards": d.num_shards, "compression": d.compression, "beam_args": list(d.beam_args),
-      "train_flags": train_flags(config), "warm_start": config.train.warm_start,
+      "train_flags": config_lib.train_flags(config), "warm_start": config.train.warm_start,
       "eval_split": e.split, "thresholds": dict(e.thresholds), "baseline": e.baseline,
       "max_regression": e.max_regression, "push_to": config.push.to,
       "force_push": config.push.force,
