@@ -79,7 +79,6 @@ def _free_port():
     return s.getsockname()[1]
 
 
-@pytest.mark.slow
 def test_two_workers_on_localhost_match_one_worker(lang_records, one_device):
   root, config = one_device
   one = root / "one-worker"
