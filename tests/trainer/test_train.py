@@ -199,3 +199,14 @@ def test_mixed_precision_and_xla_train(lang_records, tiny_config, tmp_path, prec
   assert result.final_step == 20
   assert result.final_metrics["eval_accuracy"] >= 0.9
   assert result.train_examples_per_second > 0
+
+
+def test_truncated_training_shard_is_named(lang_records, tiny_config, tmp_path):
+  copy = str(tmp_path / "records")
+  shutil.copytree(lang_records, copy)
+  victim = schema.read_metadata(copy).split_files(copy, "train")[0]
+  with open(victim, "r+b") as f:
+    f.truncate(os.path.getsize(victim) - 5)
+  with pytest.raises(ValueError, match=r"corrupted or truncated TFRecord shard .*" +
+                     os.path.basename(victim) + r".*Re-run `bertline preprocess`"):
+    train.run(_config(copy, tmp_path / "m", tiny_config, eval_every_steps=100))
