@@ -57,6 +57,19 @@ _TF1_BOOKKEEPING = re.compile(r"(^|/)(adam_[mv]|Adam(_1)?|global_step|"
                               r"beta1_power|beta2_power|good_steps|loss_scale)(/|$)")
 
 
+# Checkpoint kinds whose config's "gelu" means the tanh approximation
+# 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): google-research/bert's
+# modeling.gelu (bert-tensorflow 1.0.4, which run_classifier.py fine-tunes and
+# serves with), google-research/albert's and brightmart/albert_zh's all compute
+# it so while their configs say "gelu". (Hugging Face's "gelu" is the exact erf
+# form; its converted ALBERT configs say "gelu_new" for this reason.) The first
+# released google-research/bert modeling.py had the erf form (commit bee6030
+# changed it), so the earliest BERT zips were pre-trained with erf; the two
+# differ by under 1e-3 per activation, and bertline follows the code that
+# fine-tunes and serves these checkpoints now.
+_TANH_GELU_KINDS = ("google", "albert", "albert_zh")
+
+
 @dataclasses.dataclass
 class PretrainedFiles:
   """What resolve_pretrained found.
@@ -79,22 +92,25 @@ class PretrainedFiles:
   weight_files: List[str] = dataclasses.field(default_factory=list)
 
   def model_config(self) -> ModelConfig:
-    """The config, completed with what only the checkpoint says (albert_zh's layout)."""
+    """The config, completed with what only the checkpoint says.
+
+    albert_zh's layout, and the GELU that Google's TF1 code computes: for
+    "google", "albert" and "albert_zh" checkpoints a config's "gelu" becomes
+    "gelu_new" (the tanh approximation), see _TANH_GELU_KINDS. Hugging Face
+    dirs and bertline model_dirs keep the activation as written (bertline's
+    model_config.json already holds the resolved one).
+    """
     config = ModelConfig.from_json_file(self.config_file)
+    d = config.to_dict()
     if self.kind == "albert_zh":
-      d = config.to_dict()
       d.update(model_type="albert", embedding_projection="word_projection")
-      config = ModelConfig.from_dict(d, source=self.config_file)
     elif self.kind == "albert":
-      d = config.to_dict()
       d["model_type"] = "albert"
-      if d["hidden_act"] == "gelu":
-        # google-research/albert's modeling.py computes "gelu" as the tanh
-        # approximation; its checkpoints were trained with it (Hugging Face's
-        # converted ALBERT configs say "gelu_new" for the same reason).
-        d["hidden_act"] = "gelu_new"
-      config = ModelConfig.from_dict(d, source=self.config_file)
-    return config
+    if self.kind in _TANH_GELU_KINDS and d["hidden_act"] == "gelu":
+      d["hidden_act"] = "gelu_new"
+    if d == config.to_dict():
+      return config
+    return ModelConfig.from_dict(d, source=self.config_file)
 
   def validate_for(self, max_seq_length: Optional[int] = None,
                    vocab_file: Optional[str] = None,

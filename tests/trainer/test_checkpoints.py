@@ -52,6 +52,33 @@ def minilm_outputs(minilm, features):
   return minilm[0](features, training=False)
 
 
+@pytest.fixture(scope="module")
+def minilm_tanh_outputs(features):
+  """MiniLM's weights run as Google's TF1 code runs them: "gelu" as the tanh approximation.
+
+  bertline's encoder from the HF directory with hidden_act overridden, checked
+  against transformers' BertModel with hidden_act "gelu_new".
+  """
+  torch = pytest.importorskip("torch")
+  transformers = pytest.importorskip("transformers")
+  d = checkpoints.resolve_pretrained(resources.minilm_dir()).model_config().to_dict()
+  assert d["hidden_act"] == "gelu"  # a Hugging Face dir keeps its config's activation
+  d["hidden_act"] = "gelu_new"
+  encoder = modeling.BertEncoder(ModelConfig.from_dict(d))
+  checkpoints.load_pretrained(encoder, resources.minilm_dir(), check_config=False)
+  out = encoder(features, training=False)
+  config = transformers.BertConfig.from_pretrained(resources.minilm_dir(), hidden_act="gelu_new")
+  reference = transformers.BertModel.from_pretrained(
+      resources.minilm_dir(), config=config, attn_implementation="eager").eval()
+  with torch.no_grad():
+    ref = reference(**_torch_inputs(torch, features), output_hidden_states=True)
+  for ours, theirs in zip(out["encoder_outputs"], ref.hidden_states[1:]):
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), atol=1e-4, rtol=0)
+  np.testing.assert_allclose(out["pooled_output"].numpy(), ref.pooler_output.numpy(),
+                             atol=1e-4, rtol=0)
+  return out
+
+
 def test_minilm_matches_transformers_every_layer(minilm, minilm_outputs, features):
   torch = pytest.importorskip("torch")
   transformers = pytest.importorskip("transformers")
@@ -75,7 +102,8 @@ def test_minilm_matches_transformers_every_layer(minilm, minilm_outputs, feature
                              ref.pooler_output.numpy(), atol=1e-4, rtol=0)
 
 
-def test_google_tf1_checkpoint_loads_to_identical_outputs(tmp_path, minilm_outputs, features):
+def test_google_tf1_checkpoint_loads_with_googles_tanh_gelu(tmp_path, minilm_outputs,
+                                                            minilm_tanh_outputs, features):
   directory = fixtures.write_google_minilm(str(tmp_path / "uncased_L-6_H-384_A-12"))
   # The fixture really holds Google's names.
   names = dict(tf.train.list_variables(os.path.join(directory, "bert_model.ckpt")))
@@ -84,6 +112,10 @@ def test_google_tf1_checkpoint_loads_to_identical_outputs(tmp_path, minilm_outpu
   files = checkpoints.resolve_pretrained(directory)
   assert files.kind == "google" and files.config_file.endswith("bert_config.json")
   assert files.vocab_file == os.path.join(directory, "vocab.txt")
+  # bert_config.json says "gelu"; google-research/bert's modeling.gelu is the tanh form.
+  with open(files.config_file) as f:
+    assert json.load(f)["hidden_act"] == "gelu"
+  assert files.model_config().hidden_act == "gelu_new"
   encoder = modeling.BertEncoder(files.model_config())
   report = checkpoints.load_pretrained(encoder, directory)
   assert report.new == [] and len(report.loaded) == len(encoder.weights)
@@ -91,14 +123,18 @@ def test_google_tf1_checkpoint_loads_to_identical_outputs(tmp_path, minilm_outpu
   assert report.skipped == 2  # bert/pooler/dense/kernel/adam_m and global_step
   assert "2 unused in the file" in report.summary()
   out = encoder(features, training=False)
-  for ours, reference in zip(out["encoder_outputs"], minilm_outputs["encoder_outputs"]):
+  # Exactly what the same weights compute with the tanh GELU ...
+  for ours, reference in zip(out["encoder_outputs"], minilm_tanh_outputs["encoder_outputs"]):
     np.testing.assert_array_equal(ours.numpy(), reference.numpy())
-  np.testing.assert_array_equal(out["pooled_output"], minilm_outputs["pooled_output"])
+  np.testing.assert_array_equal(out["pooled_output"], minilm_tanh_outputs["pooled_output"])
+  # ... which is measurably, slightly off the erf GELU of the Hugging Face load.
+  diff = np.abs(out["sequence_output"].numpy() - minilm_outputs["sequence_output"].numpy())
+  assert 1e-5 < diff.max() < 0.1
   # A checkpoint prefix works as well as its directory.
   assert checkpoints.resolve_pretrained(os.path.join(directory, "bert_model.ckpt")).kind == "google"
 
 
-def test_run_classifier_fine_tuned_head(tmp_path, minilm_outputs, features):
+def test_run_classifier_fine_tuned_head(tmp_path, minilm_tanh_outputs, features):
   rng = np.random.default_rng(0)
   weights = rng.normal(0, 0.5, (3, 384)).astype(np.float32)  # [num_labels, hidden]
   bias = np.array([0.1, -0.2, 0.3], np.float32)
@@ -114,16 +150,54 @@ def test_run_classifier_fine_tuned_head(tmp_path, minilm_outputs, features):
   assert report.unused == ["cls/predictions/output_bias", "cls/seq_relationship/output_weights"]
   assert {modeling.HEAD_KERNEL, modeling.HEAD_BIAS} <= set(report.loaded)
   logits = model(features, training=False)["logits"].numpy()
-  expected = minilm_outputs["pooled_output"].numpy() @ weights.T + bias
+  # run_classifier.py fine-tunes and serves with Google's tanh GELU.
+  assert files.model_config().hidden_act == "gelu_new"
+  expected = minilm_tanh_outputs["pooled_output"].numpy() @ weights.T + bias
   np.testing.assert_allclose(logits, expected, atol=1e-4)
   # A classifier with another label count is refused, naming the variable.
   with pytest.raises(ValueError, match=r"output_weights: checkpoint shape \[384, 3\] != model "
                                        r"shape \[384, 2\].*num_labels"):
     checkpoints.load_pretrained(modeling.BertClassifier(files.model_config(), 2), directory)
   # A pre-trained checkpoint leaves the head new.
-  fresh = modeling.BertClassifier(files.model_config(), num_labels=3)
+  hf_config = checkpoints.resolve_pretrained(resources.minilm_dir()).model_config()
+  fresh = modeling.BertClassifier(hf_config, num_labels=3)
   report = checkpoints.load_pretrained(fresh, resources.minilm_dir())
   assert report.new == [modeling.HEAD_KERNEL, modeling.HEAD_BIAS]
+
+
+def _google_modeling_gelu():
+  """google-research/bert's modeling.gelu, its own source from bert-tensorflow 1.0.4.
+
+  bert/modeling.py imports tensorflow.contrib at the top, so the module cannot be
+  imported under TF2; the function's source is compiled alone, with tf.compat.v1.
+  """
+  import ast
+  bert = pytest.importorskip("bert", reason="bert-tensorflow is a test dependency (make venv)")
+  path = os.path.join(os.path.dirname(bert.__file__), "modeling.py")
+  with open(path) as f:
+    tree = ast.parse(f.read())
+  node = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "gelu")
+  namespace = {"tf": tf.compat.v1, "np": np}
+  exec(compile(ast.Module(body=[node], type_ignores=[]), path, "exec"), namespace)
+  return namespace["gelu"]
+
+
+def test_tanh_gelu_for_google_checkpoints_is_google_modeling_gelu(tmp_path):
+  google_gelu = _google_modeling_gelu()
+  x = np.linspace(-8, 8, 4001).astype(np.float32)
+  theirs = google_gelu(tf.constant(x)).numpy()
+  # The activation bertline builds for a Google TF1 checkpoint whose config says "gelu".
+  with open(os.path.join(resources.minilm_dir(), "config.json")) as f:
+    (tmp_path / "bert_config.json").write_text(json.dumps(fixtures.google_config(json.load(f))))
+  fixtures.write_tf1_checkpoint({"bert/embeddings/word_embeddings": np.zeros([4, 2], np.float32)},
+                                str(tmp_path / "bert_model.ckpt"))
+  files = checkpoints.resolve_pretrained(str(tmp_path))
+  assert files.kind == "google"
+  ours = modeling.get_activation(files.model_config().hidden_act)(tf.constant(x)).numpy()
+  np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-6)
+  # The erf form (Hugging Face's "gelu") is measurably different.
+  erf = modeling.get_activation("gelu")(tf.constant(x)).numpy()
+  assert np.abs(erf - theirs).max() > 1e-4
 
 
 def _albert_config(directory, **extra):
@@ -197,6 +271,8 @@ def test_albert_zh_checkpoint_loads_and_runs(tmp_path):
   fixtures.write_tf1_checkpoint(tensors, os.path.join(directory, "albert_model.ckpt"))
   files = checkpoints.resolve_pretrained(directory)
   assert files.kind == "albert_zh"
+  # brightmart/albert_zh's modeling.gelu is Google's tanh form too.
+  assert files.model_config().hidden_act == "gelu_new"
   encoder = modeling.BertEncoder(files.model_config())
   report = checkpoints.load_pretrained(encoder, directory)
   assert report.new == [] and report.unused == []
@@ -206,7 +282,7 @@ def test_albert_zh_checkpoint_loads_and_runs(tmp_path):
   reference_tensors.update({k: v for k, v in tensors.items() if k.startswith("bert/embeddings/")})
   layers, pooled = fixtures.numpy_albert(reference_tensors, inputs["input_ids"],
                                          inputs["input_mask"], inputs["segment_ids"], 4, 4,
-                                         word_projection=True)
+                                         word_projection=True, tanh_gelu=True)
   np.testing.assert_allclose(out["sequence_output"].numpy(), layers[-1], atol=1e-4)
   np.testing.assert_allclose(out["pooled_output"].numpy(), pooled, atol=1e-4)
 
