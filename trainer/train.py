@@ -255,6 +255,10 @@ def _check_resume(md: model_dir_lib.ModelDir, metadata: schema.DataMetadata, dat
         ". Resume with the original data, or choose a new --model-dir.")
 
 
+_ARCHITECTURE_FIELDS = ("model_type", "vocab_size", "hidden_size", "num_hidden_layers",
+                        "num_attention_heads", "intermediate_size", "embedding_size")
+
+
 def _num_train_steps(config: TrainConfig, metadata: schema.DataMetadata) -> int:
   # run_classifier: int(len(train_examples) / train_batch_size * num_train_epochs).
   n = metadata.splits["train"].num_examples
@@ -310,6 +314,14 @@ def run(config: TrainConfig) -> TrainResult:
   md = model_dir_lib.ModelDir(config.model_dir)
   _check_resume(md, metadata, config.data_dir)
   model_config, vocab, pretrained = _model_files(config, metadata)
+  if fileio.exists(md.file(schema.MODEL_CONFIG_FILE)):
+    old = md.model_config()
+    diffs = [f"{k}: model_dir {getattr(old, k)!r}, now {getattr(model_config, k)!r}"
+             for k in _ARCHITECTURE_FIELDS if getattr(old, k) != getattr(model_config, k)]
+    if diffs:
+      source = config.init_checkpoint or config.model_config_file
+      raise ValueError(f"{md.path} holds a different model than {source}: " + "; ".join(diffs) +
+                       ". Resume with the original model, or choose a new --model-dir.")
 
   info = strategy_lib.create_strategy(config.strategy, config.tpu or None,
                                       config.tpu_zone or None, config.gcp_project or None)

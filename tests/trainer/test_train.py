@@ -148,6 +148,11 @@ def test_refuses_to_resume_on_different_data(lang_records, tiny_config, tmp_path
   with pytest.raises(ValueError, match=r"max_seq_length: model_dir 64, data 32; labels: "
                      r"model_dir \['en', 'zh'\], data \['zh', 'en'\]"):
     train.run(_config(other, tmp_path / "m", tiny_config))
+  bigger = json.load(open(tiny_config))
+  bigger["hidden_size"] = 64
+  json.dump(bigger, open(tmp_path / "bigger.json", "w"))
+  with pytest.raises(ValueError, match="holds a different model .*hidden_size: model_dir 32, now 64"):
+    train.run(_config(lang_records, tmp_path / "m", str(tmp_path / "bigger.json")))
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(lang_records, tiny_config, tmp_path):
