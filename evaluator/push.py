@@ -187,10 +187,12 @@ def _push_gcs(model: str, files: List[str], digests: Dict[str, Dict[str, str]], 
   bucket_name, base = _split_gcs(to)
   prefix = "/".join(p for p in (base, version) if p) + "/"
   dest = f"gs://{bucket_name}/{prefix.rstrip('/')}"
-  client = storage.Client()  # Application Default Credentials (or STORAGE_EMULATOR_HOST)
+  # Application Default Credentials (or STORAGE_EMULATOR_HOST). The library's
+  # own retries are off (retry=None below): with_retries is the one policy.
+  client = storage.Client()
   bucket = client.bucket(bucket_name)
   try:
-    existing = with_retries(lambda: [b.name for b in client.list_blobs(bucket_name, prefix=prefix)],
+    existing = with_retries(lambda: [b.name for b in client.list_blobs(bucket_name, prefix=prefix, retry=None)],
                             f"listing {dest}")
   except gexc.NotFound as e:
     raise FileNotFoundError(f"--to {to}: bucket gs://{bucket_name} does not exist (or is not "
@@ -222,15 +224,15 @@ def _push_gcs(model: str, files: List[str], digests: Dict[str, Dict[str, str]], 
 def _delete_if_exists(bucket, name: str) -> None:
   from google.api_core import exceptions as gexc
   try:
-    bucket.blob(name).delete()
+    bucket.blob(name).delete(retry=None)
   except gexc.NotFound:
     pass
 
 
 def _upload_verified(bucket, blob_name: str, local: str, digest: Dict[str, str]) -> None:
   blob = bucket.blob(blob_name)
-  blob.upload_from_filename(local, checksum="crc32c")
-  uploaded = bucket.get_blob(blob_name)
+  blob.upload_from_filename(local, checksum="crc32c", retry=None)
+  uploaded = bucket.get_blob(blob_name, retry=None)
   if uploaded is None:
     raise ChecksumMismatch(f"gs://{bucket.name}/{blob_name} missing right after upload")
   if uploaded.md5_hash is not None and uploaded.md5_hash != digest["md5"]:
@@ -245,7 +247,7 @@ def _upload_marker(bucket, name: str, body: str) -> None:
   from google.api_core import exceptions as gexc
   try:
     bucket.blob(name).upload_from_string(body, content_type="application/json",
-                                         if_generation_match=0)
+                                         if_generation_match=0, retry=None)
   except gexc.PreconditionFailed as e:
     raise FileExistsError(f"gs://{bucket.name}/{name} appeared during this push: another push "
                           "completed this version first. Nothing of it was modified.") from e

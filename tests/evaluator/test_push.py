@@ -227,3 +227,14 @@ def test_local_target_is_atomic_and_never_overwritten(tmp_path, monkeypatch):
   with pytest.raises(FileExistsError, match="already pushed"):
     push_lib.push(model, str(registry), force=True)
   assert _tree(dest) == before
+
+
+def test_unreachable_server_is_retried_then_a_clear_error(tmp_path, monkeypatch, no_backoff_wait):
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]  # nothing listens here once the socket is closed
+  monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
+  model = _export(tmp_path, version="8")
+  with pytest.raises(ValueError, match=r"listing gs://models/x/8 failed 5 times.*ConnectionError"):
+    push_lib.push(model, "gs://models/x")
+  assert no_backoff_wait == [1.0, 2.0, 4.0, 8.0]
