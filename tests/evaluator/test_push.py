@@ -223,6 +223,9 @@ def test_local_target_is_atomic_and_never_overwritten(tmp_path, monkeypatch):
   record = json.loads(got.pop(schema.PUSH_COMPLETE_MARKER))
   assert got == _tree(model)
   assert record["files"]["saved_model.pb"]["sha256"] == hashlib.sha256(got["saved_model.pb"]).hexdigest()
+  assert push_lib.read_push_record(dest) == record
+  with pytest.raises(FileNotFoundError, match="not a completed push"):
+    push_lib.read_push_record(model)
   before = _tree(dest)
   with pytest.raises(FileExistsError, match="already pushed"):
     push_lib.push(model, str(registry), force=True)
