@@ -262,11 +262,16 @@ _ARCHITECTURE_FIELDS = ("model_type", "vocab_size", "hidden_size", "num_hidden_l
 def _num_train_steps(config: TrainConfig, metadata: schema.DataMetadata) -> int:
   # run_classifier: int(len(train_examples) / train_batch_size * num_train_epochs).
   n = metadata.splits["train"].num_examples
+  if n == 0:
+    raise ValueError(f"{config.data_dir}: the train split has no examples (see its "
+                     f"{metadata.splits['train'].rejected_file} for rejected rows).")
   steps = int(n / config.batch_size * config.epochs)
-  if steps < 1 and not config.max_steps:
-    raise ValueError(f"{config.data_dir} has {n} training examples: fewer than one batch of "
-                     f"{config.batch_size}. Lower --batch-size.")
-  return max(steps, config.max_steps if steps < 1 else steps)
+  if steps >= 1:
+    return steps
+  if config.max_steps:
+    return config.max_steps
+  raise ValueError(f"{config.data_dir} has {n} training examples: fewer than one batch of "
+                   f"{config.batch_size} over {config.epochs} epochs. Lower --batch-size.")
 
 
 class _Preemption:
