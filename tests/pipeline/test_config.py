@@ -139,3 +139,12 @@ def test_cli_reports_a_bad_config_in_one_line(tmp_path, data, expected):
   assert last.startswith("bertline run: error: ")
   assert expected.replace("{tmp}", str(tmp_path)) in last
   assert "Traceback" not in result.stderr
+
+
+def test_task_config_beside_the_config_file_is_found(tmp_path, monkeypatch):
+  (tmp_path / "tasks").mkdir()
+  (tmp_path / "tasks" / "mine.yaml").write_text("name: mine\n")
+  data = dict(VALID, data={"path": "gs://b/d", "task_config": "tasks/mine.yaml"})
+  path = _write(tmp_path, data)
+  monkeypatch.chdir("/")
+  assert config_lib.load(path).data.task_config == str(tmp_path / "tasks" / "mine.yaml")

@@ -1,0 +1,90 @@
+"""The step functions' own logic: dated data paths, data fingerprints, the last pushed model, flags."""
+
+import json
+import os
+
+import pytest
+
+from bertline import schema
+from bertline.components import steps
+
+
+def _tsv(directory, text="label\ttext\npositive\tgood\n"):
+  os.makedirs(directory, exist_ok=True)
+  for split in ("train", "dev"):
+    with open(os.path.join(directory, f"{split}.tsv"), "w") as f:
+      f.write(text)
+
+
+def test_dated_data_path_is_filled_in_and_a_missing_day_is_named(tmp_path):
+  _tsv(tmp_path / "tweets" / "2026-11-23")
+  template = str(tmp_path / "tweets" / "{date}")
+  resolved = steps.resolve_data(template, "", 0, "mrpc", "", "2026-11-23", str(tmp_path / "b"))
+  assert resolved.data_dir == str(tmp_path / "tweets" / "2026-11-23")
+  assert resolved.date == "2026-11-23" and resolved.task == "mrpc"
+  same = steps.resolve_data(str(tmp_path / "tweets" / "{{date}}"), "", 0, "mrpc", "",
+                            "2026-11-23", str(tmp_path / "b"))
+  assert same.data_dir == resolved.data_dir
+  with pytest.raises(FileNotFoundError, match=r"data\.path .*2026-11-30 not found \(from .*\{date\}.* on 2026-11-30\)"):
+    steps.resolve_data(template, "", 0, "mrpc", "", "2026-11-30", str(tmp_path / "b"))
+
+
+def test_run_date():
+  assert steps.run_date("2026-01-31") == "2026-01-31"
+  assert len(steps.run_date()) == 10
+  with pytest.raises(ValueError, match=r"run date '31/01/2026' is not YYYY-MM-DD"):
+    steps.run_date("31/01/2026")
+
+
+def test_fingerprint_follows_the_content_not_the_write(tmp_path):
+  _tsv(tmp_path / "d")
+  first = steps.fingerprint_dir(str(tmp_path / "d"))
+  _tsv(tmp_path / "d")  # rewritten, identical
+  assert steps.fingerprint_dir(str(tmp_path / "d")) == first
+  _tsv(tmp_path / "d", "label\ttext\nnegative\tbad\n")  # same size, new content
+  assert steps.fingerprint_dir(str(tmp_path / "d")) != first
+  os.makedirs(tmp_path / "empty")
+  with pytest.raises(FileNotFoundError, match="holds no files"):
+    steps.fingerprint_dir(str(tmp_path / "empty"))
+
+
+def test_builtin_tweets_bring_their_task(tmp_path):
+  resolved = steps.resolve_data("", "tweets", 50, "", "", "2026-11-23", str(tmp_path / "t"))
+  data_dir, task, task_config = steps.data_source("tweets", resolved.data_dir, "", "", "")
+  assert sorted(os.listdir(data_dir)) == ["dev.tsv", "test.tsv", "train.tsv", "tweets_task.yaml"]
+  from bertline.preprocessing import processors
+  spec = processors.get_task(None, task_config)
+  assert spec.name == "tweets" and task == ""
+  with open(os.path.join(data_dir, "train.tsv"), "rb") as f:
+    assert len(f.read().splitlines()) == 1 + 40  # header + 80% of 50
+
+
+def _push(registry, version, complete=True, model_dir=""):
+  path = registry / str(version)
+  (path / "assets").mkdir(parents=True)
+  if model_dir:
+    (path / "assets" / schema.ASSET_METADATA).write_text(json.dumps({"model_dir": model_dir}))
+  if complete:
+    (path / schema.PUSH_COMPLETE_MARKER).write_text("{}")
+  return str(path)
+
+
+def test_latest_pushed_skips_incomplete_versions_and_warm_start_finds_its_model_dir(tmp_path):
+  registry = tmp_path / "registry"
+  assert steps.latest_pushed(str(registry)) == ""
+  model_dir = tmp_path / "model"
+  model_dir.mkdir()
+  _push(registry, 9, model_dir=str(model_dir))
+  good = _push(registry, 10, model_dir=str(model_dir))
+  _push(registry, 11, complete=False)  # an interrupted push
+  (registry / "notes").mkdir()
+  assert steps.latest_pushed(str(registry)) == good
+  assert steps.warm_start_checkpoint(good) == str(model_dir)
+  gone = _push(registry, 12, model_dir=str(tmp_path / "deleted"))
+  assert steps.warm_start_checkpoint(gone) == ""  # cold start, with a warning
+
+
+def test_flags_are_the_cli_contract():
+  assert steps.flags({"learning_rate": 5e-5, "xla": True, "mixed_precision": "",
+                      "seed": None, "epochs": 3.0, "strategy": "cpu", "trim": False}) == [
+      "--epochs", "3", "--learning-rate", "5e-05", "--strategy", "cpu", "--xla"]
