@@ -131,8 +131,14 @@ class AdamWeightDecay(tf.Module):
                                    name="v"))
       self._decay.append(self.do_use_weight_decay(variable_path(var)))
 
-  def apply_gradients(self, grads_and_vars: Sequence[Tuple[tf.Tensor, object]]) -> tf.Tensor:
+  def apply_gradients(self, grads_and_vars: Sequence[Tuple[tf.Tensor, object]],
+                      skip_nonfinite: bool = False) -> tf.Tensor:
     """Sums gradients over replicas, clips, and applies one update.
+
+    Args:
+      grads_and_vars: (gradient, variable) pairs, in the order of `build`.
+      skip_nonfinite: bool. Leave weights, slots and step untouched when a
+        summed gradient is NaN/Inf (dynamic loss scaling under float16).
 
     Returns:
       The global norm of the summed gradients before clipping (float32 scalar).
@@ -152,24 +158,30 @@ class AdamWeightDecay(tf.Module):
     if ctx.num_replicas_in_sync > 1:
       grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
     global_norm = tf.linalg.global_norm(grads)
+    finite = tf.math.is_finite(global_norm) if skip_nonfinite else tf.constant(True)
+    if skip_nonfinite:
+      grads = [tf.where(finite, g, tf.zeros_like(g)) for g in grads]
     if self.clip_norm:
       # As tf.clip_by_global_norm (BERT's call), with the norm already computed.
-      grads, _ = tf.clip_by_global_norm(grads, self.clip_norm, use_norm=global_norm)
+      grads, _ = tf.clip_by_global_norm(
+          grads, self.clip_norm, use_norm=tf.where(finite, global_norm, 0.0))
     lr = tf.cast(self.learning_rate(self.iterations), tf.float32)
     tf_vars = [_tf_variable(v) for v in variables]
-    ctx.merge_call(self._distributed_apply, args=(grads, tf_vars, lr))
+    ctx.merge_call(self._distributed_apply, args=(grads, tf_vars, lr, finite, skip_nonfinite))
     return global_norm
 
-  def _distributed_apply(self, strategy, grads, variables, lr):
+  def _distributed_apply(self, strategy, grads, variables, lr, finite, skip):
     updates = []
     for grad, var, m, v, decay in zip(grads, variables, self._m, self._v, self._decay):
       updates.append(strategy.extended.update(
-          var, self._update_one, args=(grad, m, v, lr), kwargs={"decay": decay}, group=False))
+          var, self._update_one, args=(grad, m, v, lr, finite),
+          kwargs={"decay": decay, "skip": skip}, group=False))
     with tf.control_dependencies(tf.nest.flatten(updates)):
       return strategy.extended.update(
-          self.iterations, lambda it: it.assign_add(1), group=False)
+          self.iterations, lambda it, ok: it.assign_add(tf.cast(ok, tf.int64)), args=(finite,),
+          group=False)
 
-  def _update_one(self, var, grad, m, v, lr, decay):
+  def _update_one(self, var, grad, m, v, lr, finite, decay, skip):
     grad = tf.cast(grad, var.dtype)
     lr = tf.cast(lr, var.dtype)
     next_m = self.beta_1 * m + (1.0 - self.beta_1) * grad
@@ -177,6 +189,9 @@ class AdamWeightDecay(tf.Module):
     update = next_m / (tf.sqrt(next_v) + self.epsilon)
     if decay:
       update += self.weight_decay_rate * var
+    if skip:  # a skipped step changes nothing
+      return tf.group(var.assign_sub(tf.where(finite, lr * update, tf.zeros_like(update))),
+                      m.assign(tf.where(finite, next_m, m)), v.assign(tf.where(finite, next_v, v)))
     return tf.group(var.assign_sub(lr * update), m.assign(next_m), v.assign(next_v))
 
 

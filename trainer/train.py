@@ -36,6 +36,9 @@ from bertline.trainer import model_dir as model_dir_lib
 log = logging.getLogger("bertline.train")
 
 EARLY_STOPPING_METRICS = ("eval_loss", "eval_accuracy")
+# Dynamic loss scaling for mixed_float16 (the values of Keras' LossScaleOptimizer).
+INITIAL_LOSS_SCALE = 2.0 ** 15
+LOSS_SCALE_GROWTH_STEPS = 2000
 PRECISIONS = ("none", "mixed_float16", "mixed_bfloat16")
 
 
@@ -74,7 +77,9 @@ class TrainConfig:
     strategy: str. auto|cpu|gpu|mirrored|tpu|multi-worker (see strategy.py).
     tpu, tpu_zone, gcp_project: str. Cloud TPU name and where it is.
     mixed_precision: str. none, mixed_float16 (GPUs) or mixed_bfloat16 (TPUs, recent CPUs).
-    loss_scale: float. Static loss scale for mixed_float16 (0: 1024 for float16, else 1).
+    loss_scale: float. mixed_float16's loss scale: 0 (default) scales dynamically
+      (starts at 2^15, halves and skips the update on NaN/Inf gradients, doubles
+      after 2000 good steps); a positive value is a static scale.
     xla: bool. XLA-compile each replica's forward and backward pass.
     shuffle_buffer: int. Training examples in the shuffle buffer.
     trim_batches: bool. Cut each batch to its longest real sequence (ignored on TPU).
@@ -348,7 +353,8 @@ def run(config: TrainConfig) -> TrainResult:
     md.write_json(schema.DATA_METADATA_COPY, metadata.to_dict())
     md.write_json(schema.TRAIN_CONFIG_FILE, configs.to_dict(config))
 
-  loss_scale = config.loss_scale or (1024.0 if config.mixed_precision == "mixed_float16" else 1.0)
+  float16 = config.mixed_precision == "mixed_float16"
+  dynamic_scale = float16 and not config.loss_scale
 
   num_train_steps = _num_train_steps(config, metadata)
   warmup = int(num_train_steps * config.warmup_proportion)
@@ -371,6 +377,12 @@ def run(config: TrainConfig) -> TrainResult:
     optimizer = optimization.create_optimizer(config.learning_rate, num_train_steps, warmup,
                                               config.weight_decay, config.clip_norm or None)
     optimizer.build(model.trainable_variables)
+    # [scale, good steps since the last change]; constant 1 outside float16.
+    loss_scale = tf.Variable(INITIAL_LOSS_SCALE if dynamic_scale else (config.loss_scale or 1.0),
+                             trainable=False, dtype=tf.float32, name="loss_scale",
+                             aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+    good_steps = tf.Variable(0, trainable=False, dtype=tf.int64, name="good_steps",
+                             aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
   variables = model.trainable_variables
   # Keras keeps dropout's RNG state out of tf.train.Checkpoint; we save it ourselves.
   rng_state = [v.value for v in model.variables if "seed_generator_state" in v.path]
@@ -383,7 +395,7 @@ def run(config: TrainConfig) -> TrainResult:
   iterator = iter(train_ds)
 
   checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, input=iterator,
-                                   rng=rng_state)
+                                   rng=rng_state, loss_scale=[loss_scale, good_steps])
   ckpt_dir = md.checkpoint_dir if info.is_chief else os.path.join(
       md.path, "_workers", f"worker-{info.worker_index}")
   manager = tf.train.CheckpointManager(checkpoint, ckpt_dir, max_to_keep=config.keep_checkpoints,
@@ -404,13 +416,15 @@ def run(config: TrainConfig) -> TrainResult:
   accum = config.grad_accum_steps
   global_batch = float(config.batch_size)
 
-  def forward_backward(batch):
+  def forward_backward(batch, scale):
     with tf.GradientTape() as tape:
       logits = model(batch, training=True)["logits"]
       loss = tf.reduce_sum(modeling.per_example_loss(batch[schema.LABEL_IDS], logits))
-      scaled = loss / global_batch * loss_scale
+      scaled = loss / global_batch * scale if float16 else loss / global_batch
     grads = tape.gradient(scaled, variables)
-    grads = [tf.convert_to_tensor(g) / loss_scale for g in grads]
+    grads = [tf.convert_to_tensor(g) for g in grads]
+    if float16:
+      grads = [g / scale for g in grads]
     return loss, grads
 
   if config.xla:
@@ -422,17 +436,18 @@ def run(config: TrainConfig) -> TrainResult:
     start = ctx.replica_id_in_sync_group * per_replica
     batch = {k: v[start:start + per_replica] for k, v in batch.items()}
     micro = per_replica // accum
+    scale = tf.convert_to_tensor(loss_scale)
     if accum == 1:
-      loss, grads = forward_backward(batch)
+      loss, grads = forward_backward(batch, scale)
     else:
       loss = tf.constant(0.0)
       grads = [tf.zeros(v.shape, v.dtype) for v in variables]
       for i in tf.range(accum):
         part = {k: v[i * micro:(i + 1) * micro] for k, v in batch.items()}
-        part_loss, part_grads = forward_backward(part)
+        part_loss, part_grads = forward_backward(part, scale)
         loss += part_loss
         grads = [g + p for g, p in zip(grads, part_grads)]
-    norm = optimizer.apply_gradients(zip(grads, variables))
+    norm = optimizer.apply_gradients(zip(grads, variables), skip_nonfinite=dynamic_scale)
     return loss, norm
 
   @tf.function
@@ -441,6 +456,13 @@ def run(config: TrainConfig) -> TrainResult:
     loss, norm = strategy.run(replica_step, args=(batch,))
     loss = strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None) / global_batch
     norm = strategy.reduce(tf.distribute.ReduceOp.MEAN, norm, axis=None)
+    if dynamic_scale:
+      finite = tf.math.is_finite(norm)
+      good = tf.where(finite, good_steps + 1, 0)
+      grow = good >= LOSS_SCALE_GROWTH_STEPS
+      loss_scale.assign(tf.where(finite, tf.where(grow, loss_scale * 2.0, loss_scale),
+                                 tf.maximum(loss_scale / 2.0, 1.0)))
+      good_steps.assign(tf.where(grow, tf.constant(0, tf.int64), good))
     return loss, norm, tf.shape(batch[schema.INPUT_IDS])[1]
 
   def replica_eval(batch):
@@ -551,6 +573,19 @@ def run(config: TrainConfig) -> TrainResult:
             f"loss became {loss} at step {step + 1}; stopped without saving it. The last good "
             f"checkpoint is {good_checkpoint or '(none: the run had not saved one)'}. Lower "
             "--learning-rate, keep --clip-norm on, or check the data.")
+      if dynamic_scale and int(optimizer.iterations.numpy()) == step:
+        log.info("float16 gradients overflowed at step %d: update skipped, loss scale now %g.",
+                 step + 1, float(loss_scale.numpy()))
+        if float(loss_scale.numpy()) <= 1.0:
+          raise TrainingDiverged(
+              f"float16 gradients overflow even at loss scale 1 (step {step + 1}). Train with "
+              f"--mixed-precision mixed_bfloat16 or without mixed precision; the last good "
+              f"checkpoint is {good_checkpoint or '(none)'}.")
+        if preemption.requested:
+          good_checkpoint = save()
+          preempted = True
+          break
+        continue
       step += 1
       window_examples += config.batch_size
       lr = schedule.numpy(step - 1)
@@ -631,7 +666,7 @@ _FLAGS = {
     "tpu": (str, "Cloud TPU name ('local' on a TPU VM)"),
     "tpu_zone": (str, "Cloud TPU zone"),
     "gcp_project": (str, "Google Cloud project of the TPU"),
-    "loss_scale": (float, "static loss scale for mixed_float16 (default 1024)"),
+    "loss_scale": (float, "static loss scale for mixed_float16 (default 0: dynamic)"),
     "shuffle_buffer": (int, "training examples in the shuffle buffer (default 10000)"),
     "classifier_dropout": (float, "dropout on the pooled output (default 0.1)"),
     "hidden_dropout": (float, "override the model's hidden and attention dropout"),

@@ -215,3 +215,20 @@ def test_truncated_training_shard_is_named(lang_records, tiny_config, tmp_path):
   with pytest.raises(ValueError, match=r"corrupted or truncated TFRecord shard .*" +
                      os.path.basename(victim) + r".*Re-run `bertline preprocess`"):
     train.run(_config(copy, tmp_path / "m", tiny_config, eval_every_steps=100))
+
+
+def test_float16_dynamic_loss_scale_skips_overflowing_steps(lang_records, tiny_config, tmp_path,
+                                                            monkeypatch):
+  # A scale so large the float16 gradients overflow: those steps are skipped and
+  # the scale halves until they fit; the run still makes its 8 updates.
+  monkeypatch.setattr(train, "INITIAL_LOSS_SCALE", 2.0 ** 28)
+  result = train.run(_config(lang_records, tmp_path / "m", tiny_config, max_steps=8,
+                             eval_every_steps=100, mixed_precision="mixed_float16"))
+  assert result.final_step == 8
+  reader = tf.train.load_checkpoint(result.latest_checkpoint)
+  scale = reader.get_tensor("loss_scale/0/.ATTRIBUTES/VARIABLE_VALUE")
+  assert 1.0 < scale < 2.0 ** 28
+  assert reader.get_tensor("optimizer/iterations/.ATTRIBUTES/VARIABLE_VALUE") == 8
+  for w in _weights(tmp_path / "m"):
+    assert np.all(np.isfinite(w))
+  assert np.isfinite(result.final_metrics["eval_loss"])
