@@ -80,7 +80,10 @@ class TrainConfig:
     loss_scale: float. mixed_float16's loss scale: 0 (default) scales dynamically
       (starts at 2^15, halves and skips the update on NaN/Inf gradients, doubles
       after 2000 good steps); a positive value is a static scale.
-    xla: bool. XLA-compile each replica's forward and backward pass.
+    xla: bool or None. XLA-compile each replica's forward and backward pass.
+      None (default) decides per device: on for GPUs and TPUs, off on CPU,
+      where it is slower (BENCHMARKS.md); on GPUs also off when batches are
+      trimmed without length buckets, since XLA compiles every distinct length.
     shuffle_buffer: int. Training examples in the shuffle buffer.
     trim_batches: bool. Cut each batch to its longest real sequence (ignored on TPU).
     bucket_boundaries: list of int. Sequence-length buckets for batching (empty: none).
@@ -117,7 +120,7 @@ class TrainConfig:
   gcp_project: str = ""
   mixed_precision: str = "none"
   loss_scale: float = 0.0
-  xla: bool = False
+  xla: Optional[bool] = None
   shuffle_buffer: int = 10000
   trim_batches: bool = True
   bucket_boundaries: List[int] = dataclasses.field(default_factory=list)
@@ -308,6 +311,17 @@ def _better(metric: str, value: float, best: Optional[float]) -> bool:
 
 
 # --- the run -----------------------------------------------------------------------------
+def _use_xla(config: TrainConfig, static_shapes: bool) -> bool:
+  """The --xla setting, or the per-device default when it is unset."""
+  if config.xla is not None:
+    return config.xla
+  from bertline.trainer import modeling
+  if not modeling.default_jit_compile():
+    return False
+  many_shapes = config.trim_batches and not config.bucket_boundaries and not static_shapes
+  return not many_shapes
+
+
 def run(config: TrainConfig) -> TrainResult:
   """Trains (or resumes) per `config`; returns what it ended with."""
   import keras
@@ -427,7 +441,7 @@ def run(config: TrainConfig) -> TrainResult:
       grads = [g / scale for g in grads]
     return loss, grads
 
-  if config.xla:
+  if _use_xla(config, static_shapes=info.static_shapes):
     forward_backward = tf.function(forward_backward, jit_compile=True, reduce_retracing=True)
 
   def replica_step(batch):
@@ -688,7 +702,8 @@ def build_parser() -> argparse.ArgumentParser:
                       metavar="POLICY", help="mixed precision: mixed_float16 (GPU), "
                       "mixed_bfloat16 (TPU, recent CPUs); the bare flag picks for the device")
   parser.add_argument("--xla", action=argparse.BooleanOptionalAction, default=None,
-                      help="XLA-compile the forward and backward pass")
+                      help="XLA-compile the forward and backward pass (default: on for GPUs "
+                      "and TPUs, off on CPU where it is slower)")
   parser.add_argument("--trim-batches", action=argparse.BooleanOptionalAction, default=None,
                       help="cut each batch to its longest sequence (default on)")
   parser.add_argument("--bucket-boundaries", default=None,

@@ -232,3 +232,16 @@ def test_float16_dynamic_loss_scale_skips_overflowing_steps(lang_records, tiny_c
   for w in _weights(tmp_path / "m"):
     assert np.all(np.isfinite(w))
   assert np.isfinite(result.final_metrics["eval_loss"])
+
+
+def test_xla_default_follows_the_device(monkeypatch):
+  base = dict(data_dir="d", model_dir="m")
+  # This machine is CPU-only, where XLA is slower: off unless asked for.
+  assert not train._use_xla(train.TrainConfig(**base), static_shapes=False)
+  assert train._use_xla(train.TrainConfig(xla=True, **base), static_shapes=False)
+  from bertline.trainer import modeling
+  monkeypatch.setattr(modeling, "default_jit_compile", lambda: True)  # as on a GPU
+  assert not train._use_xla(train.TrainConfig(**base), static_shapes=False)  # a shape per length
+  assert train._use_xla(train.TrainConfig(bucket_boundaries=[32, 64], **base), static_shapes=False)
+  assert train._use_xla(train.TrainConfig(**base), static_shapes=True)  # TPU: fixed shapes
+  assert not train._use_xla(train.TrainConfig(xla=False, **base), static_shapes=True)
