@@ -15,7 +15,7 @@ import importlib
 import json
 import logging
 import os
-from typing import Any, Dict, List, NamedTuple, Optional
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence
 
 from bertline import fileio, resources, schema
 
@@ -69,15 +69,19 @@ def flag_value(value: Any) -> str:
   return str(value)
 
 
-def flags(values: Dict[str, Any]) -> List[str]:
+def flags(values: Dict[str, Any], negatable: Sequence[str] = ("xla",)) -> List[str]:
   """{"learning_rate": 5e-5, "xla": True, "seed": None} -> ["--learning-rate", "5e-05", "--xla"].
 
-  None and "" mean "the stage's default" and are left out; False booleans too.
+  None and "" mean "the stage's default" and are left out; False booleans too,
+  except the `negatable` ones, sent as --no-FLAG (e.g. --no-xla).
   """
   argv: List[str] = []
   for name in sorted(values):
     value = values[name]
     flag = "--" + name.replace("_", "-")
+    if value is False and name in negatable:
+      argv.append("--no-" + name.replace("_", "-"))
+      continue
     if value is None or value == "" or value is False:
       continue
     if value is True:

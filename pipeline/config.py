@@ -34,6 +34,8 @@ GPU_TYPES = ("NVIDIA_TESLA_T4", "NVIDIA_L4", "NVIDIA_TESLA_V100", "NVIDIA_TESLA_
 TPU_TYPES = ("TPU_V2", "TPU_V3", "TPU_V5_LITEPOD")
 ACCELERATOR_TYPES = ("",) + GPU_TYPES + TPU_TYPES
 BASELINES = ("", "last_pushed")
+# Trainer switches whose `false` is sent as --no-FLAG (their default depends on the device).
+NEGATABLE_FLAGS = ("xla",)
 MIXED_PRECISION = ("", "none", "auto", "mixed_float16", "mixed_bfloat16")
 
 
@@ -100,7 +102,7 @@ class TrainConfig:
   tpu_zone: str = ""
   gcp_project: str = ""
   mixed_precision: str = ""  # "": the trainer's default; auto, mixed_float16, mixed_bfloat16
-  xla: bool = False
+  xla: Optional[bool] = None  # None: the trainer's per-device default (on for GPU/TPU)
   # Scheduled retraining: start from the model_dir of the last pushed model
   # (recorded in its export metadata) instead of init_checkpoint.
   warm_start: bool = False
@@ -217,7 +219,8 @@ def train_flags(config: RunConfig) -> Dict[str, Any]:
   """The `bertline train` flags of a config, by name; unset ones are left to the trainer."""
   values = configs.to_dict(config.train)
   values.pop("warm_start")  # The pipeline's business, not a trainer flag.
-  return {k: v for k, v in sorted(values.items()) if v not in (None, "", False)}
+  return {k: v for k, v in sorted(values.items())
+          if v is not None and v != "" and (v is not False or k in NEGATABLE_FLAGS)}
 
 
 def validate(config: RunConfig, where: str = "config") -> RunConfig:

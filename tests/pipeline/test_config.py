@@ -106,6 +106,8 @@ def test_overrides_are_typed_and_checked(tmp_path):
   config = config_lib.load(path, ["train.max_steps=50", "pipeline.caching=false",
                                   "data.beam_args=[--runner, DirectRunner]"])
   assert config.train.max_steps == 50 and config.pipeline.caching is False
+  assert "xla" not in config_lib.train_flags(config)  # unset: the trainer's per-device default
+  assert config_lib.train_flags(config_lib.load(path, ["train.xla=false"]))["xla"] is False
   assert config.data.beam_args == ["--runner", "DirectRunner"]
   with pytest.raises(ConfigError, match=r"unknown key 'max_step'"):
     config_lib.load(path, ["train.max_step=50"])

@@ -88,3 +88,4 @@ def test_flags_are_the_cli_contract():
   assert steps.flags({"learning_rate": 5e-5, "xla": True, "mixed_precision": "",
                       "seed": None, "epochs": 3.0, "strategy": "cpu", "trim": False}) == [
       "--epochs", "3", "--learning-rate", "5e-05", "--strategy", "cpu", "--xla"]
+  assert steps.flags({"xla": False, "force": False}) == ["--no-xla"]
