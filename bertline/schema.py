@@ -194,6 +194,12 @@ SIGNATURE_EXAMPLES = "serve_examples"
 ASSET_VOCAB = "vocab.txt"
 ASSET_LABELS = "labels.txt"
 ASSET_METADATA = "bertline_metadata.json"
+# serving_default's inputs and outputs (clients and `bertline run`'s check read these).
+SERVING_TEXT_A = "text_a"
+SERVING_TEXT_B = "text_b"
+OUTPUT_PROBABILITIES = "probabilities"
+OUTPUT_LABEL_ID = "label_id"
+OUTPUT_LABEL = "label"
 # Written last by push: a reader that sees it sees a whole model.
 PUSH_COMPLETE_MARKER = "_BERTLINE_PUSH_COMPLETE"
 

@@ -39,11 +39,6 @@ from bertline.evaluator import predict
 log = logging.getLogger("bertline.export")
 
 EXPORT_FORMAT_VERSION = 1
-TEXT_A = "text_a"
-TEXT_B = "text_b"
-OUTPUT_PROBABILITIES = "probabilities"
-OUTPUT_LABEL_ID = "label_id"
-OUTPUT_LABEL = "label"
 
 
 def _serving_module(classifier, tokenizer, labels: List[str], max_seq_length: int,
@@ -73,8 +68,8 @@ def _serving_module(classifier, tokenizer, labels: List[str], max_seq_length: in
                 schema.SEGMENT_IDS: segment_ids[:, :length]}
       probabilities = self.classifier(inputs, training=False)["probabilities"]
       label_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
-      return {OUTPUT_PROBABILITIES: probabilities, OUTPUT_LABEL_ID: label_id,
-              OUTPUT_LABEL: tf.gather(self.label_names, label_id)}
+      return {schema.OUTPUT_PROBABILITIES: probabilities, schema.OUTPUT_LABEL_ID: label_id,
+              schema.OUTPUT_LABEL: tf.gather(self.label_names, label_id)}
 
     def text_features(self, text_a, text_b=None) -> Dict[str, tf.Tensor]:
       """preprocess's tokenize + pack, verbatim: the same functions, the same graph ops."""
@@ -98,22 +93,22 @@ def _serving_module(classifier, tokenizer, labels: List[str], max_seq_length: in
   # text -> features as a saved function too (not a signature): anyone can
   # check, from the SavedModel alone, the ids the served model reads.
   if has_text_b:
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=TEXT_A),
-                                  tf.TensorSpec([None], tf.string, name=TEXT_B)])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=schema.SERVING_TEXT_A),
+                                  tf.TensorSpec([None], tf.string, name=schema.SERVING_TEXT_B)])
     def text_to_features(text_a, text_b):
       return module.text_features(text_a, text_b)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=TEXT_A),
-                                  tf.TensorSpec([None], tf.string, name=TEXT_B)])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=schema.SERVING_TEXT_A),
+                                  tf.TensorSpec([None], tf.string, name=schema.SERVING_TEXT_B)])
     def serve_text(text_a, text_b):
       f = module.text_features(text_a, text_b)
       return module._outputs(*(f[name] for name in schema.SEQUENCE_FEATURES))
   else:
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=TEXT_A)])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=schema.SERVING_TEXT_A)])
     def text_to_features(text_a):
       return module.text_features(text_a)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=TEXT_A)])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=schema.SERVING_TEXT_A)])
     def serve_text(text_a):
       f = module.text_features(text_a)
       return module._outputs(*(f[name] for name in schema.SEQUENCE_FEATURES))
@@ -156,8 +151,11 @@ def _metadata(loaded: predict.LoadedModel, version: str, has_blessing: bool) -> 
       "do_lower_case": meta.do_lower_case,
       "has_text_b": meta.has_text_b,
       "signatures": {
-          schema.SIGNATURE_TEXT: {"inputs": [TEXT_A] + ([TEXT_B] if meta.has_text_b else []),
-                                  "outputs": [OUTPUT_PROBABILITIES, OUTPUT_LABEL_ID, OUTPUT_LABEL]},
+          schema.SIGNATURE_TEXT: {
+              "inputs": [schema.SERVING_TEXT_A] + (
+                  [schema.SERVING_TEXT_B] if meta.has_text_b else []),
+              "outputs": [schema.OUTPUT_PROBABILITIES, schema.OUTPUT_LABEL_ID,
+                          schema.OUTPUT_LABEL]},
           schema.SIGNATURE_FEATURES: {"inputs": list(schema.SEQUENCE_FEATURES)},
           schema.SIGNATURE_EXAMPLES: {"inputs": ["examples"]},
       },
@@ -249,11 +247,11 @@ def _check_export(path: str, has_text_b: bool) -> None:
       loaded.signatures)
   if missing:
     raise AssertionError(f"export {path} lacks signature(s) {sorted(missing)}")
-  args = {TEXT_A: tf.constant(["a smoke test"])}
+  args = {schema.SERVING_TEXT_A: tf.constant(["a smoke test"])}
   if has_text_b:
-    args[TEXT_B] = tf.constant(["of the export"])
+    args[schema.SERVING_TEXT_B] = tf.constant(["of the export"])
   out = loaded.signatures[schema.SIGNATURE_TEXT](**args)
-  if out[OUTPUT_PROBABILITIES].shape[0] != 1:
+  if out[schema.OUTPUT_PROBABILITIES].shape[0] != 1:
     raise AssertionError(f"export {path}: the text signature returned {out}")
 
 

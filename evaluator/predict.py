@@ -19,7 +19,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import os
 import re
 from typing import Any, Callable, Dict, List, Optional
 

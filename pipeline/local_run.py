@@ -22,7 +22,7 @@ import os
 import time
 from typing import Any, Dict, List, NamedTuple, Optional
 
-from bertline import fileio
+from bertline import fileio, schema
 from bertline.components import steps
 from bertline.pipeline import config as config_lib
 
@@ -140,7 +140,7 @@ def run(config: config_lib.RunConfig, work_dir: Optional[str] = None, run_date: 
   if pushed and sentence:
     answer = ask(pushed, sentence)
     print(f"{pushed} (serving_default, raw text in) says {sentence!r} is "
-          f"{answer.get('label', '?')}: {json.dumps(answer)}")
+          f"{answer.get(schema.OUTPUT_LABEL, '?')}: {json.dumps(answer)}")
   log.info("Pipeline finished in %.0fs", time.time() - started)
   return RunResult(result.metrics, result.blessing, result.blessed, pushed, answer)
 
@@ -162,17 +162,17 @@ def _print_metrics(result: steps.Evaluation, model_dir: str) -> None:
 def ask(model_path: str, text_a: str, text_b: Optional[str] = None) -> Dict[str, Any]:
   """Calls a pushed SavedModel's raw-text signature on one example (no bertline code involved).
 
-  Returns the outputs as Python values, plus "label" (the predicted label
-  name) when the model gives one.
+  Returns the signature's outputs as Python values (schema.OUTPUT_*: the
+  probabilities, the label id and the label name).
   """
   import tensorflow as tf
   import tensorflow_text  # noqa: F401  Registers the in-graph tokenizer's ops (TF Serving links them).
   model = tf.saved_model.load(model_path)
   signature = model.signatures["serving_default"]
   _, wanted = signature.structured_input_signature
-  inputs = {"text_a": tf.constant([text_a])}
-  if "text_b" in wanted:
-    inputs["text_b"] = tf.constant([text_b or ""])
+  inputs = {schema.SERVING_TEXT_A: tf.constant([text_a])}
+  if schema.SERVING_TEXT_B in wanted:
+    inputs[schema.SERVING_TEXT_B] = tf.constant([text_b or ""])
   outputs = {k: v.numpy()[0] for k, v in signature(**inputs).items()}
   answer: Dict[str, Any] = {}
   for name, value in outputs.items():
@@ -182,15 +182,11 @@ def ask(model_path: str, text_a: str, text_b: Optional[str] = None) -> Dict[str,
       value = value.tolist()
       value = value.decode("utf-8") if isinstance(value, bytes) else value
     answer[name] = value
-  for name in ("label", "label_name", "predicted_label", "labels"):
-    if isinstance(answer.get(name), str):
-      answer["label"] = answer[name]
-      break
   return answer
 
 
 def main(argv: List[str]) -> int:
   args = build_parser().parse_args(argv)
   config = config_lib.load(args.config, args.overrides)
-  result = run(config, args.work_dir, args.run_date, args.sentence)
+  run(config, args.work_dir, args.run_date, args.sentence)
   return 0

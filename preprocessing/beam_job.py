@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import time
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional
 
 import apache_beam as beam
 import numpy as np
