@@ -178,14 +178,8 @@ class Chunk(NamedTuple):
 DEFAULT_CHUNK_BYTES = 1 << 20
 
 
-def plan_chunks(path: str, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> List[Chunk]:
-  """Cuts a file into chunks of about `chunk_bytes` that end at line ends.
-
-  One streaming pass counts the lines before every cut, because a row's guid
-  is its line index in the whole file (as in run_classifier); workers then
-  read their chunks independently and no process ever holds the whole file.
-  """
-  chunks: List[Chunk] = []
+def _blocks(path: str, chunk_bytes: int) -> Iterator[Tuple[Chunk, bytes]]:
+  """Streams a file as chunks of about `chunk_bytes` that end at line ends, with their bytes."""
   position, line, carry = 0, 0, b""
   with fileio.open_read(path) as f:
     while True:
@@ -193,23 +187,29 @@ def plan_chunks(path: str, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> List[Chunk
       data = carry + block
       if not block:
         if data:  # the last line has no final newline
-          chunks.append(Chunk(path, position, position + len(data), line))
-        return chunks
+          yield Chunk(path, position, position + len(data), line), data
+        return
       cut = data.rfind(b"\n") + 1
       if cut == 0:  # one line longer than a chunk: keep reading
         carry = data
         continue
-      chunks.append(Chunk(path, position, position + cut, line))
+      yield Chunk(path, position, position + cut, line), data[:cut]
       position += cut
       line += data.count(b"\n", 0, cut)
       carry = data[cut:]
 
 
-def read_chunk(chunk: Chunk) -> Iterator[Tuple[int, bytes]]:
-  """(line index, line) of a chunk's lines, without their LF / CRLF ends."""
-  with fileio.open_read(chunk.path) as f:
-    f.seek(chunk.start)
-    data = f.read(chunk.end - chunk.start)
+def plan_chunks(path: str, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> List[Chunk]:
+  """Cuts a file into chunks of about `chunk_bytes` that end at line ends.
+
+  One streaming pass counts the lines before every cut, because a row's guid
+  is its line index in the whole file (as in run_classifier); workers then
+  read their chunks independently and no process ever holds the whole file.
+  """
+  return [chunk for chunk, _ in _blocks(path, chunk_bytes)]
+
+
+def _chunk_lines(chunk: Chunk, data: bytes) -> Iterator[Tuple[int, bytes]]:
   lines = data.split(b"\n")
   if lines and lines[-1] == b"":
     lines.pop()
@@ -217,10 +217,18 @@ def read_chunk(chunk: Chunk) -> Iterator[Tuple[int, bytes]]:
     yield chunk.first_line + i, line[:-1] if line.endswith(b"\r") else line
 
 
+def read_chunk(chunk: Chunk) -> Iterator[Tuple[int, bytes]]:
+  """(line index, line) of a chunk's lines, without their LF / CRLF ends."""
+  with fileio.open_read(chunk.path) as f:
+    f.seek(chunk.start)
+    data = f.read(chunk.end - chunk.start)
+  return _chunk_lines(chunk, data)
+
+
 def iter_lines(path: str) -> Iterator[bytes]:
-  """Lines of a TSV file without their LF / CRLF ends; no final empty line."""
-  for chunk in plan_chunks(path):
-    for _, line in read_chunk(chunk):
+  """Lines of a TSV file without their LF / CRLF ends; no final empty line (one pass)."""
+  for chunk, data in _blocks(path, DEFAULT_CHUNK_BYTES):
+    for _, line in _chunk_lines(chunk, data):
       yield line
 
 

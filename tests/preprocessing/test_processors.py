@@ -131,3 +131,18 @@ def test_errors_name_the_key_and_the_choices(tmp_path):
     processors.get_task(task_config=str(cfg))
   with pytest.raises(ValueError, match=r"unknown task 'qnli'; built-in tasks are cola, mnli"):
     processors.get_task("qnli")
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 3, 7, 64, 1 << 20])
+def test_chunks_cover_every_line_once_with_its_index(tmp_path, chunk_bytes):
+  # CRLF, empty lines, a line longer than a chunk and no final newline.
+  data = b"h\tx\r\na\tb\n\n" + b"long" * 20 + b"\tz\r\nlast\tline"
+  path = tmp_path / "t.tsv"
+  path.write_bytes(data)
+  expected = [line[:-1] if line.endswith(b"\r") else line for line in data.split(b"\n")]
+  chunks = processors.plan_chunks(str(path), chunk_bytes)
+  got = [pair for chunk in chunks for pair in processors.read_chunk(chunk)]
+  assert got == list(enumerate(expected))
+  assert list(processors.iter_lines(str(path))) == expected
+  assert chunks[0].start == 0 and chunks[-1].end == len(data)
+  assert all(a.end == b.start for a, b in zip(chunks, chunks[1:]))
