@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 from bertline import fileio
 
@@ -57,17 +57,26 @@ def shard_glob(split: str, compression: str) -> str:
   return f"{split}-*-of-*{shard_suffix(compression)}"
 
 
-def feature_spec(max_seq_length: int) -> Dict[str, Any]:
-  """tf.io parsing spec of one serialized example, as written by preprocess."""
+def feature_spec(max_seq_length: int, labels: bool = True, guid: bool = True) -> Dict[str, Any]:
+  """tf.io parsing spec of one serialized example, as written by preprocess.
+
+  Args:
+    max_seq_length: int. Length of the sequence features.
+    labels: bool. Also parse label_ids and is_real_example (serving parses
+      client examples, which need not carry them).
+    guid: bool. Also parse the guid (only readers that report per example do).
+  """
   import tensorflow as tf  # Imported lazily: the CLI's --help stays fast.
 
   spec = {
       name: tf.io.FixedLenFeature([max_seq_length], tf.int64)
       for name in SEQUENCE_FEATURES
   }
-  for name in SCALAR_INT_FEATURES:
-    spec[name] = tf.io.FixedLenFeature([1], tf.int64)
-  spec[GUID] = tf.io.FixedLenFeature([1], tf.string)
+  if labels:
+    for name in SCALAR_INT_FEATURES:
+      spec[name] = tf.io.FixedLenFeature([1], tf.int64)
+  if guid:
+    spec[GUID] = tf.io.FixedLenFeature([1], tf.string)
   return spec
 
 
@@ -166,10 +175,6 @@ def read_metadata(data_dir: str) -> DataMetadata:
   except json.JSONDecodeError as e:
     raise ValueError(f"{path} is not valid JSON ({e}); re-run `bertline preprocess`.") from e
   return DataMetadata.from_dict(raw, source=path)
-
-
-def optional_int(value: Optional[str]) -> Optional[int]:
-  return None if value in (None, "") else int(value)
 
 
 # --- A training model_dir (written by train, read by evaluate/predict/export) --

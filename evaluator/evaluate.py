@@ -24,17 +24,17 @@ import numpy as np
 from bertline import fileio, schema
 from bertline.evaluator import blessing as blessing_lib
 from bertline.evaluator import metrics as metrics_lib
-from bertline.evaluator import predict
+from bertline.evaluator import scoring
 
 log = logging.getLogger("bertline.evaluate")
 
 
 def _score_model(model: str, data_dir: str, metadata: schema.DataMetadata, split: str,
                  batch_size: int, which: str, role: str) -> Dict[str, Any]:
-  logits_fn, labels, vocab_sha, info = predict.model_logits_fn(model, which)
-  predict.check_same_labels(labels, metadata.labels, model, data_dir)
-  predict.check_same_vocab(vocab_sha, metadata, model, data_dir)
-  scores = predict.score(logits_fn, predict.split_dataset(data_dir, metadata, split, batch_size),
+  logits_fn, labels, vocab_sha, info = scoring.model_logits_fn(model, which)
+  scoring.check_same_labels(labels, metadata.labels, model, data_dir)
+  scoring.check_same_vocab(vocab_sha, metadata, model, data_dir)
+  scores = scoring.score(logits_fn, scoring.split_dataset(data_dir, metadata, split, batch_size),
                          metadata.splits[split].num_examples, desc=f"evaluate {role} on {split}")
   metrics = metrics_lib.classification_metrics(scores["label_ids"], scores["logits"],
                                                scores["is_real_example"], labels)
@@ -44,7 +44,7 @@ def _score_model(model: str, data_dir: str, metadata: schema.DataMetadata, split
 
 def run(model_dir: str, data_dir: str, split: str = "dev", baseline_model: Optional[str] = None,
         output_dir: Optional[str] = None, thresholds: Optional[Dict[str, float]] = None,
-        max_regression: float = 0.0, batch_size: int = predict.DEFAULT_BATCH_SIZE,
+        max_regression: float = 0.0, batch_size: int = scoring.DEFAULT_BATCH_SIZE,
         which: str = "best") -> Dict[str, Any]:
   """Evaluates a model on `split`, compares it with the baseline; writes both files.
 
@@ -74,7 +74,7 @@ def run(model_dir: str, data_dir: str, split: str = "dev", baseline_model: Optio
   metrics = candidate["metrics"]
   baseline_metrics = None
   if baseline_model:
-    if not predict.is_saved_model(baseline_model):
+    if not scoring.is_saved_model(baseline_model):
       raise FileNotFoundError(f"--baseline-model {baseline_model} is not an exported model "
                               "(no saved_model.pb); pass the version directory now in production, "
                               "e.g. gs://bucket/models/NAME/1700000000.")
@@ -124,8 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
                       "(default 0)")
   parser.add_argument("--checkpoint", choices=("best", "latest"), default="best",
                       help="which checkpoint of --model-dir (default best, else latest)")
-  parser.add_argument("--batch-size", type=int, default=predict.DEFAULT_BATCH_SIZE,
-                      help=f"examples per batch (default {predict.DEFAULT_BATCH_SIZE})")
+  parser.add_argument("--batch-size", type=int, default=scoring.DEFAULT_BATCH_SIZE,
+                      help=f"examples per batch (default {scoring.DEFAULT_BATCH_SIZE})")
   return parser
 
 

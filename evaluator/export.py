@@ -33,8 +33,8 @@ import time
 import uuid
 from typing import Any, Dict, List, Optional
 
-from bertline import fileio, schema
-from bertline.evaluator import predict
+from bertline import fileio, records, schema
+from bertline.evaluator import scoring
 
 log = logging.getLogger("bertline.export")
 
@@ -57,15 +57,11 @@ def _serving_module(classifier, tokenizer, labels: List[str], max_seq_length: in
       self.label_names = tf.constant(labels, tf.string)
 
     def _outputs(self, input_ids, input_mask, segment_ids) -> Dict[str, tf.Tensor]:
-      input_ids = tf.cast(input_ids, tf.int32)
-      input_mask = tf.cast(input_mask, tf.int32)
-      segment_ids = tf.cast(segment_ids, tf.int32)
       # Cut the batch to its longest real sequence: exact (the mask hides the
       # rest) and much cheaper for short texts padded to max_seq_length.
-      length = tf.maximum(tf.reduce_max(tf.reduce_sum(input_mask, axis=1)), 1)
-      inputs = {schema.INPUT_IDS: input_ids[:, :length],
-                schema.INPUT_MASK: input_mask[:, :length],
-                schema.SEGMENT_IDS: segment_ids[:, :length]}
+      inputs = records.trim_batch({schema.INPUT_IDS: tf.cast(input_ids, tf.int32),
+                                   schema.INPUT_MASK: tf.cast(input_mask, tf.int32),
+                                   schema.SEGMENT_IDS: tf.cast(segment_ids, tf.int32)})
       probabilities = self.classifier(inputs, training=False)["probabilities"]
       label_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
       return {schema.OUTPUT_PROBABILITIES: probabilities, schema.OUTPUT_LABEL_ID: label_id,
@@ -84,9 +80,8 @@ def _serving_module(classifier, tokenizer, labels: List[str], max_seq_length: in
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_examples(self, examples):
-      spec = {name: tf.io.FixedLenFeature([max_seq_length], tf.int64)
-              for name in schema.SEQUENCE_FEATURES}
-      parsed = tf.io.parse_example(examples, spec)
+      spec = schema.feature_spec(max_seq_length, labels=False, guid=False)
+      parsed = records.parse_batch(examples, spec)
       return self._outputs(*(parsed[name] for name in schema.SEQUENCE_FEATURES))
 
   module = ServingModule()
@@ -136,7 +131,7 @@ def _next_version(export_dir: str) -> str:
   return str(max([version] + [v + 1 for v in existing]))
 
 
-def _metadata(loaded: predict.LoadedModel, version: str, has_blessing: bool) -> Dict[str, Any]:
+def _metadata(loaded: scoring.LoadedModel, version: str, has_blessing: bool) -> Dict[str, Any]:
   metrics_path = fileio.join(loaded.model_dir, schema.METRICS_FILE)
   metrics = json.loads(fileio.read_text(metrics_path)) if fileio.exists(metrics_path) else None
   meta = loaded.data_metadata
@@ -202,7 +197,7 @@ def export_model(model_dir: str, export_dir: str, version: Optional[int] = None,
     raise FileNotFoundError(f"--blessing {blessing} not found; it is the blessing.json written by "
                             "`bertline evaluate`.")
 
-  loaded = predict.load_model_dir(model_dir, which)
+  loaded = scoring.load_model_dir(model_dir, which)
   meta = loaded.data_metadata
   if fileio.sha256_file(loaded.vocab_file) != meta.vocab_sha256:
     raise ValueError(f"{loaded.vocab_file} is not the vocab the training data was tokenized with "

@@ -6,218 +6,23 @@ Writes one line per input example, in input order, with the class
 probabilities tab-separated exactly as run_classifier's test_results.tsv
 (`str()` of each float32), optionally preceded by the guid and followed by the
 predicted label's name. --model is a training model_dir or an exported
-SavedModel version directory.
-
-Also home to what evaluate and export share: loading a model_dir's classifier
-(`load_model_dir`), reading a split with its guids (`split_dataset`) and
-running a model over it (`score`).
+SavedModel version directory (loaded and scored by `evaluator.scoring`).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import logging
-import re
-from typing import Any, Callable, Dict, List, Optional
+from typing import List, Optional
 
 import numpy as np
 
 from bertline import fileio, schema
+from bertline.evaluator import scoring
+from bertline.evaluator.scoring import DEFAULT_BATCH_SIZE
 
 log = logging.getLogger("bertline.predict")
 
-DEFAULT_BATCH_SIZE = 64
-
-
-# --- model_dir --------------------------------------------------------------------
-
-@dataclasses.dataclass
-class LoadedModel:
-  """A trained classifier and what the model_dir says about it.
-
-  Attributes:
-    classifier: BertClassifier with the checkpoint's weights.
-    labels: list of str. Label names, indexed by label id.
-    vocab_file: str. The vocab.txt the model was trained with.
-    data_metadata: schema.DataMetadata of the training data.
-    model_config: dict. The encoder's ModelConfig as a dict.
-    train_config: dict or None. train_config.json, when present.
-    model_dir: str.
-  """
-
-  classifier: Any
-  labels: List[str]
-  vocab_file: str
-  data_metadata: schema.DataMetadata
-  model_config: Dict[str, Any]
-  train_config: Optional[Dict[str, Any]]
-  model_dir: str
-
-
-def load_model_dir(model_dir: str, which: str = "best") -> LoadedModel:
-  """Loads a training model_dir's classifier (best checkpoint, else latest).
-
-  Uses the trainer's `ModelDir` (DEVELOPERS.md, "Stage interfaces").
-  """
-  if not fileio.exists(model_dir):
-    raise FileNotFoundError(f"--model-dir {model_dir} does not exist; pass the --model-dir "
-                            "`bertline train` wrote.")
-  from bertline.trainer.model_dir import ModelDir
-  md = ModelDir(model_dir)
-  classifier = md.load_classifier(which)
-  try:
-    train_config = md.train_config()
-  except FileNotFoundError:
-    train_config = None
-  return LoadedModel(classifier=classifier, labels=md.labels(), vocab_file=md.vocab_file,
-                     data_metadata=md.data_metadata(), model_config=md.model_config().to_dict(),
-                     train_config=train_config, model_dir=model_dir)
-
-
-def is_saved_model(path: str) -> bool:
-  return fileio.exists(fileio.join(path, "saved_model.pb"))
-
-
-def check_same_labels(model_labels: List[str], data_labels: List[str], model: str,
-                      data_dir: str) -> None:
-  """Label ids only mean the same thing when the label lists are identical."""
-  if list(model_labels) != list(data_labels):
-    raise ValueError(
-        f"label mismatch: {model} was trained with labels {list(model_labels)} but "
-        f"{fileio.join(data_dir, schema.METADATA_FILE)} has {list(data_labels)}. Preprocess the "
-        "data with the model's task (same labels in the same order) or use the matching model.")
-
-
-# --- data ------------------------------------------------------------------------
-
-def split_dataset(data_dir: str, metadata: schema.DataMetadata, split: str,
-                  batch_size: int = DEFAULT_BATCH_SIZE):
-  """Every example of `split` once, batched, with its guid.
-
-  Batches hold int32 input_ids / input_mask / segment_ids [b, L] (L: the
-  batch's longest real sequence; cutting the padding is exact), int32
-  label_ids and is_real_example [b], and string guid [b].
-  """
-  import tensorflow as tf
-
-  files = metadata.split_files(data_dir, split)
-  spec = schema.feature_spec(metadata.max_seq_length)
-
-  def parse(records):
-    parsed = tf.io.parse_example(records, spec)
-    out = {name: tf.cast(parsed[name], tf.int32) for name in schema.SEQUENCE_FEATURES}
-    for name in schema.SCALAR_INT_FEATURES:
-      out[name] = tf.cast(tf.squeeze(parsed[name], -1), tf.int32)
-    out[schema.GUID] = tf.squeeze(parsed[schema.GUID], -1)
-    length = tf.maximum(tf.reduce_max(tf.reduce_sum(out[schema.INPUT_MASK], axis=1)), 1)
-    for name in schema.SEQUENCE_FEATURES:
-      out[name] = out[name][:, :length]
-    return out
-
-  ds = tf.data.TFRecordDataset(files, compression_type=schema.TF_COMPRESSION_TYPE[
-      metadata.compression])
-  return ds.batch(batch_size).map(parse, num_parallel_calls=tf.data.AUTOTUNE,
-                                  deterministic=True).prefetch(2)
-
-
-_DIGITS = re.compile(r"(\d+)")
-
-
-def guid_sort_key(guid: str):
-  """Natural order: "dev-9" before "dev-10" (guids end in the input line index)."""
-  return [(0, int(part), "") if part.isdigit() else (1, 0, part)
-          for part in _DIGITS.split(guid) if part]
-
-
-def score(logits_fn: Callable[[Dict[str, Any]], Any], dataset, num_examples: int = 0,
-          desc: str = "score") -> Dict[str, np.ndarray]:
-  """Runs `logits_fn` over every batch; returns arrays in input (guid) order.
-
-  Returns:
-    {"guid": str [n], "label_ids": int [n], "is_real_example": int [n],
-     "logits": float32 [n, num_labels]}
-  """
-  from tqdm import tqdm
-
-  parts: Dict[str, List[np.ndarray]] = {"guid": [], "label_ids": [], "is_real_example": [],
-                                        "logits": []}
-  with tqdm(total=num_examples or None, desc=desc, unit="ex") as bar:
-    for batch in dataset:
-      features = {name: batch[name] for name in schema.SEQUENCE_FEATURES}
-      parts["logits"].append(np.asarray(logits_fn(features), np.float32))
-      parts["guid"].append(np.array([g.decode("utf-8") for g in batch[schema.GUID].numpy()],
-                                    dtype=object))
-      parts["label_ids"].append(batch[schema.LABEL_IDS].numpy())
-      parts["is_real_example"].append(batch[schema.IS_REAL_EXAMPLE].numpy())
-      bar.update(len(parts["guid"][-1]))
-  if not parts["logits"]:
-    raise ValueError("the split holds no examples; nothing to score.")
-  out = {k: np.concatenate(v) for k, v in parts.items()}
-  order = sorted(range(len(out["guid"])), key=lambda i: guid_sort_key(out["guid"][i]))
-  return {k: v[order] for k, v in out.items()}
-
-
-def classifier_logits_fn(classifier) -> Callable:
-  """features -> logits of a Keras BertClassifier (inference mode, no XLA:
-  batch lengths vary, and each length would be compiled anew)."""
-  import tensorflow as tf
-
-  @tf.function(reduce_retracing=True)
-  def run(features):
-    return classifier(features, training=False)["logits"]
-
-  return lambda features: run(features).numpy()
-
-
-def saved_model_logits_fn(path: str):
-  """features -> log-probabilities of an exported model (its serve_features signature).
-
-  Log-probabilities give the same argmax, softmax and loss as logits.
-  Returns (fn, labels, bertline metadata).
-  """
-  import tensorflow as tf
-  import tensorflow_text  # noqa: F401  (registers the in-graph tokenizer's ops)
-
-  loaded = tf.saved_model.load(path)
-  if schema.SIGNATURE_FEATURES not in loaded.signatures:
-    raise ValueError(f"{path} has no {schema.SIGNATURE_FEATURES!r} signature; export it with "
-                     "`bertline export`.")
-  signature = loaded.signatures[schema.SIGNATURE_FEATURES]
-  meta_path = fileio.join(path, "assets", schema.ASSET_METADATA)
-  meta = json.loads(fileio.read_text(meta_path)) if fileio.exists(meta_path) else {}
-  labels = fileio.read_text(fileio.join(path, "assets", schema.ASSET_LABELS)).splitlines()
-
-  def run(features):
-    probs = signature(**{k: tf.cast(v, tf.int32) for k, v in features.items()})["probabilities"]
-    return np.log(np.maximum(probs.numpy().astype(np.float64), 1e-30))
-
-  run.loaded = loaded  # keep the resources alive
-  return run, labels, meta
-
-
-def model_logits_fn(model: str, which: str = "best"):
-  """(logits_fn, labels, vocab_sha256 or None, description) for a model_dir or an export."""
-  if is_saved_model(model):
-    fn, labels, meta = saved_model_logits_fn(model)
-    vocab_sha = (meta.get("data_metadata") or {}).get("vocab_sha256")
-    return fn, labels, vocab_sha, {"kind": "saved_model", "path": model}
-  loaded = load_model_dir(model, which)
-  return (classifier_logits_fn(loaded.classifier), loaded.labels,
-          loaded.data_metadata.vocab_sha256, {"kind": "model_dir", "path": model})
-
-
-def check_same_vocab(model_vocab_sha: Optional[str], metadata: schema.DataMetadata, model: str,
-                     data_dir: str) -> None:
-  if model_vocab_sha and metadata.vocab_sha256 and model_vocab_sha != metadata.vocab_sha256:
-    raise ValueError(
-        f"vocab mismatch: {data_dir} was tokenized with a vocab (sha256 "
-        f"{metadata.vocab_sha256[:12]}…) other than {model}'s ({model_vocab_sha[:12]}…). "
-        "Preprocess the data with the model's vocab.txt.")
-
-
-# --- predict ---------------------------------------------------------------------
 
 def format_line(probabilities: np.ndarray, guid: Optional[str] = None,
                 label: Optional[str] = None) -> str:
@@ -234,15 +39,15 @@ def run(model: str, data_dir: str, split: str = "test", output: Optional[str] = 
         batch_size: int = DEFAULT_BATCH_SIZE) -> str:
   """Writes predictions for every example of `split`; returns the output path."""
   metadata = schema.read_metadata(data_dir)
-  logits_fn, labels, vocab_sha, _ = model_logits_fn(model)
-  check_same_labels(labels, metadata.labels, model, data_dir)
-  check_same_vocab(vocab_sha, metadata, model, data_dir)
-  scores = score(logits_fn, split_dataset(data_dir, metadata, split, batch_size),
-                 metadata.splits[split].num_examples, desc=f"predict {split}")
+  logits_fn, labels, vocab_sha, _ = scoring.model_logits_fn(model)
+  scoring.check_same_labels(labels, metadata.labels, model, data_dir)
+  scoring.check_same_vocab(vocab_sha, metadata, model, data_dir)
+  scores = scoring.score(logits_fn, scoring.split_dataset(data_dir, metadata, split, batch_size),
+                         metadata.splits[split].num_examples, desc=f"predict {split}")
   import tensorflow as tf
   probs = tf.nn.softmax(tf.constant(scores["logits"]), axis=-1).numpy()
   predicted = probs.argmax(-1)
-  output = output or (fileio.join(model, schema.PREDICTIONS_FILE) if not is_saved_model(model)
+  output = output or (fileio.join(model, schema.PREDICTIONS_FILE) if not scoring.is_saved_model(model)
                       else schema.PREDICTIONS_FILE)
   lines = []
   for i in range(len(probs)):

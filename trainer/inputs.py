@@ -1,18 +1,16 @@
 """tf.data input pipelines over a `bertline preprocess` output directory.
 
 The shards are found through metadata.json (`schema.read_metadata`) and parsed
-with `schema.feature_spec`, so the reader can never disagree with the writer.
+by `bertline.records` with `schema.feature_spec`, so the reader can never
+disagree with the writer, the evaluator or the serving graph.
 
-Every batch is a dict of int32 tensors (TPUs and XLA take int32, tf.Example
-only stores int64):
+Every batch is a dict of int32 tensors:
 
   input_ids, input_mask, segment_ids: [batch_size, L]
   label_ids, is_real_example:         [batch_size]
 
-where L is the longest real sequence of the batch (the max of the input_mask
-sums) instead of max_seq_length: real corpora are mostly far shorter than the
-padding length, and attention cost grows with the square of it. Trimming is
-exact, since positions past a sequence's mask are padding the model ignores.
+where L is the longest real sequence of the batch (`records.trim_batch`)
+instead of max_seq_length, unless trimming is off (TPUs).
 """
 
 from __future__ import annotations
@@ -22,7 +20,7 @@ from typing import Dict, List, Optional, Sequence
 
 import tensorflow as tf
 
-from bertline import schema
+from bertline import records, schema
 
 Batch = Dict[str, tf.Tensor]
 
@@ -46,25 +44,6 @@ class InputOptions:
   trim: bool = True
   bucket_boundaries: Sequence[int] = ()
   cycle_length: int = 8
-
-
-def _cast_and_flatten(parsed: Batch) -> Batch:
-  out = {}
-  for name in schema.SEQUENCE_FEATURES:
-    out[name] = tf.cast(parsed[name], tf.int32)
-  for name in schema.SCALAR_INT_FEATURES:
-    # [.., 1] -> [..]
-    out[name] = tf.cast(tf.squeeze(parsed[name], -1), tf.int32)
-  return out
-
-
-def trim_batch(batch: Batch) -> Batch:
-  """Cuts the sequence features of `batch` to its longest real sequence."""
-  length = tf.maximum(tf.reduce_max(tf.reduce_sum(batch[schema.INPUT_MASK], axis=1)), 1)
-  out = dict(batch)
-  for name in schema.SEQUENCE_FEATURES:
-    out[name] = batch[name][:, :length]
-  return out
 
 
 def _records(files: List[str], compression: str, cycle_length: int,
@@ -98,13 +77,12 @@ def train_dataset(data_dir: str, metadata: schema.DataMetadata, batch_size: int,
   """
   options = options or InputOptions()
   files = metadata.split_files(data_dir, split)
-  spec = schema.feature_spec(metadata.max_seq_length)
-  spec = {k: v for k, v in spec.items() if k != schema.GUID}
+  spec = schema.feature_spec(metadata.max_seq_length, guid=False)
   ds = _records(files, metadata.compression, options.cycle_length, seed)
   ds = ds.shuffle(options.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
   ds = ds.repeat()
   if options.bucket_boundaries:
-    ds = ds.map(lambda r: _cast_and_flatten(tf.io.parse_single_example(r, spec)),
+    ds = ds.map(lambda r: records.cast_parsed(tf.io.parse_single_example(r, spec)),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     boundaries = sorted(int(b) for b in options.bucket_boundaries)
     ds = ds.bucket_by_sequence_length(
@@ -114,10 +92,10 @@ def train_dataset(data_dir: str, metadata: schema.DataMetadata, batch_size: int,
         drop_remainder=True)
   else:
     ds = ds.batch(batch_size, drop_remainder=True)
-    ds = ds.map(lambda r: _cast_and_flatten(tf.io.parse_example(r, spec)),
-                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.map(lambda r: records.parse_batch(r, spec), num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True)
   if options.trim:
-    ds = ds.map(trim_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.map(records.trim_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -141,14 +119,13 @@ def eval_dataset(data_dir: str, metadata: schema.DataMetadata, batch_size: int,
   its own words): weight metrics by is_real_example.
   """
   files = metadata.split_files(data_dir, split)
-  spec = schema.feature_spec(metadata.max_seq_length)
-  spec = {k: v for k, v in spec.items() if k != schema.GUID}
+  spec = schema.feature_spec(metadata.max_seq_length, guid=False)
   ds = _records(files, metadata.compression, 1, None)
   ds = ds.batch(batch_size)
-  ds = ds.map(lambda r: _pad_batch(_cast_and_flatten(tf.io.parse_example(r, spec)), batch_size),
+  ds = ds.map(lambda r: _pad_batch(records.parse_batch(r, spec), batch_size),
               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   if trim:
-    ds = ds.map(trim_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.map(records.trim_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return ds.prefetch(tf.data.AUTOTUNE)
 
 

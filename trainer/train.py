@@ -31,7 +31,7 @@ import time
 from typing import Any, Dict, List, Optional
 
 from bertline import configs, fileio, schema
-from bertline.trainer import model_dir as model_dir_lib
+from bertline import model_dir as model_dir_lib
 
 log = logging.getLogger("bertline.train")
 

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from bertline import fileio, schema
-from bertline.evaluator import export, predict, push
+from bertline.evaluator import export, push, scoring
 from tests.evaluator.conftest import make_model_dir
 
 
@@ -59,7 +59,7 @@ def test_three_signatures_agree_with_each_other_and_keras(exported, tiny_model, 
   loaded = tf.saved_model.load(exported["path"])
   texts = _raw_texts(tweets_data["tsv"], "dev")
   records = _records(tweets_data["data"], "dev")
-  guids = sorted(records, key=predict.guid_sort_key)[:64]
+  guids = sorted(records, key=scoring.guid_sort_key)[:64]
   by_text = loaded.signatures[schema.SIGNATURE_TEXT](
       text_a=tf.constant([texts[g] for g in guids]))
   by_example = loaded.signatures[schema.SIGNATURE_EXAMPLES](
@@ -115,7 +115,7 @@ def test_loads_without_bertline_and_tokenizes_like_preprocess(exported, tweets_d
   for split in ("dev", "test"):
     guid_texts.update(_raw_texts(tweets_data["tsv"], split))
     records.update(_records(tweets_data["data"], split))
-  guids = sorted(records, key=predict.guid_sort_key)
+  guids = sorted(records, key=scoring.guid_sort_key)
   texts_file = tmp_path / "texts.json"
   texts_file.write_text(json.dumps([guid_texts[g].hex() for g in guids]))
   (tmp_path / "texts.json.ops").write_text(json.dumps(export.graph_op_names(exported["path"])))
@@ -213,7 +213,7 @@ def test_graph_ids_equal_preprocess_on_the_whole_tweet_corpus(tmp_path):
   texts = _raw_texts(tsv, "train")
   records = _records(data, "train")
   assert len(records) == len(texts) > 35000
-  guids = sorted(records, key=predict.guid_sort_key)
+  guids = sorted(records, key=scoring.guid_sort_key)
   for start in range(0, len(guids), 2048):
     chunk = guids[start:start + 2048]
     feats = loaded.text_to_features(tf.constant([texts[g] for g in chunk]))

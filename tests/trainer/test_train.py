@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from bertline import schema
 from bertline.trainer import inputs, train
-from bertline.trainer.model_dir import ModelDir
+from bertline.model_dir import ModelDir
 from tests.trainer import helpers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from bertline import schema
-from bertline.trainer import model_dir as model_dir_lib
+from bertline import model_dir as model_dir_lib
 from bertline.trainer import modeling
 from bertline.trainer.model_config import ModelConfig
 from tests.trainer import helpers

@@ -1,0 +1,54 @@
+"""Reading preprocess's tf.Examples back as int32 batches: one parser, one trim.
+
+The trainer's input pipeline, the evaluator's scoring and the exported
+serving graph all read the same records; these helpers are the one place
+that turns them into model inputs, so no reader can disagree with another.
+
+A parsed batch is a dict of int32 tensors (TPUs and XLA take int32;
+tf.Example only stores int64):
+
+  input_ids, input_mask, segment_ids: [batch_size, max_seq_length]
+  label_ids, is_real_example:         [batch_size]   (when parsed)
+  guid:                               string [batch_size] (when parsed)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from bertline import schema
+
+
+def cast_parsed(parsed: Dict[str, Any]) -> Dict[str, Any]:
+  """tf.io.parse_example's output -> int32 features, scalars squeezed to [b]."""
+  import tensorflow as tf
+  out = {name: tf.cast(parsed[name], tf.int32) for name in schema.SEQUENCE_FEATURES}
+  for name in schema.SCALAR_INT_FEATURES:
+    if name in parsed:
+      # [.., 1] -> [..]
+      out[name] = tf.cast(tf.squeeze(parsed[name], -1), tf.int32)
+  if schema.GUID in parsed:
+    out[schema.GUID] = tf.squeeze(parsed[schema.GUID], -1)
+  return out
+
+
+def parse_batch(records, spec: Dict[str, Any]) -> Dict[str, Any]:
+  """A batch of serialized tf.Examples -> cast_parsed features (spec: schema.feature_spec)."""
+  import tensorflow as tf
+  return cast_parsed(tf.io.parse_example(records, spec))
+
+
+def trim_batch(batch: Dict[str, Any]) -> Dict[str, Any]:
+  """Cuts the sequence features of `batch` to its longest real sequence.
+
+  Exact: positions past a sequence's mask are padding the model ignores, and
+  real corpora are mostly far shorter than max_seq_length (attention cost
+  grows with the square of the length). At least one position is kept, so an
+  all-padding batch still has a shape.
+  """
+  import tensorflow as tf
+  length = tf.maximum(tf.reduce_max(tf.reduce_sum(batch[schema.INPUT_MASK], axis=1)), 1)
+  out = dict(batch)
+  for name in schema.SEQUENCE_FEATURES:
+    out[name] = batch[name][:, :length]
+  return out
