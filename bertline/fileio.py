@@ -13,7 +13,8 @@ import uuid
 from typing import List
 
 
-def _is_remote(path: str) -> bool:
+def is_remote(path: str) -> bool:
+  """gs://, s3://, hdfs://... (read through tf.io.gfile) rather than a local path."""
   return "://" in path
 
 
@@ -23,31 +24,42 @@ def _gfile():
 
 
 def join(*parts: str) -> str:
-  if parts and _is_remote(parts[0]):
+  if parts and is_remote(parts[0]):
     return posixpath.join(*parts)
   return os.path.join(*parts)
 
 
 def exists(path: str) -> bool:
-  return _gfile().exists(path) if _is_remote(path) else os.path.exists(path)
+  return _gfile().exists(path) if is_remote(path) else os.path.exists(path)
+
+
+def isdir(path: str) -> bool:
+  return _gfile().isdir(path) if is_remote(path) else os.path.isdir(path)
+
+
+def listdir(path: str) -> List[str]:
+  """Names in a directory (no trailing "/" for remote sub-directories)."""
+  if is_remote(path):
+    return [name.rstrip("/") for name in _gfile().listdir(path)]
+  return os.listdir(path)
 
 
 def makedirs(path: str) -> None:
-  if _is_remote(path):
+  if is_remote(path):
     _gfile().makedirs(path)
   else:
     os.makedirs(path, exist_ok=True)
 
 
 def glob(pattern: str) -> List[str]:
-  if _is_remote(pattern):
+  if is_remote(pattern):
     return _gfile().glob(pattern)
   import glob as _glob
   return _glob.glob(pattern)
 
 
 def read_bytes(path: str) -> bytes:
-  if _is_remote(path):
+  if is_remote(path):
     with _gfile().GFile(path, "rb") as f:
       return f.read()
   with open(path, "rb") as f:
@@ -56,7 +68,7 @@ def read_bytes(path: str) -> bytes:
 
 def open_read(path: str):
   """A binary, seekable file object for reading (local or gs://)."""
-  if _is_remote(path):
+  if is_remote(path):
     return _gfile().GFile(path, "rb")
   return open(path, "rb")
 
@@ -67,11 +79,11 @@ def read_text(path: str) -> str:
 
 def write_bytes_atomic(path: str, data: bytes) -> None:
   """Writes to a temporary sibling, then renames over `path`."""
-  parent = os.path.dirname(path) if not _is_remote(path) else posixpath.dirname(path)
+  parent = os.path.dirname(path) if not is_remote(path) else posixpath.dirname(path)
   if parent:
     makedirs(parent)
   tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-  if _is_remote(path):
+  if is_remote(path):
     gf = _gfile()
     with gf.GFile(tmp, "wb") as f:
       f.write(data)

@@ -464,3 +464,27 @@ def test_minilm_mixed_precision_stays_close_to_float32(minilm_outputs, features,
     keras.mixed_precision.set_global_policy("float32")
   pooled = tf.cast(out["pooled_output"], tf.float32).numpy()
   assert np.abs(pooled - minilm_outputs["pooled_output"].numpy()).max() < atol
+
+
+def test_a_checkpoint_missing_encoder_layers_is_refused_naming_them(tmp_path):
+  """Real MiniLM weights without their last layer, under the config that promises 6 layers:
+  loading must fail before any weight is assigned, naming the missing layer's weights."""
+  import shutil
+  from safetensors.numpy import load_file, save_file
+  src = resources.minilm_dir()
+  tensors = load_file(os.path.join(src, "model.safetensors"))
+  kept = {k: v for k, v in tensors.items() if not k.startswith("encoder.layer.5.")}
+  assert len(kept) == len(tensors) - 16
+  save_file(kept, str(tmp_path / "model.safetensors"))
+  shutil.copy(os.path.join(src, "config.json"), tmp_path / "config.json")
+  files = checkpoints.resolve_pretrained(str(tmp_path))
+  encoder = modeling.BertEncoder(files.model_config())
+  before = [w.numpy().copy() for w in encoder.weights]
+  with pytest.raises(ValueError, match=r"lacks 16 encoder weight\(s\) the model needs: "
+                     r"bert/encoder/layer_5/attention/self/query/kernel"):
+    checkpoints.load_pretrained(encoder, files)
+  assert all(np.array_equal(b, w.numpy()) for b, w in zip(before, encoder.weights))
+  # A classifier head is the one thing a pre-trained checkpoint may leave new.
+  classifier = modeling.BertClassifier(checkpoints.resolve_pretrained(src).model_config(), 3)
+  report = checkpoints.load_pretrained(classifier, src)
+  assert report.new == [modeling.HEAD_KERNEL, modeling.HEAD_BIAS]
