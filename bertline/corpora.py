@@ -15,7 +15,18 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from bertline import resources
 
-TWEET_LABELS = ("negative", "neutral", "positive")
+# The task of the tweets' TSVs (columns count from 0; `labels` fixes the id
+# order), written beside them so that a container or a benchmark needs no file
+# from the repository.
+TWEETS_TASK_FILE = "tweets_task.yaml"
+TWEETS_TASK_YAML = """\
+name: tweets
+labels: [negative, neutral, positive]
+splits:
+  train: {file: train.tsv, header: true, text_a: 1, label: 0}
+  dev: {file: dev.tsv, header: true, text_a: 1, label: 0}
+  test: {file: test.tsv, header: true, text_a: 1, label: 0}
+"""
 
 
 def _split_rows(rows: List[bytes], fractions: Sequence[float], seed: int) -> Dict[str, List[bytes]]:
@@ -58,10 +69,13 @@ def read_tweets(limit: Optional[int] = None) -> List[Tuple[str, bytes]]:
 
 def write_tweets_tsv(out_dir: str, limit: Optional[int] = None, dev_fraction: float = 0.1,
                      test_fraction: float = 0.1, seed: int = 13) -> Dict[str, str]:
-  """Writes train/dev/test.tsv with a `label<TAB>text` header; returns their paths.
+  """Writes train/dev/test.tsv with a `label<TAB>text` header, and their task YAML.
 
   The corpus file is sorted by sentiment, so `limit` rows are a seeded sample
   of the whole file (in file order), not its first rows.
+
+  Returns:
+    {"train": path, "dev": path, "test": path, "task": the task YAML's path}.
   """
   os.makedirs(out_dir, exist_ok=True)
   tweets = read_tweets()
@@ -73,6 +87,8 @@ def write_tweets_tsv(out_dir: str, limit: Optional[int] = None, dev_fraction: fl
   for split, part in _split_rows(rows, (dev_fraction, test_fraction), seed).items():
     paths[split] = os.path.join(out_dir, f"{split}.tsv")
     _write(paths[split], b"label\ttext\n", part)
+  paths["task"] = os.path.join(out_dir, TWEETS_TASK_FILE)
+  _write(paths["task"], b"", [TWEETS_TASK_YAML.encode()])
   return paths
 
 

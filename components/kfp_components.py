@@ -47,11 +47,12 @@ def resolve_data(data_path: str, builtin: str, limit: int, task: str, task_confi
   """
   from bertline.components import steps
   date = steps.run_date(run_date)
-  resolved = steps.resolve_data(data_path, builtin, limit, task, task_config, date, corpus.path)
-  last = steps.latest_pushed(push_to) if (warm_start or baseline == "last_pushed") else ""
+  resolved = steps.resolve_data(data_path, builtin, limit, task, task_config, date, corpus.path,
+                                push_to, warm_start, baseline)
   corpus.metadata.update({"data_dir": resolved.data_dir, "fingerprint": resolved.fingerprint,
-                          "date": date, "last_pushed": last})
-  return tuple(resolved) + (last if warm_start else "", last if baseline == "last_pushed" else "")
+                          "date": date, "warm_start_from": resolved.warm_start_from,
+                          "baseline_model": resolved.baseline_model})
+  return tuple(resolved)
 
 
 def preprocess(corpus: Input[Dataset], builtin: str, data_dir: str, task: str, task_config: str,
@@ -79,19 +80,27 @@ def preprocess(corpus: Input[Dataset], builtin: str, data_dir: str, task: str, t
                                              for k, v in metadata["splits"].items()}})
 
 
-def train(examples: Input[Dataset], init_checkpoint: str, train_flags: dict, warm_start_from: str,
-          model: Output[Model]):
+def train(examples: Input[Dataset], fingerprint: str, init_checkpoint: str, train_settings: dict,
+          warm_start_from: str, model: Output[Model]) -> str:
   """`bertline train` into `model` (a model_dir; a retried task resumes from it).
 
   Args:
     examples: preprocess output.
+    fingerprint: the raw data's fingerprint (part of the training key).
     init_checkpoint: checkpoint to fine-tune ("builtin:minilm" for the packaged MiniLM).
-    train_flags: `bertline train` flags by config name ({"learning_rate": 5e-5, ...}).
+    train_settings: the trainer's TrainConfig keys ({"learning_rate": 5e-5, ...}).
     warm_start_from: the last pushed model to start from instead ("" for none).
+  Returns:
+    The training key (steps.training_key): export and push compare it with the
+    last pushed model's, so a re-run pushes no duplicate version.
   """
   from bertline.components import steps
-  used = steps.train(examples.path, model.path, init_checkpoint, train_flags, warm_start_from)
-  model.metadata.update({"init_checkpoint": used, "framework": "tensorflow"})
+  key = steps.training_key(examples.path, fingerprint, init_checkpoint, train_settings,
+                           warm_start_from)
+  used = steps.train(examples.path, model.path, init_checkpoint, train_settings, warm_start_from)
+  model.metadata.update({"init_checkpoint": used, "framework": "tensorflow",
+                         "training_key": key})
+  return key
 
 
 def evaluate(examples: Input[Dataset], model: Input[Model], split: str, thresholds: dict,
@@ -122,21 +131,24 @@ def evaluate(examples: Input[Dataset], model: Input[Model], split: str, threshol
 
 
 def export_push(model: Input[Model], evaluation: Input[Artifact], push_to: str, force: bool,
-                exported: Output[Model]) -> str:
+                training_key: str, exported: Output[Model]) -> str:
   """`bertline export` then `bertline push`; runs only for a blessed model.
 
   Args:
     evaluation: the evaluate step's output (its blessing travels with the model).
     push_to: gs://bucket/models/NAME or a directory.
+    training_key: the train task's key: when the last pushed version has it,
+      this model is already in production and nothing is exported or pushed.
     exported: the versioned SavedModel (raw-text signature).
   Returns:
     The pushed model's path.
   """
   from bertline.components import steps
-  pushed = steps.export_and_push(model.path, exported.path, push_to, force,
-                                 evaluation_dir=evaluation.path)
-  exported.metadata.update({"pushed_to": pushed})
-  return pushed
+  outcome = steps.export_and_push(model.path, exported.path, push_to, force,
+                                  evaluation_dir=evaluation.path, key=training_key)
+  exported.metadata.update({"pushed_to": outcome.pushed,
+                            "already_pushed": outcome.already_pushed})
+  return outcome.pushed
 
 
 FUNCTIONS = (resolve_data, preprocess, train, evaluate, export_push)

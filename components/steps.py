@@ -2,93 +2,55 @@
 
 The kfp components (components/kfp_components.py) and `bertline run`
 (pipeline/local_run.py) both call these, so a local run and a Kubeflow run
-execute the same code. Each step calls its stage through the stage's CLI entry
-point, `main(argv)`, with flags built from config values: the CLI flags are the
-contract between the pipeline and the stages (DEVELOPERS.md).
+execute the same code and make the same decisions:
+
+* which data, which model in production (`resolve_data`: the last pushed
+  version, the warm start and the baseline come from it);
+* which model a run trains (`training_key`: a hash of the data, the
+  preprocessing, the starting checkpoint and the train settings);
+* whether a blessed model is already in production (`export_and_push`: a
+  re-run whose training key is the last pushed version's pushes nothing).
+
+Each step calls its stage as a library, with the stage's own typed config
+(train.TrainConfig, evaluate.run's arguments, export_model, push); only the
+Beam job takes its arguments as argv, Beam's own way (`run(argv)`), so that
+any Beam option passes through.
 """
 
 from __future__ import annotations
 
 import datetime
 import hashlib
-import importlib
 import json
 import logging
 import os
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence
+from typing import Any, Dict, List, NamedTuple, Optional
 
-from bertline import fileio, resources, schema
+from bertline import corpora, fileio, resources, schema
 
 log = logging.getLogger("bertline.pipeline")
 
-MINILM = "builtin:minilm"
 DATE_PLACEHOLDERS = ("{{date}}", "{date}")
-
-# The task of the packaged tweets (the same as examples/tasks/tweets.yaml), written
-# beside the TSVs so that a container needs no file from the repository.
-TWEETS_TASK_YAML = """\
-name: tweets
-labels: [negative, neutral, positive]
-splits:
-  train: {file: train.tsv, header: true, text_a: 1, label: 0}
-  dev: {file: dev.tsv, header: true, text_a: 1, label: 0}
-  test: {file: test.tsv, header: true, text_a: 1, label: 0}
-"""
 
 
 class ResolvedData(NamedTuple):
+  """What the first task decides for the whole run.
+
+  Attributes:
+    data_dir, task, task_config: str. Where the TSVs are and their task.
+    fingerprint: str. The data's content hash (part of every later cache key).
+    date: str. The run's date, YYYY-MM-DD.
+    warm_start_from: str. The last pushed model to fine-tune from ("" for none).
+    baseline_model: str. The last pushed model to compare with ("" for none).
+  """
+
   data_dir: str
   task: str
   task_config: str
   fingerprint: str
   date: str
-
-
-def _stage(module: str):
-  """Imports a stage module, saying which issue brings it when it is not there yet."""
-  try:
-    return importlib.import_module(module)
-  except ModuleNotFoundError as e:
-    if e.name and module.startswith(e.name):
-      raise ModuleNotFoundError(f"stage module {module} is not installed in this checkout "
-                                "(its stage has not landed yet)", name=e.name) from e
-    raise
-
-
-def _call_stage(module: str, argv: List[str]) -> None:
-  log.info("%s %s", module, " ".join(argv))
-  rc = _stage(module).main(argv)
-  if rc:
-    raise RuntimeError(f"{module}.main({argv}) failed with exit status {rc}")
-
-
-def flag_value(value: Any) -> str:
-  """A config value as a CLI argument: 3.0 -> "3" (an int flag reads it), 5e-05 -> "5e-05"."""
-  if isinstance(value, float) and value.is_integer():
-    return str(int(value))
-  return str(value)
-
-
-def flags(values: Dict[str, Any], negatable: Sequence[str] = ("xla",)) -> List[str]:
-  """{"learning_rate": 5e-5, "xla": True, "seed": None} -> ["--learning-rate", "5e-05", "--xla"].
-
-  None and "" mean "the stage's default" and are left out; False booleans too,
-  except the `negatable` ones, sent as --no-FLAG (e.g. --no-xla).
-  """
-  argv: List[str] = []
-  for name in sorted(values):
-    value = values[name]
-    flag = "--" + name.replace("_", "-")
-    if value is False and name in negatable:
-      argv.append("--no-" + name.replace("_", "-"))
-      continue
-    if value is None or value == "" or value is False:
-      continue
-    if value is True:
-      argv.append(flag)
-    else:
-      argv += [flag, flag_value(value)]
-  return argv
+  warm_start_from: str = ""
+  baseline_model: str = ""
 
 
 def resolve_date(path: str, date: str) -> str:
@@ -120,7 +82,7 @@ def fingerprint_dir(data_dir: str) -> str:
   the data does, even at an unchanged path.
   """
   entries = []
-  if "://" in data_dir:
+  if fileio.is_remote(data_dir):
     import tensorflow as tf
     for root, _, files in tf.io.gfile.walk(data_dir):
       for name in files:
@@ -142,8 +104,9 @@ def fingerprint_dir(data_dir: str) -> str:
 
 
 def resolve_data(data_path: str, builtin: str, limit: int, task: str, task_config: str,
-                 date: str, builtin_dir: str) -> ResolvedData:
-  """Finds the run's TSV directory: `data_path` with its date filled in, or a packaged corpus.
+                 date: str, builtin_dir: str, push_to: str = "", warm_start: bool = False,
+                 baseline: str = "") -> ResolvedData:
+  """Finds the run's TSV directory and the model in production (the pipeline's first task).
 
   Args:
     data_path: str. TSV directory, possibly with `{date}`.
@@ -152,13 +115,13 @@ def resolve_data(data_path: str, builtin: str, limit: int, task: str, task_confi
     task, task_config: str. The task as configured (a builtin corpus brings its own).
     date: str. YYYY-MM-DD, see run_date().
     builtin_dir: str. Where a builtin corpus is written.
+    push_to: str. The push target, where the last pushed model is looked up.
+    warm_start: bool. Train from the last pushed model, when there is one.
+    baseline: str. "last_pushed" to compare the candidate with the last pushed model.
   """
-  from bertline import corpora
   if builtin == "tweets":
-    corpora.write_tweets_tsv(builtin_dir, limit=limit or None)
-    task_config = os.path.join(builtin_dir, "tweets_task.yaml")
-    fileio.write_text_atomic(task_config, TWEETS_TASK_YAML)
-    data_dir, task = builtin_dir, ""
+    paths = corpora.write_tweets_tsv(builtin_dir, limit=limit or None)
+    data_dir, task, task_config = builtin_dir, "", paths["task"]
   elif builtin == "chnsenticorp":
     corpora.write_chnsenticorp_tsv(builtin_dir, limit_per_class=(limit // 2) or None)
     data_dir, task, task_config = builtin_dir, "chnsenticorp", ""
@@ -170,28 +133,26 @@ def resolve_data(data_path: str, builtin: str, limit: int, task: str, task_confi
       raise FileNotFoundError(f"data.path {data_dir} not found"
                               + (f" (from {data_path!r} on {date})" if data_dir != data_path else "")
                               + ": point data.path at the directory of the task's TSV files")
-  return ResolvedData(data_dir, task, task_config, fingerprint_dir(data_dir), date)
+  last = latest_pushed(push_to) if (warm_start or baseline == "last_pushed") else ""
+  return ResolvedData(data_dir, task, task_config, fingerprint_dir(data_dir), date,
+                      warm_start_from=last if warm_start else "",
+                      baseline_model=last if baseline == "last_pushed" else "")
 
 
 def data_source(builtin: str, corpus_dir: str, data_dir: str, task: str, task_config: str):
   """(data_dir, task, task_config) preprocess reads: the builtin corpus's, else the configured."""
   if builtin == "tweets":
-    return corpus_dir, "", os.path.join(corpus_dir, "tweets_task.yaml")
+    return corpus_dir, "", os.path.join(corpus_dir, corpora.TWEETS_TASK_FILE)
   if builtin == "chnsenticorp":
     return corpus_dir, "chnsenticorp", ""
   return data_dir, task, task_config
-
-
-def resolve_checkpoint(init_checkpoint: str) -> str:
-  """`builtin:minilm` -> the packaged pretrained MiniLM; anything else unchanged."""
-  return resources.minilm_dir() if init_checkpoint == MINILM else init_checkpoint
 
 
 def vocab_for(init_checkpoint: str, vocab_file: str = "") -> str:
   """The vocab.txt to tokenize with: `vocab_file`, else the one beside the checkpoint."""
   if vocab_file:
     return vocab_file
-  ckpt = resolve_checkpoint(init_checkpoint)
+  ckpt = resources.resolve_checkpoint(init_checkpoint)
   base = ckpt if fileio.exists(fileio.join(ckpt, "vocab.txt")) else os.path.dirname(ckpt)
   path = fileio.join(base, "vocab.txt")
   if not fileio.exists(path):
@@ -202,15 +163,18 @@ def vocab_for(init_checkpoint: str, vocab_file: str = "") -> str:
 
 def preprocess(data_dir: str, output_dir: str, task: str, task_config: str, vocab_file: str,
                do_lower_case: bool, max_seq_length: int, num_shards: int = 0,
-               compression: str = "none", beam_args: Optional[List[str]] = None) -> Dict[str, Any]:
-  """`bertline preprocess`; returns the metadata.json it wrote, as a dict."""
-  argv = flags({"task": task, "task_config": task_config, "data_dir": data_dir,
-                "vocab_file": vocab_file, "max_seq_length": max_seq_length,
-                "output_dir": output_dir, "num_shards": num_shards or None,
-                "compression": compression})
-  argv.append("--do-lower-case" if do_lower_case else "--no-do-lower-case")
-  _call_stage("bertline.preprocessing.beam_job", argv + list(beam_args or []))
-  return schema.read_metadata(output_dir).to_dict()
+               compression: str = "none", beam_args: Optional[List[str]] = None,
+               overwrite: bool = False) -> Dict[str, Any]:
+  """The Beam job (`bertline preprocess`); returns the metadata.json it wrote, as a dict."""
+  from bertline.preprocessing import beam_job
+  argv = ["--data-dir", data_dir, "--output-dir", output_dir, "--vocab-file", vocab_file,
+          "--max-seq-length", str(max_seq_length), "--compression", compression,
+          "--do-lower-case" if do_lower_case else "--no-do-lower-case"]
+  argv += ["--task-config", task_config] if task_config else ["--task", task]
+  argv += ["--num-shards", str(num_shards)] if num_shards else []
+  argv += ["--overwrite"] if overwrite else []
+  log.info("preprocess %s", " ".join(argv + list(beam_args or [])))
+  return beam_job.run(argv + list(beam_args or [])).to_dict()
 
 
 def latest_pushed(target: str) -> str:
@@ -220,25 +184,24 @@ def latest_pushed(target: str) -> str:
   """
   if not target or not fileio.exists(target):
     return ""
-  if "://" in target:
-    import tensorflow as tf
-    names = [n.rstrip("/") for n in tf.io.gfile.listdir(target)]
-  else:
-    names = os.listdir(target)
-  versions = sorted((int(n) for n in names if n.isdigit()), reverse=True)
-  for version in versions:
+  for version in reversed(_versions(target)):
     path = fileio.join(target, str(version))
     if fileio.exists(fileio.join(path, schema.PUSH_COMPLETE_MARKER)):
       return path
   return ""
 
 
-def pushed_model_dir(pushed_model: str) -> str:
-  """The training model_dir a pushed model was exported from, from its metadata asset ("" if unknown)."""
+def pushed_metadata(pushed_model: str) -> Dict[str, Any]:
+  """A pushed model's bertline_metadata.json ({} when it has none)."""
   path = fileio.join(pushed_model, "assets", schema.ASSET_METADATA)
   if not fileio.exists(path):
-    return ""
-  return json.loads(fileio.read_text(path)).get("model_dir", "") or ""
+    return {}
+  return json.loads(fileio.read_text(path))
+
+
+def pushed_model_dir(pushed_model: str) -> str:
+  """The training model_dir a pushed model was exported from ("" if unknown)."""
+  return pushed_metadata(pushed_model).get("model_dir", "") or ""
 
 
 def warm_start_checkpoint(pushed_model: str) -> str:
@@ -257,17 +220,61 @@ def warm_start_checkpoint(pushed_model: str) -> str:
   return model_dir
 
 
-def train(data_dir: str, model_dir: str, init_checkpoint: str, train_flags: Dict[str, Any],
-          warm_start_from: str = "") -> str:
-  """`bertline train`; the model_dir of `warm_start_from` (the last pushed model), when it
-  still exists, replaces init_checkpoint.
+def normalize_train_settings(settings: Dict[str, Any]) -> Dict[str, Any]:
+  """The train settings with integral doubles made ints again, per TrainConfig's field types.
 
-  Returns the checkpoint trained from.
+  kfp hands dict parameters over as protobuf Structs, whose numbers are all
+  doubles: `seed: 1` arrives as 1.0, which TrainConfig rightly refuses for an
+  int field. Local and Kubeflow runs then also agree on the training key.
   """
+  import typing
+  from bertline.trainer.config import TrainConfig
+  hints = typing.get_type_hints(TrainConfig)
+  out = {}
+  for key, value in sorted(settings.items()):
+    wants_int = int in (hints.get(key), *typing.get_args(hints.get(key)))
+    if wants_int and isinstance(value, float) and value.is_integer():
+      value = int(value)
+    out[key] = value
+  return out
+
+
+def training_key(examples_dir: str, fingerprint: str, init_checkpoint: str,
+                 train_settings: Dict[str, Any], warm_start_from: str = "") -> str:
+  """Which model a run trains: a hash of what determines it.
+
+  The raw data's fingerprint, the preprocess output's metadata.json (task,
+  labels, vocabulary, sequence length, counts), the checkpoint trained from
+  and the train settings. Training is seeded, so the same key means the same
+  model: the key names a model across re-runs and cache hits, where the
+  model_dir's path does not (a cached Kubeflow task keeps the old path, a
+  re-run without cache gets a new one).
+  """
+  metadata = schema.read_metadata(examples_dir).to_dict()
+  parts = [fingerprint, metadata, init_checkpoint, normalize_train_settings(train_settings),
+           warm_start_from]
+  return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def train(data_dir: str, model_dir: str, init_checkpoint: str, train_settings: Dict[str, Any],
+          warm_start_from: str = "") -> str:
+  """`bertline train` with the trainer's own TrainConfig; returns the checkpoint trained from.
+
+  The model_dir of `warm_start_from` (the last pushed model), when it still
+  exists, replaces init_checkpoint. A run stopped by SIGTERM (preemption)
+  raises, so that the orchestrator retries it: the retry resumes.
+  """
+  from bertline.trainer import train as train_lib
   warm = warm_start_checkpoint(warm_start_from) if warm_start_from else ""
-  init = warm or resolve_checkpoint(init_checkpoint)
-  argv = flags(dict(train_flags, data_dir=data_dir, init_checkpoint=init, model_dir=model_dir))
-  _call_stage("bertline.trainer.train", argv)
+  init = warm or resources.resolve_checkpoint(init_checkpoint)
+  config = train_lib.TrainConfig.from_dict(
+      dict(normalize_train_settings(train_settings), data_dir=data_dir, model_dir=model_dir,
+           init_checkpoint=init),
+      where="train settings")
+  result = train_lib.run(config)
+  if result.preempted:
+    raise RuntimeError(f"training was interrupted at step {result.final_step} (SIGTERM); "
+                       f"{result.latest_checkpoint} is saved and a retry resumes from it")
   return init
 
 
@@ -281,15 +288,10 @@ def evaluate(model_dir: str, data_dir: str, output_dir: str, split: str,
              thresholds: Dict[str, float], baseline_model: str = "",
              max_regression: float = 0.0) -> Evaluation:
   """`bertline evaluate` with the blessing; returns metrics.json, blessing.json and the decision."""
-  argv = flags({"model_dir": model_dir, "data_dir": data_dir, "split": split,
-                "output_dir": output_dir, "baseline_model": baseline_model,
-                "max_regression": max_regression or None})
-  for name, bound in sorted(thresholds.items()):
-    argv += ["--threshold", f"{name}={flag_value(bound)}"]
-  _call_stage("bertline.evaluator.evaluate", argv)
-  metrics = json.loads(fileio.read_text(fileio.join(output_dir, schema.METRICS_FILE)))
-  blessing = json.loads(fileio.read_text(fileio.join(output_dir, schema.BLESSING_FILE)))
-  return Evaluation(metrics, blessing, bool(blessing["blessed"]))
+  from bertline.evaluator import evaluate as evaluate_lib
+  result = evaluate_lib.run(model_dir, data_dir, split, baseline_model or None, output_dir,
+                            dict(thresholds), max_regression)
+  return Evaluation(result["metrics"], result["blessing"], bool(result["blessing"]["blessed"]))
 
 
 def scalar_metrics(metrics: Dict[str, Any]) -> Dict[str, float]:
@@ -307,42 +309,62 @@ def confusion(metrics: Dict[str, Any], model_dir: str):
   return list(labels), matrix
 
 
+class PushOutcome(NamedTuple):
+  """Where the blessed model is, and whether this run pushed it or found it there."""
+
+  pushed: str
+  already_pushed: bool
+
+
+def already_pushed(push_to: str, model_dir: str, key: str) -> str:
+  """The last pushed version when it is this very model ("" otherwise).
+
+  The same model: the same training key (see training_key), or, for versions
+  pushed without one, the same model_dir.
+  """
+  last = latest_pushed(push_to)
+  if not last:
+    return ""
+  meta = pushed_metadata(last)
+  if key and meta.get("training_key") == key:
+    return last
+  local = model_dir if fileio.is_remote(model_dir) else os.path.abspath(model_dir)
+  return last if meta.get("model_dir") == local else ""
+
+
 def export_and_push(model_dir: str, export_dir: str, push_to: str, force: bool = False,
-                    evaluation_dir: str = "") -> str:
-  """`bertline export` then `bertline push`; returns the pushed model's path.
+                    evaluation_dir: str = "", key: str = "") -> PushOutcome:
+  """`bertline export` then `bertline push`, unless this model is already the last pushed one.
 
   Push reads the blessing.json in `evaluation_dir` (the evaluate step's
-  output) and refuses an unblessed model unless `force`.
+  output) and refuses an unblessed model unless `force`. `key` is the run's
+  training_key: recorded in the export, and compared with the last pushed
+  version's, so that a re-run (or a cached training task) pushes no duplicate.
   """
+  from bertline.evaluator import export as export_lib
+  from bertline.evaluator import push as push_lib
+  last = already_pushed(push_to, model_dir, key)
+  if last:
+    log.info("%s is already the last pushed model (%s): nothing to push", model_dir, last)
+    return PushOutcome(last, True)
   blessing = fileio.join(evaluation_dir, schema.BLESSING_FILE) if evaluation_dir else ""
+  blessing = blessing if blessing and fileio.exists(blessing) else None
   existing = _versions(export_dir)
-  if not existing:
-    argv = ["--model-dir", model_dir, "--export-dir", export_dir]
-    if blessing and fileio.exists(blessing):
-      argv += ["--blessing", blessing]  # Stored with the export, so the blessing travels along.
-    _call_stage("bertline.evaluator.export", argv)
-    existing = _versions(export_dir)
-  if not existing:
-    raise RuntimeError(f"bertline export wrote no numeric version under {export_dir}")
-  version = str(existing[-1])
-  exported = fileio.join(export_dir, version)
-  pushed = fileio.join(push_to, version)
+  if existing:
+    exported = fileio.join(export_dir, str(existing[-1]))
+  else:
+    # The blessing is stored with the export, so it travels along.
+    exported = export_lib.export_model(model_dir, export_dir, blessing=blessing,
+                                       training_key=key)
+  pushed = fileio.join(push_to, os.path.basename(exported))
   if fileio.exists(fileio.join(pushed, schema.PUSH_COMPLETE_MARKER)):
     log.info("%s is already pushed to %s", exported, pushed)
-    return pushed
-  argv = ["--model", exported, "--to", push_to]
-  if blessing and fileio.exists(blessing):
-    argv += ["--blessing", blessing]
-  _call_stage("bertline.evaluator.push", argv + (["--force"] if force else []))
-  return pushed
+    return PushOutcome(pushed, True)
+  return PushOutcome(push_lib.push(exported, push_to, force=force, blessing=blessing), False)
 
 
-def _versions(export_dir: str) -> List[int]:
-  if not fileio.exists(export_dir):
+def _versions(base: str) -> List[int]:
+  """The numeric version directories under `base` (TF Serving's layout), ascending."""
+  if not fileio.exists(base):
     return []
-  if "://" in export_dir:
-    import tensorflow as tf
-    names = [n.rstrip("/") for n in tf.io.gfile.listdir(export_dir)]
-  else:
-    names = os.listdir(export_dir)
-  return sorted(int(n) for n in names if n.isdigit())
+  return sorted(int(n) for n in fileio.listdir(base) if n.isdigit())

@@ -131,7 +131,8 @@ def _next_version(export_dir: str) -> str:
   return str(max([version] + [v + 1 for v in existing]))
 
 
-def _metadata(loaded: scoring.LoadedModel, version: str, has_blessing: bool) -> Dict[str, Any]:
+def _metadata(loaded: scoring.LoadedModel, version: str, has_blessing: bool,
+              training_key: str) -> Dict[str, Any]:
   metrics_path = fileio.join(loaded.model_dir, schema.METRICS_FILE)
   metrics = json.loads(fileio.read_text(metrics_path)) if fileio.exists(metrics_path) else None
   meta = loaded.data_metadata
@@ -139,7 +140,7 @@ def _metadata(loaded: scoring.LoadedModel, version: str, has_blessing: bool) -> 
       "format_version": EXPORT_FORMAT_VERSION,
       "version": int(version),
       # Where the weights came from (the pipeline warm-starts from it).
-      "model_dir": (loaded.model_dir if "://" in loaded.model_dir
+      "model_dir": (loaded.model_dir if fileio.is_remote(loaded.model_dir)
                     else os.path.abspath(loaded.model_dir)),
       "labels": loaded.labels,
       "max_seq_length": meta.max_seq_length,
@@ -159,12 +160,16 @@ def _metadata(loaded: scoring.LoadedModel, version: str, has_blessing: bool) -> 
       "train_config": loaded.train_config,
       "model_config": loaded.model_config,
       "blessed": has_blessing,
+      # What the model was trained from (the pipeline's key over data, settings and
+      # starting point): a pipeline re-run with the same key pushes no duplicate.
+      "training_key": training_key,
       "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
   }
 
 
 def export_model(model_dir: str, export_dir: str, version: Optional[int] = None,
-                 which: str = "best", blessing: Optional[str] = None) -> str:
+                 which: str = "best", blessing: Optional[str] = None,
+                 training_key: str = "") -> str:
   """Exports model_dir's classifier to export_dir/<version>; returns that path.
 
   Args:
@@ -174,6 +179,8 @@ def export_model(model_dir: str, export_dir: str, version: Optional[int] = None,
     which: "best" or "latest" checkpoint.
     blessing: str or None. blessing.json to store in assets.extra/ (default:
       <model_dir>/blessing.json when evaluate wrote one there).
+    training_key: str. The pipeline's training key (components/steps.py), recorded in
+      bertline_metadata.json.
   Raises:
     FileExistsError: export_dir/<version> exists (an export is never replaced).
   """
@@ -181,7 +188,7 @@ def export_model(model_dir: str, export_dir: str, version: Optional[int] = None,
 
   from bertline.preprocessing.tokenization import BertTokenizer
 
-  if "://" in export_dir:
+  if fileio.is_remote(export_dir):
     raise ValueError(f"--export-dir {export_dir}: export writes locally (atomically); ship the "
                      "version with `bertline push --to gs://...`.")
   if version is not None and (isinstance(version, bool) or int(version) < 0):
@@ -217,7 +224,8 @@ def export_model(model_dir: str, export_dir: str, version: Optional[int] = None,
     with open(os.path.join(assets, schema.ASSET_LABELS), "w", encoding="utf-8") as f:
       f.write("".join(label + "\n" for label in loaded.labels))
     with open(os.path.join(assets, schema.ASSET_METADATA), "w", encoding="utf-8") as f:
-      json.dump(_metadata(loaded, version, bool(blessing)), f, indent=2, sort_keys=True)
+      json.dump(_metadata(loaded, version, bool(blessing), training_key), f, indent=2,
+                sort_keys=True)
       f.write("\n")
     if blessing:
       os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)

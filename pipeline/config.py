@@ -22,11 +22,11 @@ from typing import Any, Dict, List, Optional
 
 from bertline import configs
 from bertline.configs import ConfigError
+from bertline.resources import MINILM
+from bertline.trainer import config as train_config_lib
 
 DEFAULT_IMAGE = "bertline:0.1.0"
-MINILM = "builtin:minilm"  # init_checkpoint alias: the pretrained MiniLM that ships as a package
 BUILTIN_DATA = ("tweets", "chnsenticorp")
-STRATEGIES = ("auto", "cpu", "gpu", "mirrored", "tpu", "multi-worker")
 # Vertex AI accelerator names, plus the Kubernetes resource name Kubeflow uses.
 GPU_TYPES = ("NVIDIA_TESLA_T4", "NVIDIA_L4", "NVIDIA_TESLA_V100", "NVIDIA_TESLA_P100",
              "NVIDIA_TESLA_A100", "NVIDIA_A100_80GB", "NVIDIA_H100_80GB", "NVIDIA_H100_MEGA_80GB",
@@ -34,9 +34,10 @@ GPU_TYPES = ("NVIDIA_TESLA_T4", "NVIDIA_L4", "NVIDIA_TESLA_V100", "NVIDIA_TESLA_
 TPU_TYPES = ("TPU_V2", "TPU_V3", "TPU_V5_LITEPOD")
 ACCELERATOR_TYPES = ("",) + GPU_TYPES + TPU_TYPES
 BASELINES = ("", "last_pushed")
-# Trainer switches whose `false` is sent as --no-FLAG (their default depends on the device).
-NEGATABLE_FLAGS = ("xla",)
-MIXED_PRECISION = ("", "none", "auto", "mixed_float16", "mixed_bfloat16")
+# The train section's one key that is the pipeline's, not the trainer's: start
+# from the model_dir of the last pushed model (recorded in its export
+# metadata) instead of model.init_checkpoint.
+WARM_START = "warm_start"
 
 
 @dataclasses.dataclass
@@ -82,30 +83,6 @@ class ModelConfig:
 
   init_checkpoint: str = MINILM
   vocab_file: str = ""
-
-
-@dataclasses.dataclass
-class TrainConfig:
-  """`bertline train` flags; unset (None) ones keep the trainer's defaults."""
-
-  epochs: Optional[float] = None
-  batch_size: Optional[int] = None
-  learning_rate: Optional[float] = None
-  warmup_proportion: Optional[float] = None
-  max_steps: Optional[int] = None
-  eval_every_steps: Optional[int] = None
-  early_stopping_patience: Optional[int] = None
-  grad_accum_steps: Optional[int] = None
-  seed: Optional[int] = None
-  strategy: str = "auto"
-  tpu: str = ""
-  tpu_zone: str = ""
-  gcp_project: str = ""
-  mixed_precision: str = ""  # "": the trainer's default; auto, mixed_float16, mixed_bfloat16
-  xla: Optional[bool] = None  # None: the trainer's per-device default (on for GPU/TPU)
-  # Scheduled retraining: start from the model_dir of the last pushed model
-  # (recorded in its export metadata) instead of init_checkpoint.
-  warm_start: bool = False
 
 
 @dataclasses.dataclass
@@ -201,11 +178,17 @@ class ScheduleConfig:
 
 @dataclasses.dataclass
 class RunConfig:
-  """The whole run."""
+  """The whole run.
+
+  Attributes:
+    train: dict. `bertline train`'s settings: keys of the trainer's own
+      TrainConfig (trainer/config.py), validated by it, unset ones keeping its
+      defaults; plus `warm_start` (bool, the pipeline's).
+  """
 
   data: DataConfig = dataclasses.field(default_factory=DataConfig)
   model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
-  train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+  train: Dict[str, Any] = dataclasses.field(default_factory=dict)
   evaluate: EvaluateConfig = dataclasses.field(default_factory=EvaluateConfig)
   push: PushConfig = dataclasses.field(default_factory=PushConfig)
   pipeline: PipelineConfig = dataclasses.field(default_factory=PipelineConfig)
@@ -214,13 +197,44 @@ class RunConfig:
   def to_dict(self) -> Dict[str, Any]:
     return configs.to_dict(self)
 
+  @property
+  def warm_start(self) -> bool:
+    return bool(self.train.get(WARM_START, False))
 
-def train_flags(config: RunConfig) -> Dict[str, Any]:
-  """The `bertline train` flags of a config, by name; unset ones are left to the trainer."""
-  values = configs.to_dict(config.train)
-  values.pop("warm_start")  # The pipeline's business, not a trainer flag.
-  return {k: v for k, v in sorted(values.items())
-          if v is not None and v != "" and (v is not False or k in NEGATABLE_FLAGS)}
+  def train_settings(self) -> Dict[str, Any]:
+    """The trainer's settings of this run (TrainConfig keys), sorted; the rest are its defaults."""
+    return {k: v for k, v in sorted(self.train.items()) if k != WARM_START}
+
+
+def check_train_section(train: Dict[str, Any], where: str) -> train_config_lib.TrainConfig:
+  """Validates the train section with the trainer's own TrainConfig; returns it (paths unset).
+
+  The keys are TrainConfig's, less the paths each step sets (RUN_KEYS), plus
+  warm_start; values are checked by TrainConfig itself, so a run config and
+  `bertline train --config` accept exactly the same settings.
+  """
+  settings = dict(train)
+  warm_start = settings.pop(WARM_START, False)
+  if not isinstance(warm_start, bool):
+    raise ConfigError(f"{where}.train.{WARM_START}: expected true or false, got {warm_start!r}")
+  fields = {f.name for f in dataclasses.fields(train_config_lib.TrainConfig)}
+  valid = sorted((fields - set(train_config_lib.RUN_KEYS)) | {WARM_START})
+  for key in sorted(settings):
+    if key in train_config_lib.RUN_KEYS:
+      raise ConfigError(f"{where}.train.{key}: the pipeline sets it for each run; remove it"
+                        + (" and set model.init_checkpoint" if key == "init_checkpoint" else ""))
+    if key not in fields:
+      raise ConfigError(f"{where}.train: unknown key {key!r}; valid keys are: {', '.join(valid)}")
+  try:
+    return configs.from_dict(train_config_lib.TrainConfig, settings, f"{where}.train")
+  except ConfigError as e:
+    message = str(e)
+    if message.startswith(f"{where}.train"):
+      raise
+    # TrainConfig's own checks start with the key: "batch_size must be at least 1, ...".
+    key = message.split(" ", 1)[0].rstrip(":")
+    raise ConfigError(f"{where}.train.{message}" if key in fields
+                      else f"{where}.train: {message}") from e
 
 
 def validate(config: RunConfig, where: str = "config") -> RunConfig:
@@ -240,20 +254,12 @@ def validate(config: RunConfig, where: str = "config") -> RunConfig:
   if not config.model.init_checkpoint:
     raise ConfigError(f"{where}: model.init_checkpoint is missing: a checkpoint to fine-tune, or "
                       f"{MINILM!r}")
-  t = config.train
-  configs.choice(t.strategy, STRATEGIES, f"{where}: train.strategy")
-  for name in ("batch_size", "max_steps", "grad_accum_steps", "eval_every_steps"):
-    value = getattr(t, name)
-    if value is not None:
-      _positive(value, f"{where}: train.{name}", minimum=1)
-  configs.choice(t.mixed_precision, MIXED_PRECISION, f"{where}: train.mixed_precision")
-  if t.learning_rate is not None and not t.learning_rate > 0:
-    raise ConfigError(f"{where}: train.learning_rate {t.learning_rate!r} must be > 0 (BERT: 5.0e-5)")
+  t = check_train_section(config.train, where)
   e = config.evaluate
   configs.choice(e.baseline, BASELINES, f"{where}: evaluate.baseline")
   if e.split not in ("train", "dev", "test"):
     raise ConfigError(f"{where}: evaluate.split {e.split!r} is not one of 'train', 'dev', 'test'")
-  if (t.warm_start or e.baseline) and not config.push.to:
+  if (config.warm_start or e.baseline) and not config.push.to:
     raise ConfigError(f"{where}: push.to is missing; train.warm_start and evaluate.baseline read "
                       "the last model pushed there")
   if not config.push.to:

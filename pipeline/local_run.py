@@ -89,11 +89,11 @@ def run(config: config_lib.RunConfig, work_dir: Optional[str] = None, run_date: 
 
   # resolve data (never cached, like the pipeline's first task).
   resolved = steps.resolve_data(d.path, d.builtin, d.limit, d.task, d.task_config, date,
-                                os.path.join(work, "data", d.builtin or "none"))
+                                os.path.join(work, "data", d.builtin or "none"), config.push.to,
+                                config.warm_start, e.baseline)
   data_dir, task, task_config = steps.data_source(d.builtin, resolved.data_dir, resolved.data_dir,
                                                   resolved.task, resolved.task_config)
-  needs_last = config.train.warm_start or e.baseline == "last_pushed"
-  last = steps.latest_pushed(config.push.to) if needs_last else ""
+  last = resolved.warm_start_from or resolved.baseline_model
   log.info("[resolve data] %s (fingerprint %s, date %s)%s", data_dir, resolved.fingerprint, date,
            f"; last pushed model {last}" if last else "")
 
@@ -107,33 +107,33 @@ def run(config: config_lib.RunConfig, work_dir: Optional[str] = None, run_date: 
   examples = os.path.join(work, "examples", pre_key)
   if _step("preprocess", examples, pre_key):
     steps.preprocess(data_dir, examples, task, task_config, vocab, d.do_lower_case,
-                     d.max_seq_length, d.num_shards, d.compression,
-                     list(d.beam_args) + ["--overwrite"])
+                     d.max_seq_length, d.num_shards, d.compression, list(d.beam_args),
+                     overwrite=True)
     _mark_done(examples, pre_key)
 
-  flags = config_lib.train_flags(config)
-  warm = last if config.train.warm_start else ""
-  train_key = _key(pre_key, config.model.init_checkpoint, flags, warm)
+  settings = config.train_settings()
+  train_key = steps.training_key(examples, resolved.fingerprint, config.model.init_checkpoint,
+                                 settings, resolved.warm_start_from)
   model_dir = os.path.join(work, "model", train_key)
   if _step("train", model_dir, train_key):
-    steps.train(examples, model_dir, config.model.init_checkpoint, flags, warm)
+    steps.train(examples, model_dir, config.model.init_checkpoint, settings,
+                resolved.warm_start_from)
     _mark_done(model_dir, train_key)
 
-  baseline = last if e.baseline == "last_pushed" else ""
-  eval_key = _key(train_key, e.split, e.thresholds, baseline, e.max_regression)
+  eval_key = _key(train_key, e.split, e.thresholds, resolved.baseline_model, e.max_regression)
   eval_dir = os.path.join(work, "evaluation", eval_key)
-  result = steps.evaluate(model_dir, examples, eval_dir, e.split, e.thresholds, baseline,
-                          e.max_regression)
+  result = steps.evaluate(model_dir, examples, eval_dir, e.split, e.thresholds,
+                          resolved.baseline_model, e.max_regression)
   _print_metrics(result, model_dir)
 
   pushed, answer = "", None
-  if result.blessed and last and steps.pushed_model_dir(last) == os.path.abspath(model_dir):
-    pushed = last
-    print(f"pushed: {pushed} (this very model is already the last pushed one)")
-  elif result.blessed:
-    pushed = steps.export_and_push(model_dir, os.path.join(work, "export", eval_key),
-                                   config.push.to, config.push.force, evaluation_dir=eval_dir)
-    print(f"pushed: {pushed}")
+  if result.blessed:
+    outcome = steps.export_and_push(model_dir, os.path.join(work, "export", eval_key),
+                                    config.push.to, config.push.force, evaluation_dir=eval_dir,
+                                    key=train_key)
+    pushed = outcome.pushed
+    print(f"pushed: {pushed}" + (" (this very model is already the last pushed one)"
+                                 if outcome.already_pushed else ""))
   else:
     print("not blessed: export and push skipped (see "
           f"{os.path.join(eval_dir, 'blessing.json')})")

@@ -44,7 +44,7 @@ def parameters(config: config_lib.RunConfig) -> Dict[str, Any]:
       "init_checkpoint": config.model.init_checkpoint, "vocab_file": config.model.vocab_file,
       "do_lower_case": d.do_lower_case, "max_seq_length": d.max_seq_length,
       "num_shards": d.num_shards, "compression": d.compression, "beam_args": list(d.beam_args),
-      "train_flags": config_lib.train_flags(config), "warm_start": config.train.warm_start,
+      "train_settings": config.train_settings(), "warm_start": config.warm_start,
       "eval_split": e.split, "thresholds": dict(e.thresholds), "baseline": e.baseline,
       "max_regression": e.max_regression, "push_to": config.push.to,
       "force_push": config.push.force,
@@ -73,7 +73,7 @@ def build(config: config_lib.RunConfig) -> Callable:
       num_shards: int = defaults["num_shards"],
       compression: str = defaults["compression"],
       beam_args: list = defaults["beam_args"],
-      train_flags: dict = defaults["train_flags"],
+      train_settings: dict = defaults["train_settings"],
       warm_start: bool = defaults["warm_start"],
       eval_split: str = defaults["eval_split"],
       thresholds: dict = defaults["thresholds"],
@@ -99,8 +99,8 @@ def build(config: config_lib.RunConfig) -> Callable:
     _apply(examples, p.preprocess, p.caching)
 
     trained = ops.train(
-        examples=examples.outputs["examples"], init_checkpoint=init_checkpoint,
-        train_flags=train_flags,
+        examples=examples.outputs["examples"], fingerprint=data.outputs["fingerprint"],
+        init_checkpoint=init_checkpoint, train_settings=train_settings,
         warm_start_from=data.outputs["warm_start_from"]).set_display_name("train")
     _apply(trained, p.train, p.caching)
 
@@ -114,7 +114,8 @@ def build(config: config_lib.RunConfig) -> Callable:
     with dsl.If(blessed == True, name="blessed"):  # noqa: E712 (a kfp condition, not Python's)
       pushed = ops.export_push(
           model=trained.outputs["model"], evaluation=evaluated.outputs["evaluation"],
-          push_to=push_to, force=force_push).set_display_name("export and push")
+          push_to=push_to, force=force_push,
+          training_key=trained.outputs["Output"]).set_display_name("export and push")
       # Never cached: the registry, not a cache entry, says whether a model is there.
       _apply(pushed, p.push, caching=False)
 

@@ -17,6 +17,7 @@ import os
 import tempfile
 from typing import Any, Dict, List, Optional
 
+from bertline import resources
 from bertline.pipeline import config as config_lib
 
 log = logging.getLogger("bertline.pipeline")
@@ -68,7 +69,7 @@ def check_target(args: argparse.Namespace, config: config_lib.RunConfig) -> None
   local = [(key, value) for key, value in (
       ("data.path", "" if config.data.builtin else config.data.path),
       ("push.to", config.push.to),
-      ("model.init_checkpoint", "" if config.model.init_checkpoint == config_lib.MINILM
+      ("model.init_checkpoint", "" if config.model.init_checkpoint == resources.MINILM
        else config.model.init_checkpoint)) if value and "://" not in value]
   for key, value in local:
     message = (f"{key} {value!r} is a local path: the pipeline's tasks run in containers that "

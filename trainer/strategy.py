@@ -23,9 +23,9 @@ from typing import Optional
 
 import tensorflow as tf
 
-log = logging.getLogger("bertline.train")
+from bertline.trainer.config import STRATEGIES
 
-STRATEGIES = ("auto", "cpu", "gpu", "mirrored", "tpu", "multi-worker")
+log = logging.getLogger("bertline.train")
 
 
 @dataclasses.dataclass

@@ -200,11 +200,11 @@ def test_graph_ids_equal_preprocess_on_the_whole_tweet_corpus(tmp_path):
   model's ids are the preprocess stage's."""
   from bertline import corpora
   from bertline.preprocessing import beam_job
-  from tests.evaluator.conftest import TASKS, VOCAB
+  from tests.evaluator.conftest import VOCAB
 
   tsv, data = str(tmp_path / "tsv"), str(tmp_path / "data")
   corpora.write_tweets_tsv(tsv, dev_fraction=0.0, test_fraction=0.0)
-  beam_job.run(["--task-config", os.path.join(TASKS, "tweets.yaml"), "--data-dir", tsv,
+  beam_job.run(["--task-config", os.path.join(tsv, corpora.TWEETS_TASK_FILE), "--data-dir", tsv,
                 "--vocab-file", VOCAB, "--max-seq-length", "128", "--output-dir", data,
                 "--splits", "train"])
   model_dir = str(tmp_path / "model")

@@ -92,4 +92,4 @@ def test_config_sets_image_tpu_and_caching(tmp_path):
   assert "retryPolicy" not in dag["train"]
   assert dag["preprocess"]["cachingOptions"] == {}
   defaults = spec["root"]["inputDefinitions"]["parameters"]
-  assert defaults["train_flags"]["defaultValue"] == {"max_steps": 7, "strategy": "tpu"}
+  assert defaults["train_settings"]["defaultValue"] == {"max_steps": 7, "strategy": "tpu"}

@@ -35,7 +35,7 @@ def test_every_example_config_loads(name):
 
 def test_valid_config_round_trips(tmp_path):
   config = config_lib.load(_write(tmp_path, VALID))
-  assert config.train.epochs == 2.0 and config.train.learning_rate == 3.0e-5
+  assert config.train["epochs"] == 2.0 and config.train["learning_rate"] == 3.0e-5
   assert config.evaluate.thresholds == {"eval_accuracy": 0.8}
   assert config.pipeline.train.accelerator_type == "NVIDIA_TESLA_T4"
   again = config_lib.from_dict(config.to_dict())
@@ -105,9 +105,9 @@ def test_overrides_are_typed_and_checked(tmp_path):
   path = _write(tmp_path, VALID)
   config = config_lib.load(path, ["train.max_steps=50", "pipeline.caching=false",
                                   "data.beam_args=[--runner, DirectRunner]"])
-  assert config.train.max_steps == 50 and config.pipeline.caching is False
-  assert "xla" not in config_lib.train_flags(config)  # unset: the trainer's per-device default
-  assert config_lib.train_flags(config_lib.load(path, ["train.xla=false"]))["xla"] is False
+  assert config.train["max_steps"] == 50 and config.pipeline.caching is False
+  assert "xla" not in config.train_settings()  # unset: the trainer's per-device default
+  assert config_lib.load(path, ["train.xla=false"]).train_settings()["xla"] is False
   assert config.data.beam_args == ["--runner", "DirectRunner"]
   with pytest.raises(ConfigError, match=r"unknown key 'max_step'"):
     config_lib.load(path, ["train.max_step=50"])
@@ -150,3 +150,23 @@ def test_task_config_beside_the_config_file_is_found(tmp_path, monkeypatch):
   path = _write(tmp_path, data)
   monkeypatch.chdir("/")
   assert config_lib.load(path).data.task_config == str(tmp_path / "tasks" / "mine.yaml")
+
+
+def test_train_section_is_the_trainers_own_config(tmp_path):
+  """`bertline run` and `bertline train --config` accept the same keys and values: the run
+  config's train section is checked by trainer/config.py's TrainConfig itself."""
+  from bertline.trainer import train as train_lib
+  path = _write(tmp_path, VALID)
+  config = config_lib.load(path, ["train.mixed_precision=auto", "train.warm_start=true"])
+  assert config.warm_start is True and "warm_start" not in config.train_settings()
+  settings_file = tmp_path / "train.yaml"
+  settings_file.write_text(yaml.safe_dump(config.train_settings()))
+  assert train_lib.config_from_args(["--config", str(settings_file)]).mixed_precision == "auto"
+  with pytest.raises(ConfigError, match=r"train\.batch_size must be at least 1, got 0"):
+    config_lib.load(path, ["train.batch_size=0"])
+  with pytest.raises(ConfigError, match=r"train\.epochs must be a finite number, got nan"):
+    config_lib.load(path, ["train.epochs=.nan"])
+  with pytest.raises(ConfigError, match=r"train\.model_dir: the pipeline sets it"):
+    config_lib.load(path, ["train.model_dir=/tmp/m"])
+  with pytest.raises(ConfigError, match=r"train\.warm_start: expected true or false"):
+    config_lib.load(path, ["train.warm_start=sometimes"])

@@ -105,7 +105,7 @@ def test_schedule_on_kubeflow_sends_six_field_cron_and_config_arguments(kfp_serv
   assert params["data_path"] == "gs://my-bucket/glue/MRPC/{date}"
   assert params["run_date"] == ""  # each scheduled run uses its own date
   assert params["baseline"] == "last_pushed"
-  assert params["train_flags"]["max_steps"] == 9
+  assert params["train_settings"]["max_steps"] == 9
   assert body["runtime_config"]["pipeline_root"] == "gs://my-bucket/pipeline_root"
   executors = body["pipeline_spec"]["deploymentSpec"]["executors"]
   assert {e["container"]["image"] for e in executors.values()} == {

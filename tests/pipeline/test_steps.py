@@ -31,7 +31,11 @@ def test_dated_data_path_is_filled_in_and_a_missing_day_is_named(tmp_path):
 
 def test_run_date():
   assert steps.run_date("2026-01-31") == "2026-01-31"
-  assert len(steps.run_date()) == 10
+  import datetime
+  today = datetime.datetime.now(datetime.timezone.utc).date()
+  # Today in UTC (a run straddling midnight may see the next day).
+  assert datetime.date.fromisoformat(steps.run_date()) - today in (datetime.timedelta(0),
+                                                                   datetime.timedelta(days=1))
   with pytest.raises(ValueError, match=r"run date '31/01/2026' is not YYYY-MM-DD"):
     steps.run_date("31/01/2026")
 
@@ -84,8 +88,13 @@ def test_latest_pushed_skips_incomplete_versions_and_warm_start_finds_its_model_
   assert steps.warm_start_checkpoint(gone) == ""  # cold start, with a warning
 
 
-def test_flags_are_the_cli_contract():
-  assert steps.flags({"learning_rate": 5e-5, "xla": True, "mixed_precision": "",
-                      "seed": None, "epochs": 3.0, "strategy": "cpu", "trim": False}) == [
-      "--epochs", "3", "--learning-rate", "5e-05", "--strategy", "cpu", "--xla"]
-  assert steps.flags({"xla": False, "force": False}) == ["--no-xla"]
+def test_train_settings_survive_kfps_struct_doubles():
+  """kfp passes dict parameters as protobuf Structs: every number arrives as a double."""
+  from_kfp = {"seed": 1.0, "batch_size": 16.0, "learning_rate": 1e-4, "epochs": 3.0,
+              "max_steps": 8.0, "xla": False}
+  settings = steps.normalize_train_settings(from_kfp)
+  assert settings == {"batch_size": 16, "epochs": 3.0, "learning_rate": 1e-4, "max_steps": 8,
+                      "seed": 1, "xla": False}
+  assert all(type(settings[k]) is int for k in ("seed", "batch_size", "max_steps"))
+  assert type(settings["epochs"]) is float  # a float field stays a float
+  assert steps.normalize_train_settings({"seed": 1.5}) == {"seed": 1.5}  # refused later, by name

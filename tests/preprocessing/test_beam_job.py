@@ -15,7 +15,6 @@ from tests.preprocessing import reference
 from tests.preprocessing.test_processors import _glue_fixture
 
 VOCAB = os.path.join(resources.minilm_dir(), "vocab.txt")
-TASKS = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "tasks")
 
 
 def _read_split(out_dir, metadata, split):
@@ -79,7 +78,7 @@ def test_mrpc_pairs_match_run_classifier_with_gzip(tmp_path):
 def test_real_tweets_custom_task(tmp_path):
   data, out = str(tmp_path / "data"), str(tmp_path / "out")
   corpora.write_tweets_tsv(data, limit=400)
-  metadata = beam_job.run(["--task-config", os.path.join(TASKS, "tweets.yaml"), "--data-dir", data,
+  metadata = beam_job.run(["--task-config", os.path.join(data, corpora.TWEETS_TASK_FILE), "--data-dir", data,
                            "--vocab-file", VOCAB, "--max-seq-length", "48", "--output-dir", out,
                            "--splits", "train,dev"])
   assert metadata.labels == ["negative", "neutral", "positive"] and not metadata.has_text_b
@@ -96,7 +95,7 @@ def test_real_tweets_custom_task(tmp_path):
   assert metadata.splits["train"].num_invalid_utf8 > 0  # the real tweets' bad bytes
   # A finished output is never silently replaced.
   with pytest.raises(FileExistsError, match="holds a finished run"):
-    beam_job.run(["--task-config", os.path.join(TASKS, "tweets.yaml"), "--data-dir", data,
+    beam_job.run(["--task-config", os.path.join(data, corpora.TWEETS_TASK_FILE), "--data-dir", data,
                   "--vocab-file", VOCAB, "--output-dir", out])
 
 

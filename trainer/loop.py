@@ -1,0 +1,364 @@
+"""The training loop: one Trainer object with train_step, eval_step and fit.
+
+One training step (one optimizer update):
+
+  next(global batch of `batch_size`, trimmed to its longest sequence)
+  -> each replica takes its slice (replica r of n: rows r·B/n .. (r+1)·B/n)
+  -> `grad_accum_steps` micro-batches: forward, sum(per-example loss)/B, backward
+  -> gradients summed over replicas and workers, clipped, AdamWeightDecay
+
+Every worker reads the same seeded global batches and keeps its own slice, so
+the updates are those of one device with the same global batch, whatever the
+number of GPUs or workers. Precision and hardware enter only through the
+LossScale (float16) and the StrategyInfo (static shapes, the chief): the step
+bodies do not branch on them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import signal
+import threading
+import time
+from typing import Any, Dict
+
+import tensorflow as tf
+
+from bertline import schema
+from bertline.model_dir import ModelDir
+from bertline.trainer import inputs, modeling
+from bertline.trainer.config import TrainConfig
+from bertline.trainer.loss_scale import LossScale
+from bertline.trainer.strategy import StrategyInfo
+from bertline.trainer.tracking import BestTracker
+
+log = logging.getLogger("bertline.train")
+
+
+class TrainingDiverged(ValueError):
+  """The loss became NaN or Inf; the last good checkpoint is kept."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+  """What a training run ended with.
+
+  Attributes:
+    final_step: int. Optimizer updates applied.
+    final_metrics: dict. The last evaluation (eval_loss, eval_accuracy, ...).
+    best_metrics: dict. The evaluation of the checkpoint in best/.
+    latest_checkpoint: str. The last rolling checkpoint.
+    best_checkpoint: str. The best checkpoint ("" when there was no evaluation).
+    stopped_early: bool. Early stopping ended the run.
+    preempted: bool. SIGTERM ended the run (re-run the same command to resume).
+    model_dir: str.
+    train_examples_per_second: float. Training speed of this process's steps
+      after its first (which traces), evaluation and checkpointing excluded.
+  """
+
+  final_step: int
+  final_metrics: Dict[str, float]
+  best_metrics: Dict[str, float]
+  latest_checkpoint: str
+  best_checkpoint: str
+  stopped_early: bool = False
+  preempted: bool = False
+  model_dir: str = ""
+  train_examples_per_second: float = 0.0
+
+
+def _scalar(name: str, value: float) -> None:
+  """tf.summary.scalar without the tensorboard package (a scalars-plugin summary)."""
+  from tensorflow.core.framework import summary_pb2
+  metadata = summary_pb2.SummaryMetadata()
+  metadata.plugin_data.plugin_name = "scalars"
+  tf.summary.write(name, tf.constant(float(value), tf.float32), metadata=metadata)
+
+
+class Preemption:
+  """Turns SIGTERM (preemption, `kill`) into a flag the loop checks after each step."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = None
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    log.warning("SIGTERM received: saving a checkpoint before exiting.")
+    self.requested = True
+
+  def __exit__(self, *exc):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+
+
+@dataclasses.dataclass
+class Schedule:
+  """When the loop stops, evaluates and checkpoints (in optimizer updates)."""
+
+  stop_step: int
+  eval_every: int
+  checkpoint_every: int
+  log_every: int
+
+
+class Trainer:
+  """Runs the training loop of one model over one strategy.
+
+  Args:
+    config: TrainConfig.
+    info: StrategyInfo (the strategy, whether this process is the chief).
+    model: BertClassifier, built in the strategy's scope.
+    optimizer: the optimizer, built for model.trainable_variables.
+    loss_scale: LossScale.
+    metadata: schema.DataMetadata of config.data_dir.
+    md: ModelDir being written.
+    manager: CheckpointManager of the rolling checkpoints (restored already).
+    best_manager: CheckpointManager of best/.
+    iterator: the training input iterator (its position is in the checkpoint).
+    xla: bool. XLA-compile each replica's forward and backward pass.
+  """
+
+  def __init__(self, config: TrainConfig, info: StrategyInfo, model, optimizer,
+               loss_scale: LossScale, metadata: schema.DataMetadata, md: ModelDir,
+               manager: tf.train.CheckpointManager, best_manager: tf.train.CheckpointManager,
+               iterator, xla: bool):
+    self.config = config
+    self.info = info
+    self.strategy = info.strategy
+    self.model = model
+    self.optimizer = optimizer
+    self.loss_scale = loss_scale
+    self.metadata = metadata
+    self.md = md
+    self.manager = manager
+    self.best_manager = best_manager
+    self.iterator = iterator
+    self.variables = model.trainable_variables
+    self.global_batch = float(config.batch_size)
+    self._forward_backward = (tf.function(self.forward_backward, jit_compile=True,
+                                          reduce_retracing=True)
+                              if xla else self.forward_backward)
+    self.train_step = tf.function(self._train_step)
+    self.eval_step = tf.function(self._eval_step)
+
+  # --- step functions ------------------------------------------------------------------
+  def forward_backward(self, batch, scale):
+    """Summed loss and gradients of sum(loss)/global_batch over one (micro-)batch."""
+    with tf.GradientTape() as tape:
+      logits = self.model(batch, training=True)["logits"]
+      loss = tf.reduce_sum(modeling.per_example_loss(batch[schema.LABEL_IDS], logits))
+      scaled = self.loss_scale.scaled(loss / self.global_batch, scale)
+    grads = tape.gradient(scaled, self.variables)
+    grads = [tf.convert_to_tensor(g) for g in grads]
+    return loss, self.loss_scale.unscaled(grads, scale)
+
+  def _replica_slice(self, batch, global_size: int):
+    ctx = tf.distribute.get_replica_context()
+    per_replica = global_size // ctx.num_replicas_in_sync
+    start = ctx.replica_id_in_sync_group * per_replica
+    return {k: v[start:start + per_replica] for k, v in batch.items()}, per_replica
+
+  def _replica_step(self, batch):
+    batch, per_replica = self._replica_slice(batch, self.config.batch_size)
+    accum = self.config.grad_accum_steps
+    micro = per_replica // accum
+    scale = tf.convert_to_tensor(self.loss_scale.scale)
+    if accum == 1:
+      loss, grads = self._forward_backward(batch, scale)
+    else:
+      loss = tf.constant(0.0)
+      grads = [tf.zeros(v.shape, v.dtype) for v in self.variables]
+      for i in tf.range(accum):
+        part = {k: v[i * micro:(i + 1) * micro] for k, v in batch.items()}
+        part_loss, part_grads = self._forward_backward(part, scale)
+        loss += part_loss
+        grads = [g + p for g, p in zip(grads, part_grads)]
+    norm = self.optimizer.apply_gradients(zip(grads, self.variables),
+                                          skip_nonfinite=self.loss_scale.dynamic)
+    return loss, norm
+
+  def _train_step(self, iterator):
+    """One update: (mean loss, gradient global norm, the batch's sequence length)."""
+    batch = next(iterator)
+    loss, norm = self.strategy.run(self._replica_step, args=(batch,))
+    loss = self.strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None) / self.global_batch
+    norm = self.strategy.reduce(tf.distribute.ReduceOp.MEAN, norm, axis=None)
+    self.loss_scale.update(norm)
+    return loss, norm, tf.shape(batch[schema.INPUT_IDS])[1]
+
+  def _replica_eval(self, batch):
+    batch, _ = self._replica_slice(batch, self.config.eval_batch_size)
+    logits = self.model(batch, training=False)["logits"]
+    weights = tf.cast(batch[schema.IS_REAL_EXAMPLE], tf.float32)
+    losses = modeling.per_example_loss(batch[schema.LABEL_IDS], logits)
+    correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
+                               batch[schema.LABEL_IDS]), tf.float32)
+    return tf.stack([tf.reduce_sum(losses * weights), tf.reduce_sum(correct * weights),
+                     tf.reduce_sum(weights)])
+
+  def _eval_step(self, batch):
+    """[sum of weighted losses, weighted correct, real examples] of one global batch."""
+    return self.strategy.reduce(tf.distribute.ReduceOp.SUM,
+                                self.strategy.run(self._replica_eval, args=(batch,)), axis=None)
+
+  def evaluate(self, step: int) -> Dict[str, Any]:
+    """eval_loss and eval_accuracy over every dev example (weighted by is_real_example)."""
+    c = self.config
+    totals = None
+    ds = inputs.eval_dataset(c.data_dir, self.metadata, c.eval_batch_size, "dev",
+                             trim=not self.info.static_shapes)
+    try:
+      for batch in ds:
+        out = self.eval_step(batch).numpy()
+        totals = out if totals is None else totals + out
+    except tf.errors.DataLossError as e:
+      raise inputs.corrupt_shard_error(c.data_dir, self.metadata, "dev", e) from e
+    loss_sum, correct, n = (float(x) for x in totals)
+    return {"step": step, "eval_loss": loss_sum / n, "eval_accuracy": correct / n,
+            "eval_num_examples": int(n)}
+
+  # --- the loop ------------------------------------------------------------------------
+  def fit(self, schedule: Schedule) -> TrainResult:
+    """Trains from the optimizer's current step to schedule.stop_step (or an early stop)."""
+    c, md, info = self.config, self.md, self.info
+    has_dev = "dev" in self.metadata.splits
+    step = int(self.optimizer.iterations.numpy())
+    history = [h for h in md.eval_history() if h["step"] <= step]
+    best_info = md.best_info() if info.is_chief else None
+    tracker = BestTracker(c.early_stopping_metric, c.early_stopping_patience,
+                          best_info["value"] if best_info else None,
+                          best_info["metrics"] if best_info else None, history)
+    if info.is_chief:
+      train_writer = tf.summary.create_file_writer(os.path.join(md.events_dir, "train"))
+      eval_writer = tf.summary.create_file_writer(os.path.join(md.events_dir, "eval"))
+    else:
+      train_writer = eval_writer = tf.summary.create_noop_writer()
+    learning_rate = self.optimizer.learning_rate
+    progress = None
+    if c.progress and info.is_chief:
+      from tqdm import tqdm
+      progress = tqdm(total=schedule.stop_step, initial=step, desc="train", unit="step",
+                      dynamic_ncols=True)
+
+    def save() -> str:
+      return self.manager.save(checkpoint_number=step)
+
+    def eval_and_track() -> bool:
+      """Evaluates at `step`; keeps the best; returns whether to stop early."""
+      if not has_dev:
+        return False
+      metrics = self.evaluate(step)
+      improved = tracker.update(metrics)
+      if improved:
+        path = self.best_manager.save(checkpoint_number=step)
+        if info.is_chief:
+          md.write_best_info({"step": step, "metric": tracker.metric,
+                              "value": tracker.best_value, "metrics": metrics,
+                              "checkpoint": path})
+      if info.is_chief:
+        md.append_eval(metrics)
+      with eval_writer.as_default(step=step):
+        for k in ("eval_loss", "eval_accuracy"):
+          _scalar(k, metrics[k])
+      log.info("step %d: eval_loss %.4f, eval_accuracy %.4f%s", step, metrics["eval_loss"],
+               metrics["eval_accuracy"], " (best)" if improved else "")
+      return tracker.should_stop
+
+    good_checkpoint = self.manager.latest_checkpoint
+    stopped_early = preempted = False
+    examples_per_s = 0.0
+    traced, timed_seconds, timed_steps = False, 0.0, 0
+    with Preemption() as preemption:
+      window_start, window_examples = time.time(), 0
+      while step < schedule.stop_step:
+        step_start = time.perf_counter()
+        try:
+          loss, norm, length = self.train_step(self.iterator)
+        except tf.errors.DataLossError as e:
+          raise inputs.corrupt_shard_error(c.data_dir, self.metadata, "train", e) from e
+        loss = float(loss.numpy())
+        if traced:
+          timed_seconds += time.perf_counter() - step_start
+          timed_steps += 1
+        traced = True
+        if not math.isfinite(loss):
+          raise TrainingDiverged(
+              f"loss became {loss} at step {step + 1}; stopped without saving it. The last good "
+              f"checkpoint is {good_checkpoint or '(none: the run had not saved one)'}. Lower "
+              "--learning-rate, keep --clip-norm on, or check the data.")
+        if self.loss_scale.dynamic and int(self.optimizer.iterations.numpy()) == step:
+          scale = float(self.loss_scale.scale.numpy())
+          log.info("float16 gradients overflowed at step %d: update skipped, loss scale now %g.",
+                   step + 1, scale)
+          if scale <= 1.0:
+            raise TrainingDiverged(
+                f"float16 gradients overflow even at loss scale 1 (step {step + 1}). Train with "
+                f"--mixed-precision mixed_bfloat16 or without mixed precision; the last good "
+                f"checkpoint is {good_checkpoint or '(none)'}.")
+          if preemption.requested:
+            good_checkpoint = save()
+            preempted = True
+            break
+          continue
+        step += 1
+        window_examples += c.batch_size
+        lr = learning_rate.numpy(step - 1)
+        elapsed = time.time() - window_start
+        if elapsed >= 1.0 or step == schedule.stop_step:
+          examples_per_s = window_examples / max(elapsed, 1e-9)
+          window_start, window_examples = time.time(), 0
+        if step % schedule.log_every == 0 or step == schedule.stop_step:
+          with train_writer.as_default(step=step):
+            _scalar("loss", loss)
+            _scalar("learning_rate", lr)
+            _scalar("examples_per_second", examples_per_s)
+            _scalar("gradient_global_norm", float(norm.numpy()))
+            _scalar("sequence_length", int(length.numpy()))
+        if progress is not None:
+          progress.update(1)
+          progress.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", ex_s=f"{examples_per_s:.1f}",
+                               refresh=False)
+        stop = False
+        if step % schedule.eval_every == 0 or step == schedule.stop_step:
+          stop = eval_and_track()
+          good_checkpoint = save()
+        elif step % schedule.checkpoint_every == 0:
+          good_checkpoint = save()
+        if stop:
+          stopped_early = True
+          log.info("Early stopping at step %d: %s has not improved for %d evaluations (best "
+                   "%.4f).", step, tracker.metric, tracker.stale, tracker.best_value)
+          break
+        if preemption.requested:
+          good_checkpoint = save()
+          preempted = True
+          log.warning("Saved %s; re-run the same command to resume.", good_checkpoint)
+          break
+      if not (self.manager.latest_checkpoint or "").endswith(f"-{step}"):
+        good_checkpoint = save()
+    if progress is not None:
+      progress.close()
+    train_writer.flush()
+    eval_writer.flush()
+    if has_dev and not tracker.last_metrics and step >= schedule.stop_step:
+      eval_and_track()
+
+    def public(metrics):
+      return {k: v for k, v in metrics.items() if k != "improved"}
+
+    return TrainResult(
+        final_step=step, final_metrics=public(tracker.last_metrics),
+        best_metrics=public(tracker.best_metrics),
+        latest_checkpoint=self.manager.latest_checkpoint or "",
+        best_checkpoint=self.best_manager.latest_checkpoint or "", stopped_early=stopped_early,
+        preempted=preempted, model_dir=md.path,
+        train_examples_per_second=timed_steps * c.batch_size / timed_seconds
+        if timed_seconds else 0.0)
