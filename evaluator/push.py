@@ -105,7 +105,7 @@ def _file_digests(path: str) -> Dict[str, str]:
 
 def _check_source(model: str) -> str:
   model = model.rstrip("/")
-  if "://" in model:
+  if fileio.is_remote(model):
     raise ValueError(f"--model {model}: push reads a local export; copy it here first "
                      "(or run `bertline export` on this machine).")
   if not os.path.isdir(model):
@@ -330,7 +330,7 @@ def push(model: str, to: str, force: bool = False, blessing: Optional[str] = Non
   }
   if to.startswith("gs://"):
     dest = _push_gcs(model, files, digests, to, version, record)
-  elif "://" in to and not to.startswith("file://"):
+  elif fileio.is_remote(to) and not to.startswith("file://"):
     raise ValueError(f"--to {to}: unsupported scheme; use gs://bucket/path, file:///path or a path.")
   else:
     dest = _push_local(model, files, digests, to, version, record)

@@ -20,7 +20,7 @@ import dataclasses
 import os
 from typing import Any, Dict, List, Optional
 
-from bertline import configs
+from bertline import configs, fileio
 from bertline.configs import ConfigError
 from bertline.resources import MINILM
 from bertline.trainer import config as train_config_lib
@@ -355,7 +355,6 @@ def _merge(defaults: Dict[str, Any], data: Dict[str, Any]) -> Dict[str, Any]:
 def load(path: str, overrides: Optional[List[str]] = None) -> RunConfig:
   """Reads and validates a run config file; `overrides` are `section.key=value` strings."""
   import yaml
-  from bertline import fileio
   try:
     text = fileio.read_text(path)
   except FileNotFoundError as e:
@@ -378,7 +377,7 @@ def _relative_to(config: RunConfig, config_dir: str) -> RunConfig:
   examples/*.yaml can name a task file beside them wherever they are run from.
   """
   tc = config.data.task_config
-  if tc and "://" not in tc and not os.path.isabs(tc) and not os.path.exists(tc):
+  if tc and not fileio.is_remote(tc) and not os.path.isabs(tc) and not os.path.exists(tc):
     candidate = os.path.join(config_dir, tc)
     if os.path.exists(candidate):
       config.data.task_config = candidate

@@ -17,7 +17,7 @@ import os
 import tempfile
 from typing import Any, Dict, List, Optional
 
-from bertline import resources
+from bertline import fileio, resources
 from bertline.pipeline import config as config_lib
 
 log = logging.getLogger("bertline.pipeline")
@@ -70,7 +70,7 @@ def check_target(args: argparse.Namespace, config: config_lib.RunConfig) -> None
       ("data.path", "" if config.data.builtin else config.data.path),
       ("push.to", config.push.to),
       ("model.init_checkpoint", "" if config.model.init_checkpoint == resources.MINILM
-       else config.model.init_checkpoint)) if value and "://" not in value]
+       else config.model.init_checkpoint)) if value and not fileio.is_remote(value)]
   for key, value in local:
     message = (f"{key} {value!r} is a local path: the pipeline's tasks run in containers that "
                "cannot see this machine; use gs://...")

@@ -301,6 +301,8 @@ def _sequence_inputs() -> Dict[str, keras.KerasTensor]:
           for name in schema.SEQUENCE_FEATURES}
 
 
+# Registered so that a saved `.keras` model loads without custom_objects.
+@keras.saving.register_keras_serializable(package="bertline")
 class BertEncoder(keras.Model):
   """BERT / ALBERT encoder (google-research/bert's BertModel) as a Keras model.
 
@@ -401,6 +403,7 @@ HEAD_KERNEL = "classifier/kernel"
 HEAD_BIAS = "classifier/bias"
 
 
+@keras.saving.register_keras_serializable(package="bertline")
 class BertClassifier(keras.Model):
   """run_classifier's create_model: encoder, dropout on pooled output, dense, softmax.
 

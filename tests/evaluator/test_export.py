@@ -16,6 +16,7 @@ import tensorflow as tf
 from bertline import fileio, schema
 from bertline.evaluator import export, push, scoring
 from tests.evaluator.conftest import make_model_dir
+from tests.records import read_split
 
 
 def _raw_texts(tsv_dir, split):
@@ -24,16 +25,6 @@ def _raw_texts(tsv_dir, split):
     lines = f.read().split(b"\n")
   return {f"{split}-{i}": line.split(b"\t", 1)[1] for i, line in enumerate(lines)
           if i > 0 and line}
-
-
-def _records(data_dir, split):
-  metadata = schema.read_metadata(data_dir)
-  spec = schema.feature_spec(metadata.max_seq_length)
-  out = {}
-  for raw in tf.data.TFRecordDataset(metadata.split_files(data_dir, split)):
-    ex = tf.io.parse_single_example(raw, spec)
-    out[ex[schema.GUID].numpy()[0].decode()] = (raw.numpy(), {k: v.numpy() for k, v in ex.items()})
-  return out
 
 
 def test_layout_assets_and_refusals(exported, tiny_model, tweets_data):
@@ -58,7 +49,7 @@ def test_layout_assets_and_refusals(exported, tiny_model, tweets_data):
 def test_three_signatures_agree_with_each_other_and_keras(exported, tiny_model, tweets_data):
   loaded = tf.saved_model.load(exported["path"])
   texts = _raw_texts(tweets_data["tsv"], "dev")
-  records = _records(tweets_data["data"], "dev")
+  records = read_split(tweets_data["data"], "dev")
   guids = sorted(records, key=scoring.guid_sort_key)[:64]
   by_text = loaded.signatures[schema.SIGNATURE_TEXT](
       text_a=tf.constant([texts[g] for g in guids]))
@@ -114,7 +105,7 @@ def test_loads_without_bertline_and_tokenizes_like_preprocess(exported, tweets_d
   records = {}
   for split in ("dev", "test"):
     guid_texts.update(_raw_texts(tweets_data["tsv"], split))
-    records.update(_records(tweets_data["data"], split))
+    records.update(read_split(tweets_data["data"], split))
   guids = sorted(records, key=scoring.guid_sort_key)
   texts_file = tmp_path / "texts.json"
   texts_file.write_text(json.dumps([guid_texts[g].hex() for g in guids]))
@@ -211,7 +202,7 @@ def test_graph_ids_equal_preprocess_on_the_whole_tweet_corpus(tmp_path):
   make_model_dir(model_dir, data)
   loaded = tf.saved_model.load(export.export_model(model_dir, str(tmp_path / "e")))
   texts = _raw_texts(tsv, "train")
-  records = _records(data, "train")
+  records = read_split(data, "train")
   assert len(records) == len(texts) > 35000
   guids = sorted(records, key=scoring.guid_sort_key)
   for start in range(0, len(guids), 2048):

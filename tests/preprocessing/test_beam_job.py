@@ -7,34 +7,21 @@ import os
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from bertline import corpora, resources, schema
 from bertline.preprocessing import beam_job
 from tests.preprocessing import reference
 from tests.preprocessing.test_processors import _glue_fixture
+from tests.records import read_split
 
 VOCAB = os.path.join(resources.minilm_dir(), "vocab.txt")
-
-
-def _read_split(out_dir, metadata, split):
-  files = metadata.split_files(out_dir, split)
-  ds = tf.data.TFRecordDataset(files, compression_type=schema.TF_COMPRESSION_TYPE[metadata.compression])
-  spec = schema.feature_spec(metadata.max_seq_length)
-  records = {}
-  for raw in ds:
-    ex = {k: v.numpy() for k, v in tf.io.parse_single_example(raw, spec).items()}
-    guid = ex[schema.GUID][0].decode()
-    assert guid not in records, f"guid {guid} written twice"
-    records[guid] = ex
-  return records
 
 
 def _check_against_reference(out_dir, metadata, ref_examples, lower=True):
   rc = reference.reference_run_classifier()
   tok = reference.reference_tokenization().FullTokenizer(VOCAB, do_lower_case=lower)
   for split, examples in ref_examples.items():
-    records = _read_split(out_dir, metadata, split)
+    records = {guid: example for guid, (_, example) in read_split(out_dir, split).items()}
     assert sorted(records) == sorted(e.guid for e in examples), split
     assert metadata.splits[split].num_examples == len(examples)
     for e in examples:

@@ -11,16 +11,13 @@ import tensorflow as tf
 
 from bertline import schema
 from bertline.trainer import inputs
+from tests.records import read_split
 
 
 def _raw_examples(records, split):
-  metadata = schema.read_metadata(records)
-  spec = schema.feature_spec(metadata.max_seq_length)
-  out = {}
-  for raw in tf.data.TFRecordDataset(metadata.split_files(records, split)):
-    ex = tf.io.parse_single_example(raw, spec)
-    out[tuple(ex[schema.INPUT_IDS].numpy())] = int(ex[schema.LABEL_IDS][0])
-  return out
+  """{input_ids as a tuple: label id} of every example of `split`."""
+  return {tuple(ex[schema.INPUT_IDS]): int(ex[schema.LABEL_IDS][0])
+          for _, ex in read_split(records, split).values()}
 
 
 def _key(batch, i):

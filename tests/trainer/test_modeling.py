@@ -159,3 +159,27 @@ def test_bad_classifier_arguments():
     modeling.BertClassifier(ModelConfig(**TINY), num_labels=0)
   with pytest.raises(ValueError, match="dropout_rate"):
     modeling.BertClassifier(ModelConfig(**TINY), num_labels=2, dropout_rate=1.0)
+
+
+@pytest.mark.parametrize("albert", [False, True])
+def test_saved_keras_model_loads_without_custom_objects(tmp_path, albert):
+  """BertEncoder and BertClassifier are registered with keras.saving: a `.keras` file
+  loads with keras.saving.load_model alone, with the same weights and outputs."""
+  keras.utils.set_random_seed(3)
+  config = ModelConfig(**dict(TINY, **({"model_type": "albert", "embedding_size": 8}
+                                       if albert else {})))
+  classifier = modeling.BertClassifier(config, num_labels=3, dropout_rate=0.2)
+  f = _features()
+  want = classifier(f)["probabilities"].numpy()
+  path = str(tmp_path / "classifier.keras")
+  classifier.save(path)
+  loaded = keras.saving.load_model(path)  # no custom_objects
+  assert isinstance(loaded, modeling.BertClassifier) and loaded.dropout_rate == 0.2
+  assert loaded.config == config
+  np.testing.assert_allclose(loaded(f)["probabilities"].numpy(), want, atol=1e-6)
+  encoder_path = str(tmp_path / "encoder.keras")
+  classifier.encoder.save(encoder_path)
+  encoder = keras.saving.load_model(encoder_path)
+  assert isinstance(encoder, modeling.BertEncoder)
+  np.testing.assert_allclose(encoder(f)["pooled_output"].numpy(),
+                             classifier.encoder(f)["pooled_output"].numpy(), atol=1e-6)
