@@ -294,11 +294,8 @@ class Trainer:
               f"loss became {loss} at step {step + 1}; stopped without saving it. The last good "
               f"checkpoint is {good_checkpoint or '(none: the run had not saved one)'}. Lower "
               "--learning-rate, keep --clip-norm on, or check the data.")
-        if self.loss_scale.dynamic and int(self.optimizer.iterations.numpy()) == step:
-          scale = float(self.loss_scale.scale.numpy())
-          log.info("float16 gradients overflowed at step %d: update skipped, loss scale now %g.",
-                   step + 1, scale)
-          if scale <= 1.0:
+        if self.loss_scale.skipped_update(step, self.optimizer.iterations):
+          if self.loss_scale.exhausted:
             raise TrainingDiverged(
                 f"float16 gradients overflow even at loss scale 1 (step {step + 1}). Train with "
                 f"--mixed-precision mixed_bfloat16 or without mixed precision; the last good "

@@ -10,7 +10,11 @@ the checkpoint, so a resumed run continues with the same scale.
 
 from __future__ import annotations
 
+import logging
+
 import tensorflow as tf
+
+log = logging.getLogger("bertline.train")
 
 INITIAL_SCALE = 2.0 ** 15
 GROWTH_STEPS = 2000
@@ -54,3 +58,17 @@ class LossScale:
     self.scale.assign(tf.where(finite, tf.where(grow, self.scale * 2.0, self.scale),
                                tf.maximum(self.scale / 2.0, 1.0)))
     self.good_steps.assign(tf.where(grow, tf.constant(0, tf.int64), good))
+
+  def skipped_update(self, step: int, iterations: tf.Variable) -> bool:
+    """Whether the step just run was skipped for non-finite gradients (the optimizer's
+    iterations did not advance past `step`); logs the new scale when it was."""
+    if not self.dynamic or int(iterations.numpy()) != step:
+      return False
+    log.info("float16 gradients overflowed at step %d: update skipped, loss scale now %g.",
+             step + 1, float(self.scale.numpy()))
+    return True
+
+  @property
+  def exhausted(self) -> bool:
+    """The scale has fallen to 1 and gradients still overflow: float16 cannot train this."""
+    return float(self.scale.numpy()) <= 1.0
