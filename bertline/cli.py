@@ -11,7 +11,10 @@ import argparse
 import importlib
 import logging
 import sys
+import traceback
 from typing import List, Optional
+
+from bertline import errors
 
 # name -> (module, one-line summary). Order is the order of the pipeline.
 COMMANDS = {
@@ -48,9 +51,14 @@ def _top_parser() -> argparse.ArgumentParser:
       description="Fine-tune BERT-family text classifiers as a pipeline of stages:\n"
       "preprocess -> train -> evaluate -> export -> push.",
       epilog="commands:\n" + "\n".join(lines) +
-      "\n\nRun `bertline COMMAND --help` for a command's options.",
-      usage="bertline [-h] [--version] COMMAND [options]")
+      "\n\nRun `bertline COMMAND --help` for a command's options.\n\n"
+      "exit codes: 0 done, 1 internal error (a bug), 2 usage, 3 bad input (config, file, model\n"
+      "or data), 4 training diverged, 5 storage refused (disk full, read-only), 6 remote\n"
+      "service (credentials, Cloud Storage), 143 interrupted with a checkpoint saved.",
+      usage="bertline [-h] [--version] [--verbose] COMMAND [options]")
   parser.add_argument("--version", action="store_true", help="print the version and exit")
+  parser.add_argument("--verbose", action="store_true",
+                      help="print the traceback of an error too (and debug logs)")
   parser.add_argument("command", nargs="?", metavar="COMMAND", help=argparse.SUPPRESS)
   return parser
 
@@ -70,15 +78,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     return 2
   if args.command not in COMMANDS:
     parser.error(f"unknown command {args.command!r}; choose one of: {', '.join(COMMANDS)}")
-  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+  logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                      format="%(asctime)s %(levelname)s %(name)s: %(message)s")
   module_name, _ = COMMANDS[args.command]
   module = importlib.import_module(module_name)
   try:
     return int(module.main(argv[split + 1:]) or 0)
-  except (ValueError, FileNotFoundError, FileExistsError) as e:
-    # Bad input: one clear line saying what to change, not a traceback.
-    print(f"bertline {args.command}: error: {e}", file=sys.stderr)
-    return 2
+  except Exception as e:  # noqa: BLE001  Every fault ends in one line and its exit code.
+    code, message = errors.describe(e)
+    if args.verbose or code == errors.INTERNAL:
+      traceback.print_exc()  # asked for, or a bug worth reporting whole
+    print(f"bertline {args.command}: error: {message}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

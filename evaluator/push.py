@@ -29,16 +29,18 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import shutil
+import socket
 import time
 import uuid
 from typing import Callable, Dict, List, Optional, Tuple, TypeVar
 
-from bertline import fileio, schema
+from bertline import errors, fileio, schema
 from bertline.evaluator import blessing as blessing_lib
 
 log = logging.getLogger("bertline.push")
@@ -159,7 +161,7 @@ def with_retries(fn: Callable[[], T], what: str, attempts: int = MAX_ATTEMPTS) -
       return fn()
     except transient as e:
       if attempt == attempts:
-        raise ValueError(f"{what} failed {attempts} times, last with {type(e).__name__}: {e}. "
+        raise errors.RemoteError(f"{what} failed {attempts} times, last with {type(e).__name__}: {e}. "
                          "Check the network and the bucket, then re-run push "
                          "(an unfinished push is replaced).") from e
       log.warning("%s: %s (%s); retrying in %.1fs (attempt %d of %d)", what,
@@ -255,41 +257,88 @@ def _upload_marker(bucket, name: str, body: str) -> None:
 
 def _push_local(model: str, files: List[str], digests: Dict[str, Dict[str, str]], to: str,
                 version: str, record: Dict) -> str:
+  """Stages the version in a hidden directory, then renames it into place (one atomic step).
+
+  An exclusive claim on the version (flock on `.<version>.lock`, released by
+  the kernel if its owner dies) serialises pushes of the same version: a
+  second one is refused while the first runs, and a staging directory found
+  while holding the claim can only be an unfinished push's, whose owner is
+  gone. On any failure (a full disk included) this push's own staging
+  directory is removed.
+  """
   base = to[len("file://"):] if to.startswith("file://") else to
   dest = os.path.join(base, version)
-  if os.path.exists(dest):
-    if os.path.exists(os.path.join(dest, schema.PUSH_COMPLETE_MARKER)):
-      raise FileExistsError(f"{dest} was already pushed (it has {schema.PUSH_COMPLETE_MARKER}); a "
-                            "pushed version is never modified. Export a new version instead.")
-    raise FileExistsError(f"{dest} exists but was not written by `bertline push` (no "
-                          f"{schema.PUSH_COMPLETE_MARKER}); move it away or choose another --to.")
-  os.makedirs(base, exist_ok=True)
-  # Hidden and non-numeric: TF Serving ignores it; stale ones are unfinished pushes.
-  stage_prefix = f".{version}.partial-"
-  for stale in os.listdir(base):
-    if stale.startswith(stage_prefix):
-      log.warning("Removing %s, left by an unfinished push.", os.path.join(base, stale))
-      shutil.rmtree(os.path.join(base, stale), ignore_errors=True)
-  stage = os.path.join(base, stage_prefix + uuid.uuid4().hex)
-  from tqdm import tqdm
-  for rel in tqdm(files, desc=f"push {dest}", unit="file"):
-    target = os.path.join(stage, *rel.split("/"))
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    shutil.copyfile(os.path.join(model, rel), target)
-    got = fileio.sha256_file(target)
-    if got != digests[rel]["sha256"]:
-      raise IOError(f"{target}: sha256 {got} != source {digests[rel]['sha256']} after copy; "
-                    "the disk may be failing. Nothing was pushed; re-run push.")
-  with open(os.path.join(stage, schema.PUSH_COMPLETE_MARKER), "w", encoding="utf-8") as f:
-    f.write(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    f.flush()
-    os.fsync(f.fileno())
+  _check_no_version(dest)
+  if os.path.exists(base) and not os.path.isdir(base):
+    raise NotADirectoryError(f"--to {to} is a file, not a directory: push to a directory "
+                             "(it is created if missing) or to gs://bucket/path.")
   try:
-    os.rename(stage, dest)  # fails if a concurrent push created dest meanwhile
-  except OSError as e:
-    shutil.rmtree(stage, ignore_errors=True)
-    raise FileExistsError(f"{dest} appeared during this push; nothing of it was modified.") from e
+    os.makedirs(base, exist_ok=True)
+  except (FileExistsError, NotADirectoryError) as e:
+    raise NotADirectoryError(f"--to {to}: {e.filename or base} is a file, so the registry "
+                             "directory cannot be created under it; choose another --to.") from e
+  with _version_claim(base, version, to):
+    _check_no_version(dest)  # pushed by another process before we got the claim
+    # Hidden and non-numeric: TF Serving ignores it; stale ones are unfinished pushes.
+    stage_prefix = f".{version}.partial-"
+    for stale in os.listdir(base):
+      if stale.startswith(stage_prefix):
+        log.warning("Removing %s, left by an unfinished push (its owner is gone).",
+                    os.path.join(base, stale))
+        shutil.rmtree(os.path.join(base, stale), ignore_errors=True)
+    stage = os.path.join(base, stage_prefix + uuid.uuid4().hex)
+    try:
+      from tqdm import tqdm
+      for rel in tqdm(files, desc=f"push {dest}", unit="file"):
+        target = os.path.join(stage, *rel.split("/"))
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copyfile(os.path.join(model, rel), target)
+        got = fileio.sha256_file(target)
+        if got != digests[rel]["sha256"]:
+          raise IOError(f"{target}: sha256 {got} != source {digests[rel]['sha256']} after copy; "
+                        "the disk may be failing. Nothing was pushed; re-run push.")
+      with open(os.path.join(stage, schema.PUSH_COMPLETE_MARKER), "w", encoding="utf-8") as f:
+        f.write(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+      os.rename(stage, dest)
+    finally:
+      if os.path.exists(stage):
+        shutil.rmtree(stage, ignore_errors=True)
   return dest
+
+
+def _check_no_version(dest: str) -> None:
+  if not os.path.exists(dest):
+    return
+  if os.path.exists(os.path.join(dest, schema.PUSH_COMPLETE_MARKER)):
+    raise FileExistsError(f"{dest} was already pushed (it has {schema.PUSH_COMPLETE_MARKER}); a "
+                          "pushed version is never modified. Export a new version instead.")
+  raise FileExistsError(f"{dest} exists but was not written by `bertline push` (no "
+                        f"{schema.PUSH_COMPLETE_MARKER}); move it away or choose another --to.")
+
+
+@contextlib.contextmanager
+def _version_claim(base: str, version: str, to: str):
+  """Holds an exclusive, non-blocking flock on <base>/.<version>.lock for the push."""
+  import fcntl
+  path = os.path.join(base, f".{version}.lock")
+  with open(path, "a+", encoding="utf-8") as lock:
+    try:
+      fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      lock.seek(0)
+      owner = lock.read().strip() or "another process"
+      raise FileExistsError(f"another push of version {version} to {to} is in progress "
+                            f"({owner}); nothing was written. Wait for it to finish.") from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+    lock.flush()
+    try:
+      yield
+    finally:
+      fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
 def read_push_record(dest: str) -> Dict:

@@ -28,6 +28,7 @@ from typing import Any, Dict
 import tensorflow as tf
 
 from bertline import schema
+from bertline.errors import TrainingDiverged
 from bertline.model_dir import ModelDir
 from bertline.trainer import inputs, modeling
 from bertline.trainer.config import TrainConfig
@@ -36,10 +37,6 @@ from bertline.trainer.strategy import StrategyInfo
 from bertline.trainer.tracking import BestTracker
 
 log = logging.getLogger("bertline.train")
-
-
-class TrainingDiverged(ValueError):
-  """The loss became NaN or Inf; the last good checkpoint is kept."""
 
 
 @dataclasses.dataclass

@@ -20,10 +20,11 @@ import dataclasses
 import logging
 from typing import Any, Dict, List, Optional
 
-from bertline import configs, fileio, schema
+from bertline import configs, errors, fileio, schema
 from bertline import model_dir as model_dir_lib
 from bertline.trainer.config import TrainConfig, resolve_precision
-from bertline.trainer.loop import Schedule, TrainingDiverged, TrainResult
+from bertline.errors import TrainingDiverged
+from bertline.trainer.loop import Schedule, TrainResult
 
 log = logging.getLogger("bertline.train")
 
@@ -338,7 +339,7 @@ def main(argv: Optional[List[str]] = None) -> int:
   if result.preempted:
     print(f"train: interrupted at step {result.final_step}; saved {result.latest_checkpoint}. "
           "Re-run the same command to resume.")
-    return 143
+    return errors.INTERRUPTED
   metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.final_metrics.items()
                       if k.startswith("eval_") and isinstance(v, float))
   print(f"train: step {result.final_step}{'; stopped early' if result.stopped_early else ''}"

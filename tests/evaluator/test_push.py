@@ -15,7 +15,7 @@ import socket
 
 import pytest
 
-from bertline import cli, schema
+from bertline import cli, errors, schema
 from bertline.evaluator import blessing as blessing_lib
 from bertline.evaluator import push as push_lib
 
@@ -166,7 +166,7 @@ def test_checksum_mismatch_is_retried_then_an_error(gcs, tmp_path, monkeypatch, 
   real = push_lib._file_digests
   monkeypatch.setattr(push_lib, "_file_digests",
                       lambda p: {**real(p), "crc32c": "AAAAAA=="} if p.endswith("fingerprint.pb") else real(p))
-  with pytest.raises(ValueError, match="failed 5 times.*crc32c"):
+  with pytest.raises(errors.RemoteError, match="failed 5 times.*crc32c"):
     push_lib.push(model, "gs://models/corrupt")
   assert len(no_backoff_wait) == 4
   assert schema.PUSH_COMPLETE_MARKER not in _bucket_tree(gcs, "corrupt/4/")
@@ -185,14 +185,14 @@ def test_unblessed_needs_force_which_is_recorded(gcs, tmp_path):
 
 def test_bad_input_is_a_clear_cli_error(gcs, tmp_path, capsys):
   model = _export(tmp_path, version="6")
-  assert cli.main(["push", "--model", model, "--to", "gs://no-such-bucket/m"]) == 2
+  assert cli.main(["push", "--model", model, "--to", "gs://no-such-bucket/m"]) == errors.BAD_INPUT
   assert "bucket gs://no-such-bucket does not exist" in capsys.readouterr().err
   (tmp_path / "x").mkdir()
   (tmp_path / "x" / "saved_model.pb").write_bytes(b"")
-  assert cli.main(["push", "--model", str(tmp_path / "x"), "--to", str(tmp_path / "r")]) == 2
+  assert cli.main(["push", "--model", str(tmp_path / "x"), "--to", str(tmp_path / "r")]) == errors.BAD_INPUT
   assert "'x' is not a numeric version" in capsys.readouterr().err
   os.remove(os.path.join(model, push_lib.EXPORT_BLESSING))
-  assert cli.main(["push", "--model", model, "--to", str(tmp_path / "r")]) == 2
+  assert cli.main(["push", "--model", model, "--to", str(tmp_path / "r")]) == errors.BAD_INPUT
   assert "No blessing" in capsys.readouterr().err
   assert not os.path.exists(tmp_path / "r" / "6")
 
@@ -238,6 +238,6 @@ def test_unreachable_server_is_retried_then_a_clear_error(tmp_path, monkeypatch,
     port = s.getsockname()[1]  # nothing listens here once the socket is closed
   monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
   model = _export(tmp_path, version="8")
-  with pytest.raises(ValueError, match=r"listing gs://models/x/8 failed 5 times.*ConnectionError"):
+  with pytest.raises(errors.RemoteError, match=r"listing gs://models/x/8 failed 5 times.*ConnectionError"):
     push_lib.push(model, "gs://models/x")
   assert no_backoff_wait == [1.0, 2.0, 4.0, 8.0]

@@ -136,7 +136,7 @@ def test_cli_reports_a_bad_config_in_one_line(tmp_path, data, expected):
   path = _write(tmp_path, data)
   result = subprocess.run([sys.executable, "-m", "bertline", "run", "--config", path],
                           capture_output=True, text=True, timeout=120)
-  assert result.returncode == 2
+  assert result.returncode == 3  # bad input (2 is a usage error)
   last = result.stderr.strip().splitlines()[-1]
   assert last.startswith("bertline run: error: ")
   assert expected.replace("{tmp}", str(tmp_path)) in last

@@ -1,0 +1,53 @@
+"""tests/reliability: bertline's promises, each tested by making the fault happen for real.
+
+Real concurrent processes, real truncated files, real full and read-only file
+systems (tmpfs mounts, where this machine lets the test mount one). Read the
+test names as the list of what bertline guarantees.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.evaluator.conftest import exported, tiny_model, tweets_data  # noqa: F401  (fixtures)
+
+
+def bertline(*args, timeout=300):
+  """Runs the real CLI in a fresh process; returns the CompletedProcess."""
+  env = dict(os.environ, NO_GCE_CHECK="True", PYTHONUNBUFFERED="1")
+  return subprocess.run([sys.executable, "-m", "bertline", *args], capture_output=True,
+                        text=True, timeout=timeout, env=env)
+
+
+def last_line(result) -> str:
+  return result.stderr.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+  """A real 1 MiB tmpfs (ENOSPC once full); yields its path and unmounts it."""
+  path = tmp_path / "small_fs"
+  path.mkdir()
+  mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(path)],
+                         capture_output=True, text=True)
+  if mount.returncode != 0:
+    pytest.skip(f"this machine does not let the test mount a tmpfs ({mount.stderr.strip()}): "
+                "a full file system cannot be made here")
+  yield path
+  subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@pytest.fixture
+def read_only_fs(tmp_path):
+  """A real read-only tmpfs (EROFS); yields its path and unmounts it."""
+  path = tmp_path / "ro_fs"
+  path.mkdir()
+  mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(path)],
+                         capture_output=True, text=True)
+  if mount.returncode != 0:
+    pytest.skip(f"this machine does not let the test mount a tmpfs ({mount.stderr.strip()}): "
+                "a read-only file system cannot be made here")
+  yield path
+  subprocess.run(["umount", "-l", str(path)], check=False)

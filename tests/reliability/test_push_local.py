@@ -1,0 +1,72 @@
+"""Pushing to a local registry: one atomic publish per version, faults end in one line."""
+
+import json
+import os
+import subprocess
+import sys
+
+import tensorflow as tf
+
+from bertline import errors, schema
+from tests.reliability.conftest import bertline, last_line
+
+
+def _hidden(registry):
+  return sorted(n for n in os.listdir(registry) if n.startswith(".") and not n.endswith(".lock"))
+
+
+def test_two_concurrent_pushes_of_one_version_publish_exactly_one_whole_model(exported, tmp_path):
+  registry = str(tmp_path / "registry")
+  for round_ in range(3):
+    target = os.path.join(registry, str(round_))
+    env = dict(os.environ, NO_GCE_CHECK="True")
+    procs = [subprocess.Popen([sys.executable, "-m", "bertline", "push", "--model",
+                               exported["path"], "--to", target, "--force"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for _ in range(2)]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, errors.BAD_INPUT], results
+    (loser,) = [err for code, err in results if code]
+    assert ("in progress" in loser or "was already pushed" in loser) and "Traceback" not in loser
+    version = os.path.join(target, "3")
+    record = json.loads(open(os.path.join(version, schema.PUSH_COMPLETE_MARKER)).read())
+    for rel, info in record["files"].items():  # every file of the record, whole
+      assert os.path.getsize(os.path.join(version, rel)) == info["size"]
+    model = tf.saved_model.load(version)
+    assert schema.SIGNATURE_TEXT in model.signatures
+    assert _hidden(target) == []  # no staging directory left
+
+
+def test_an_orphaned_staging_directory_is_replaced_by_the_next_push(exported, tmp_path):
+  registry = tmp_path / "registry"
+  orphan = registry / ".3.partial-deadbeef"
+  orphan.mkdir(parents=True)
+  (orphan / "saved_model.pb").write_bytes(b"half")
+  result = bertline("push", "--model", exported["path"], "--to", str(registry), "--force")
+  assert result.returncode == 0, result.stderr
+  assert _hidden(str(registry)) == [] and os.path.exists(registry / "3" / "saved_model.pb")
+
+
+def test_a_full_disk_is_one_line_exit_5_and_leaves_no_staging_behind(exported, small_fs):
+  result = bertline("push", "--model", exported["path"], "--to", str(small_fs / "r"), "--force")
+  assert result.returncode == errors.STORAGE, result.stderr
+  assert "no space left on the device" in last_line(result) and "Traceback" not in result.stderr
+  assert _hidden(str(small_fs / "r")) == [] and not os.path.exists(small_fs / "r" / "3")
+
+
+def test_a_read_only_target_is_one_line_exit_5(exported, read_only_fs):
+  result = bertline("push", "--model", exported["path"], "--to", str(read_only_fs / "r"),
+                    "--force")
+  assert result.returncode == errors.STORAGE, result.stderr
+  assert "read-only" in last_line(result) and "Traceback" not in result.stderr
+
+
+def test_a_target_that_is_a_file_or_under_a_file_is_named(exported, tmp_path):
+  afile = tmp_path / "afile"
+  afile.write_text("x")
+  for to in (afile, afile / "registry"):
+    result = bertline("push", "--model", exported["path"], "--to", str(to), "--force")
+    assert result.returncode == errors.BAD_INPUT, result.stderr
+    assert "is a file" in last_line(result) and str(afile) in last_line(result)
+    assert "Traceback" not in result.stderr
