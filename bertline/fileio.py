@@ -7,10 +7,12 @@ file or the whole new one, never half a file.
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 import os
 import posixpath
 import uuid
-from typing import List
+from typing import Any, List
 
 
 def is_remote(path: str) -> bool:
@@ -102,3 +104,24 @@ def write_text_atomic(path: str, text: str) -> None:
 
 def sha256_file(path: str) -> str:
   return hashlib.sha256(read_bytes(path)).hexdigest()
+
+
+def _finite(value: Any) -> Any:
+  """`value` with every non-finite float (NaN, +-Inf) replaced by None, recursively."""
+  if isinstance(value, float):
+    return value if math.isfinite(value) else None
+  if isinstance(value, dict):
+    return {k: _finite(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_finite(v) for v in value]
+  return value
+
+
+def to_json(data: Any, indent: Any = 2) -> str:
+  """Strict JSON (RFC 8259: no NaN or Infinity; those become null), keys sorted, newline-ended."""
+  return json.dumps(_finite(data), indent=indent, sort_keys=True, allow_nan=False) + "\n"
+
+
+def write_json_atomic(path: str, data: Any) -> None:
+  """Every JSON file bertline writes goes through here: strict JSON, written atomically."""
+  write_text_atomic(path, to_json(data))

@@ -155,7 +155,7 @@ class ModelDir:
   # --- writers (the trainer) ---------------------------------------------------------
   def write_json(self, name: str, data: Any) -> str:
     path = self.file(name)
-    fileio.write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    fileio.write_json_atomic(path, data)
     return path
 
   def write_labels(self, labels: List[str]) -> str:
@@ -173,8 +173,7 @@ class ModelDir:
     # A resumed run may re-evaluate a step it had reached before being killed.
     history = [h for h in history if h.get("step") != record.get("step")] + [record]
     fileio.write_text_atomic(self.file(schema.EVAL_HISTORY_FILE),
-                             "".join(json.dumps(h, sort_keys=True) + "\n" for h in history))
+                             "".join(fileio.to_json(h, indent=None) for h in history))
 
   def write_best_info(self, info: Dict[str, Any]) -> None:
-    fileio.write_text_atomic(fileio.join(self.best_dir, BEST_INFO_FILE),
-                             json.dumps(info, indent=2, sort_keys=True) + "\n")
+    fileio.write_json_atomic(fileio.join(self.best_dir, BEST_INFO_FILE), info)

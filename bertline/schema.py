@@ -159,7 +159,7 @@ class DataMetadata:
 
   def write(self, data_dir: str) -> str:
     path = fileio.join(data_dir, METADATA_FILE)
-    fileio.write_text_atomic(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+    fileio.write_json_atomic(path, self.to_dict())
     return path
 
 

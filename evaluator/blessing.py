@@ -10,6 +10,7 @@ reads the decision and refuses an unblessed model unless forced.
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -72,6 +73,11 @@ def decide(candidate: Dict[str, Any], thresholds: Optional[Dict[str, float]] = N
     higher_better = metrics_lib.SCALAR_METRICS[name]
     if value is None:
       passed, reason = False, f"FAIL {name} is not defined for this task ({kind} {reference})"
+    elif not math.isfinite(value):
+      # NaN compares False with everything, so it would slip past a maximum
+      # such as eval_loss's: a model with non-finite metrics is never blessed.
+      passed, reason = False, (f"FAIL {name} is {value} (not a finite number; the model "
+                               f"diverged): never blessed ({reference})")
     else:
       passed = value >= bound if higher_better else value <= bound
       op = (">=" if higher_better else "<=") if passed else ("<" if higher_better else ">")
@@ -93,6 +99,13 @@ def decide(candidate: Dict[str, Any], thresholds: Optional[Dict[str, float]] = N
       bound = base - max_regression if higher_better else base + max_regression
       add(name, "baseline", candidate.get(name), bound,
           f"baseline {_fmt(base)} {'-' if higher_better else '+'} max_regression {_fmt(max_regression)}")
+  checked = {c["metric"] for c in checks}
+  for name in ("eval_loss", "eval_accuracy"):  # checked even when no bound names them
+    value = candidate.get(name)
+    if name not in checked and value is not None and not math.isfinite(value):
+      checks.append({"metric": name, "kind": "finite", "value": value, "bound": None,
+                     "passed": False, "reason": f"FAIL {name} is {value} (not a finite number; "
+                     "the model diverged): never blessed"})
   reasons = [c["reason"] for c in checks]
   if not checks:
     reasons.append("PASS no thresholds and no baseline were configured: nothing to check")
@@ -112,7 +125,7 @@ def decide(candidate: Dict[str, Any], thresholds: Optional[Dict[str, float]] = N
 
 def write(output_dir: str, blessing: Dict[str, Any]) -> str:
   path = fileio.join(output_dir, schema.BLESSING_FILE)
-  fileio.write_text_atomic(path, json.dumps(blessing, indent=2, sort_keys=True) + "\n")
+  fileio.write_json_atomic(path, blessing)
   return path
 
 

@@ -14,7 +14,6 @@ model now in production, as exported — is scored on the very same examples.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from typing import Any, Dict, List, Optional
@@ -90,7 +89,7 @@ def run(model_dir: str, data_dir: str, split: str = "dev", baseline_model: Optio
                    "split": split})
   output_dir = output_dir or model_dir
   metrics_file = fileio.join(output_dir, schema.METRICS_FILE)
-  fileio.write_text_atomic(metrics_file, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+  fileio.write_json_atomic(metrics_file, metrics)
   blessing_file = blessing_lib.write(output_dir, decision)
   log.info("%s: eval_accuracy %.4f, eval_loss %.4f on %d examples; %s", split,
            metrics["eval_accuracy"], metrics["eval_loss"], metrics["num_examples"],

@@ -224,9 +224,7 @@ def export_model(model_dir: str, export_dir: str, version: Optional[int] = None,
     with open(os.path.join(assets, schema.ASSET_LABELS), "w", encoding="utf-8") as f:
       f.write("".join(label + "\n" for label in loaded.labels))
     with open(os.path.join(assets, schema.ASSET_METADATA), "w", encoding="utf-8") as f:
-      json.dump(_metadata(loaded, version, bool(blessing), training_key), f, indent=2,
-                sort_keys=True)
-      f.write("\n")
+      f.write(fileio.to_json(_metadata(loaded, version, bool(blessing), training_key)))
     if blessing:
       os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
       with open(os.path.join(tmp, "assets.extra", schema.BLESSING_FILE), "wb") as f:

@@ -217,7 +217,7 @@ def _push_gcs(model: str, files: List[str], digests: Dict[str, Dict[str, str]], 
     local = os.path.join(model, rel)
     with_retries(lambda: _upload_verified(bucket, blob_name, local, digests[rel]),
                  f"uploading {local} to gs://{bucket_name}/{blob_name}")
-  body = json.dumps(record, indent=2, sort_keys=True) + "\n"
+  body = fileio.to_json(record)
   # if_generation_match=0: of two racing pushers, only one completes a version.
   with_retries(lambda: _upload_marker(bucket, marker, body), f"writing gs://{bucket_name}/{marker}")
   return dest
@@ -298,7 +298,7 @@ def _push_local(model: str, files: List[str], digests: Dict[str, Dict[str, str]]
           raise IOError(f"{target}: sha256 {got} != source {digests[rel]['sha256']} after copy; "
                         "the disk may be failing. Nothing was pushed; re-run push.")
       with open(os.path.join(stage, schema.PUSH_COMPLETE_MARKER), "w", encoding="utf-8") as f:
-        f.write(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        f.write(fileio.to_json(record))
         f.flush()
         os.fsync(f.fileno())
       os.rename(stage, dest)
