@@ -205,6 +205,17 @@ SERVING_TEXT_B = "text_b"
 OUTPUT_PROBABILITIES = "probabilities"
 OUTPUT_LABEL_ID = "label_id"
 OUTPUT_LABEL = "label"
+
+
+def is_version(name: str) -> bool:
+  """A TF Serving version directory name: ASCII digits only.
+
+  str.isdigit() also accepts "٣" (Arabic-Indic three) and "²", which int()
+  reads differently or not at all, and TF Serving ignores.
+  """
+  return name.isascii() and name.isdigit()
+
+
 # Written last by push: a reader that sees it sees a whole model.
 PUSH_COMPLETE_MARKER = "_BERTLINE_PUSH_COMPLETE"
 

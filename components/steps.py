@@ -367,4 +367,4 @@ def _versions(base: str) -> List[int]:
   """The numeric version directories under `base` (TF Serving's layout), ascending."""
   if not fileio.exists(base):
     return []
-  return sorted(int(n) for n in fileio.listdir(base) if n.isdigit())
+  return sorted(int(n) for n in fileio.listdir(base) if schema.is_version(n))

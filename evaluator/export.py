@@ -126,7 +126,7 @@ TF_TEXT_OPS = ("FastWordpieceTokenizeWithOffsets",)
 def _next_version(export_dir: str) -> str:
   """Seconds since the epoch (TF Estimator's and TFX's convention), above any existing."""
   version = int(time.time())
-  existing = [int(n) for n in os.listdir(export_dir) if n.isdigit()] if os.path.isdir(
+  existing = [int(n) for n in os.listdir(export_dir) if schema.is_version(n)] if os.path.isdir(
       export_dir) else []
   return str(max([version] + [v + 1 for v in existing]))
 
@@ -271,6 +271,13 @@ def graph_op_names(path: str) -> List[str]:
   return sorted(ops - library)
 
 
+def _version_arg(text: str) -> int:
+  """--version: ASCII digits only (int() would also read "٣" as 3)."""
+  if not schema.is_version(text):
+    raise argparse.ArgumentTypeError(f"{text!r} is not a version: use ASCII digits, e.g. 3")
+  return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog="bertline export",
@@ -280,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--model-dir", required=True, help="training model_dir")
   parser.add_argument("--export-dir", required=True,
                       help="local base directory of versions (TF Serving's model base path)")
-  parser.add_argument("--version", type=int,
+  parser.add_argument("--version", type=_version_arg,
                       help="version number (default: seconds since the epoch); an existing "
                       "version is refused")
   parser.add_argument("--checkpoint", choices=("best", "latest"), default="best",

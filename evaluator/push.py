@@ -114,7 +114,7 @@ def _check_source(model: str) -> str:
     raise FileNotFoundError(f"--model {model} is not a directory; pass an exported version "
                             "directory E/<version> written by `bertline export`.")
   version = os.path.basename(model)
-  if not version.isdigit():
+  if not schema.is_version(version):
     raise ValueError(f"--model {model}: the last path component {version!r} is not a numeric "
                      "version; pass E/<version> (TF Serving loads numeric version directories).")
   if not os.path.exists(os.path.join(model, SAVED_MODEL_PB)):
