@@ -274,9 +274,17 @@ def validate(config: RunConfig, where: str = "config") -> RunConfig:
     if res.accelerator_type and res.accelerator_count < 1:
       raise ConfigError(f"{key}.accelerator_count is {res.accelerator_count}: set it to 1 or more "
                         f"for accelerator_type {res.accelerator_type!r}, or clear the type")
-  if p.train.accelerator_type in TPU_TYPES and t.strategy not in ("auto", "tpu"):
-    raise ConfigError(f"{where}: train.strategy {t.strategy!r} cannot use "
-                      f"pipeline.train.accelerator_type {p.train.accelerator_type!r}: use 'tpu'")
+  if p.train.accelerator_type in TPU_TYPES:
+    if t.strategy not in ("auto", "tpu"):
+      raise ConfigError(f"{where}: train.strategy {t.strategy!r} cannot use "
+                        f"pipeline.train.accelerator_type {p.train.accelerator_type!r}: use 'tpu'")
+    # A paid TPU must not train on the host's CPU: `auto` only looks for GPUs
+    # and TF_CONFIG, so it becomes `tpu`, on the TPU VM the task runs on.
+    config.train["strategy"] = "tpu"
+    config.train.setdefault("tpu", "local")
+  elif p.train.accelerator_type in GPU_TYPES and t.strategy == "tpu":
+    raise ConfigError(f"{where}: train.strategy 'tpu' cannot use pipeline.train.accelerator_type "
+                      f"{p.train.accelerator_type!r} (a GPU): use 'auto', or a TPU accelerator")
   if not p.image:
     raise ConfigError(f"{where}: pipeline.image is missing: the bertline image (see Dockerfile)")
   _positive(config.schedule.max_concurrency, f"{where}: schedule.max_concurrency", minimum=1)

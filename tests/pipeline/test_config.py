@@ -99,6 +99,14 @@ def test_accelerator_needs_a_count_and_tpu_needs_the_tpu_strategy():
                                                "pipeline.train.accelerator_count=8",
                                                "train.strategy=tpu"])
   assert tpu.pipeline.train.accelerator_count == 8
+  # A paid TPU never trains on the host's CPU: `auto` (the default) becomes the TPU strategy.
+  auto = config_lib.from_dict(VALID, overrides=["pipeline.train.accelerator_type=TPU_V3",
+                                                "pipeline.train.accelerator_count=8"])
+  assert auto.train_settings()["strategy"] == "tpu" and auto.train_settings()["tpu"] == "local"
+  with pytest.raises(ConfigError, match=r"train\.strategy 'tpu' cannot use .*NVIDIA_L4"):
+    config_lib.from_dict(VALID, overrides=["pipeline.train.accelerator_type=NVIDIA_L4",
+                                           "pipeline.train.accelerator_count=1",
+                                           "train.strategy=tpu"])
 
 
 def test_overrides_are_typed_and_checked(tmp_path):
