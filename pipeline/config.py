@@ -257,6 +257,12 @@ def validate(config: RunConfig, where: str = "config") -> RunConfig:
   t = check_train_section(config.train, where)
   e = config.evaluate
   configs.choice(e.baseline, BASELINES, f"{where}: evaluate.baseline")
+  from bertline.evaluator import metrics as metrics_lib  # numpy only: no TensorFlow
+  for name in sorted(e.thresholds):
+    if name not in metrics_lib.SCALAR_METRICS:
+      raise ConfigError(f"{where}: evaluate.thresholds.{name}: unknown metric; choose one of "
+                        f"{', '.join(metrics_lib.SCALAR_METRICS)}")
+  _check_sequence_length(config, where)
   if e.split not in ("train", "dev", "test"):
     raise ConfigError(f"{where}: evaluate.split {e.split!r} is not one of 'train', 'dev', 'test'")
   if (config.warm_start or e.baseline) and not config.push.to:
@@ -289,6 +295,31 @@ def validate(config: RunConfig, where: str = "config") -> RunConfig:
     raise ConfigError(f"{where}: pipeline.image is missing: the bertline image (see Dockerfile)")
   _positive(config.schedule.max_concurrency, f"{where}: schedule.max_concurrency", minimum=1)
   return config
+
+
+def _check_sequence_length(config: RunConfig, where: str) -> None:
+  """data.max_seq_length must fit the model, known before any work for local checkpoints.
+
+  (A gs:// checkpoint is checked by the trainer, which reads it anyway.)
+  """
+  import json
+  from bertline import resources
+  checkpoint = resources.resolve_checkpoint(config.model.init_checkpoint)
+  if fileio.is_remote(checkpoint):
+    return
+  directory = checkpoint if os.path.isdir(checkpoint) else os.path.dirname(checkpoint)
+  for name in ("model_config.json", "bert_config.json", "albert_config.json", "config.json"):
+    path = os.path.join(directory, name)
+    if os.path.isfile(path):
+      try:
+        limit = json.loads(fileio.read_text(path)).get("max_position_embeddings")
+      except (ValueError, OSError):
+        return  # the trainer reports an unreadable config with its own message
+      if isinstance(limit, int) and config.data.max_seq_length > limit:
+        raise ConfigError(f"{where}: data.max_seq_length {config.data.max_seq_length} is longer "
+                          f"than the model was trained for (max_position_embeddings {limit} in "
+                          f"{path}); set data.max_seq_length to at most {limit}")
+      return
 
 
 def _positive(value: int, key: str, minimum: int) -> None:

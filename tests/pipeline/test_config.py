@@ -178,3 +178,17 @@ def test_train_section_is_the_trainers_own_config(tmp_path):
     config_lib.load(path, ["train.model_dir=/tmp/m"])
   with pytest.raises(ConfigError, match=r"train\.warm_start: expected true or false"):
     config_lib.load(path, ["train.warm_start=sometimes"])
+
+
+def test_late_errors_are_caught_before_any_work(tmp_path):
+  """Each of these used to fail only after preprocess (and train) had run."""
+  path = _write(tmp_path, VALID)
+  with pytest.raises(ConfigError, match=r"evaluate\.thresholds\.bogus: unknown metric; choose one "
+                     r"of eval_accuracy"):
+    config_lib.load(path, ["evaluate.thresholds.bogus=0.5"])
+  with pytest.raises(ConfigError, match=r"data\.max_seq_length 100000 is longer than the model was "
+                     r"trained for \(max_position_embeddings 512 in .*config\.json\); set "
+                     r"data\.max_seq_length to at most 512"):
+    config_lib.load(path, ["data.max_seq_length=100000", "model.init_checkpoint=builtin:minilm"])
+  with pytest.raises(ConfigError, match=r"train\.epochs must be a finite number, got nan"):
+    config_lib.load(path, ["train.epochs=.nan"])
