@@ -109,6 +109,16 @@ def canonical(name: str) -> Tuple[Optional[str], bool]:
 
 
 def read(files: PretrainedFiles) -> Tensors:
+  """The weights of every safetensors file; a truncated or corrupted one is named."""
+  from safetensors import SafetensorError
+  try:
+    return _read(files)
+  except SafetensorError as e:
+    raise ValueError(f"{files.weights} (or a shard beside it) is not a readable safetensors file "
+                     f"({e}): it is truncated or corrupted. Copy or download it again.") from e
+
+
+def _read(files: PretrainedFiles) -> Tensors:
   from safetensors import safe_open
   tensors = Tensors()
   for path in files.weight_files:
