@@ -144,12 +144,26 @@ class ModelDir:
     Every weight of the classifier must be in the checkpoint (the optimizer's
     slots and the input position are skipped).
     """
+    import logging
+
     import tensorflow as tf
     path = self.checkpoint(which)
     model = self.build_classifier()
-    status = tf.train.Checkpoint(model=model).read(path)
-    status.expect_partial()
-    status.assert_existing_objects_matched()
+    try:
+      status = tf.train.Checkpoint(model=model).read(path)
+      status.expect_partial()
+      status.assert_existing_objects_matched()
+    except (IndexError, ValueError, AssertionError, tf.errors.OpError) as e:
+      reason = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+      latest = self.latest_checkpoint()
+      if which == "best" and latest and latest != path:
+        # best/ is a copy of one evaluation's weights; the rolling checkpoints are intact.
+        logging.getLogger("bertline").warning(
+            "The best checkpoint %s is damaged (%s); using the latest, %s.", path, reason, latest)
+        return self.load_classifier("latest")
+      raise ValueError(f"checkpoint {path} is damaged ({reason}): restore it from a copy, or "
+                       "re-run `bertline train` with this --model-dir (it resumes from the "
+                       "newest intact checkpoint).") from e
     return model
 
   # --- writers (the trainer) ---------------------------------------------------------

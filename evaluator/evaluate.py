@@ -33,8 +33,8 @@ def _score_model(model: str, data_dir: str, metadata: schema.DataMetadata, split
   logits_fn, labels, vocab_sha, info = scoring.model_logits_fn(model, which)
   scoring.check_same_labels(labels, metadata.labels, model, data_dir)
   scoring.check_same_vocab(vocab_sha, metadata, model, data_dir)
-  scores = scoring.score(logits_fn, scoring.split_dataset(data_dir, metadata, split, batch_size),
-                         metadata.splits[split].num_examples, desc=f"evaluate {role} on {split}")
+  scores = scoring.score_split(logits_fn, data_dir, metadata, split, batch_size,
+                               desc=f"evaluate {role} on {split}")
   metrics = metrics_lib.classification_metrics(scores["label_ids"], scores["logits"],
                                                scores["is_real_example"], labels)
   metrics.update({"split": split, "data_dir": data_dir, "model": model, "model_kind": info["kind"]})

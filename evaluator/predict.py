@@ -42,8 +42,8 @@ def run(model: str, data_dir: str, split: str = "test", output: Optional[str] = 
   logits_fn, labels, vocab_sha, _ = scoring.model_logits_fn(model)
   scoring.check_same_labels(labels, metadata.labels, model, data_dir)
   scoring.check_same_vocab(vocab_sha, metadata, model, data_dir)
-  scores = scoring.score(logits_fn, scoring.split_dataset(data_dir, metadata, split, batch_size),
-                         metadata.splits[split].num_examples, desc=f"predict {split}")
+  scores = scoring.score_split(logits_fn, data_dir, metadata, split, batch_size,
+                               desc=f"predict {split}")
   import tensorflow as tf
   probs = tf.nn.softmax(tf.constant(scores["logits"]), axis=-1).numpy()
   predicted = probs.argmax(-1)

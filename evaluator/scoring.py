@@ -140,6 +140,18 @@ def score(logits_fn: Callable[[Dict[str, Any]], Any], dataset, num_examples: int
   return {k: v[order] for k, v in out.items()}
 
 
+def score_split(logits_fn: Callable[[Dict[str, Any]], Any], data_dir: str,
+                metadata: schema.DataMetadata, split: str, batch_size: int = DEFAULT_BATCH_SIZE,
+                desc: str = "score") -> Dict[str, np.ndarray]:
+  """score() over every example of `split`; a corrupted or truncated shard is named."""
+  import tensorflow as tf
+  try:
+    return score(logits_fn, split_dataset(data_dir, metadata, split, batch_size),
+                 metadata.splits[split].num_examples, desc=desc)
+  except tf.errors.DataLossError as e:
+    raise records.corrupt_shard_error(data_dir, metadata, split, e) from e
+
+
 def classifier_logits_fn(classifier) -> Callable:
   """features -> logits of a Keras BertClassifier (inference mode, no XLA:
   batch lengths vary, and each length would be compiled anew)."""

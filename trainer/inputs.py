@@ -127,27 +127,3 @@ def eval_dataset(data_dir: str, metadata: schema.DataMetadata, batch_size: int,
   if trim:
     ds = ds.map(records.trim_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return ds.prefetch(tf.data.AUTOTUNE)
-
-
-def find_corrupt_shards(files: Sequence[str], compression: str) -> List[str]:
-  """Reads each shard through; returns "file: error" for those that fail."""
-  bad = []
-  for path in files:
-    try:
-      for _ in tf.data.TFRecordDataset(path, compression_type=schema.TF_COMPRESSION_TYPE[
-          compression]):
-        pass
-    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError,
-            tf.errors.OutOfRangeError) as e:
-      bad.append(f"{path}: {e.message.splitlines()[0] if e.message else type(e).__name__}")
-  return bad
-
-
-def corrupt_shard_error(data_dir: str, metadata: schema.DataMetadata, split: str,
-                        error: Exception) -> ValueError:
-  """A ValueError naming the corrupted/truncated shard(s) behind a read `error`."""
-  bad = find_corrupt_shards(metadata.split_files(data_dir, split), metadata.compression)
-  where = "; ".join(bad) if bad else f"(no single shard fails on its own: {error})"
-  return ValueError(
-      f"corrupted or truncated TFRecord shard in {data_dir} ({split}): {where}. Re-run "
-      "`bertline preprocess` for this data (or restore the file from where it was copied).")

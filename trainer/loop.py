@@ -27,7 +27,7 @@ from typing import Any, Dict
 
 import tensorflow as tf
 
-from bertline import schema
+from bertline import records, schema
 from bertline.errors import TrainingDiverged
 from bertline.model_dir import ModelDir
 from bertline.trainer import inputs, modeling
@@ -217,7 +217,7 @@ class Trainer:
         out = self.eval_step(batch).numpy()
         totals = out if totals is None else totals + out
     except tf.errors.DataLossError as e:
-      raise inputs.corrupt_shard_error(c.data_dir, self.metadata, "dev", e) from e
+      raise records.corrupt_shard_error(c.data_dir, self.metadata, "dev", e) from e
     loss_sum, correct, n = (float(x) for x in totals)
     return {"step": step, "eval_loss": loss_sum / n, "eval_accuracy": correct / n,
             "eval_num_examples": int(n)}
@@ -280,7 +280,7 @@ class Trainer:
         try:
           loss, norm, length = self.train_step(self.iterator)
         except tf.errors.DataLossError as e:
-          raise inputs.corrupt_shard_error(c.data_dir, self.metadata, "train", e) from e
+          raise records.corrupt_shard_error(c.data_dir, self.metadata, "train", e) from e
         loss = float(loss.numpy())
         if traced:
           timed_seconds += time.perf_counter() - step_start

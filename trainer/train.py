@@ -134,6 +134,56 @@ def _check_architecture(md: model_dir_lib.ModelDir, model_config, source: str) -
                      ". Resume with the original model, or choose a new --model-dir.")
 
 
+def _checkpoint_prefixes(directory: str) -> List[str]:
+  """The checkpoints present in `directory` (ckpt-N with an .index), newest first.
+
+  Read from the files themselves, not from the `checkpoint` state file, which
+  may be missing or name a checkpoint that is gone.
+  """
+  def number(prefix: str) -> int:
+    tail = prefix.rsplit("-", 1)[-1]
+    return int(tail) if tail.isascii() and tail.isdigit() else -1
+
+  prefixes = [p[:-len(".index")] for p in fileio.glob(fileio.join(directory, "ckpt-*.index"))]
+  return sorted((p for p in prefixes if number(p) >= 0), key=number, reverse=True)
+
+
+def _restore_newest_intact(checkpoint, directory: str) -> str:
+  """Restores the newest checkpoint that reads back whole; "" when there is none at all.
+
+  A damaged one (truncated .data, missing shard) is skipped with a warning: the
+  run resumes from the one before instead of restarting from the pretrained
+  weights and overwriting the numbered checkpoints. When every one is damaged
+  the run is refused, naming them.
+  """
+  import tensorflow as tf
+  found = _checkpoint_prefixes(directory)
+  damaged = []
+  for prefix in found:
+    try:
+      checkpoint.restore(prefix).assert_consumed()
+      if damaged:
+        log.warning("Resuming from %s: newer checkpoint(s) are damaged: %s", prefix,
+                    "; ".join(damaged))
+      return prefix
+    except (IndexError, ValueError, AssertionError, tf.errors.OpError) as e:
+      damaged.append(f"{prefix} ({type(e).__name__}: {str(e).splitlines()[0][:160]})")
+  if damaged:
+    raise ValueError(f"every checkpoint in {directory} is damaged: " + "; ".join(damaged) +
+                     ". Restore them from a copy, or move them away to start over.")
+  return ""
+
+
+def _remove_unfinished_saves(md: model_dir_lib.ModelDir) -> None:
+  """Deletes the ckpt-N_temp directories a save killed midway leaves behind (often 100s of MB)."""
+  import shutil
+  for directory in (md.checkpoint_dir, md.best_dir):
+    for temp in fileio.glob(fileio.join(directory, "*_temp*")):
+      if fileio.isdir(temp) and not fileio.is_remote(temp):
+        log.warning("Removing %s, left by a checkpoint save that was killed.", temp)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
 def _schedule(config: TrainConfig, metadata: schema.DataMetadata) -> tuple:
   """(Schedule, total steps of the learning-rate schedule, warmup steps)."""
   num_train_steps = _num_train_steps(config, metadata)
@@ -228,10 +278,11 @@ def run(config: TrainConfig) -> TrainResult:
       tf.train.Checkpoint(model=model), md.best_dir if info.is_chief else fileio.join(
           ckpt_dir, "best"), max_to_keep=1, step_counter=optimizer.iterations)
 
-  if manager.latest_checkpoint:
-    checkpoint.restore(manager.latest_checkpoint).assert_consumed()
-    log.info("Resumed from %s at step %d.", manager.latest_checkpoint,
-             int(optimizer.iterations.numpy()))
+  if info.is_chief:
+    _remove_unfinished_saves(md)
+  resumed = _restore_newest_intact(checkpoint, ckpt_dir)
+  if resumed:
+    log.info("Resumed from %s at step %d.", resumed, int(optimizer.iterations.numpy()))
   elif pretrained is not None:
     from bertline.trainer import checkpoints
     checkpoints.load_pretrained(model, pretrained)  # logs what it loaded

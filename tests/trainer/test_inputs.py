@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bertline import schema
+from bertline import records as records_lib, schema
 from bertline.trainer import inputs
 from tests.records import read_split
 
@@ -109,6 +109,6 @@ def test_truncated_shard_is_named(lang_records, tmp_path):
     for _ in ds.take(40):
       pass
   except tf.errors.DataLossError as e:
-    err = inputs.corrupt_shard_error(copy, metadata, "train", e)
+    err = records_lib.corrupt_shard_error(copy, metadata, "train", e)
   assert victim in str(err) and "truncated" in str(err)
   assert metadata.split_files(copy, "train")[0] not in str(err)
