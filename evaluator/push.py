@@ -83,9 +83,25 @@ def build_parser() -> argparse.ArgumentParser:
 # --- source -------------------------------------------------------------------
 
 def _source_files(model: str) -> List[str]:
-  """Relative paths of every file of the export, saved_model.pb last."""
+  """Relative paths of every file of the export, saved_model.pb last.
+
+  Only regular files and directories inside the export are pushed: a symlink
+  (os.walk would skip a linked directory silently, and follow a linked file
+  wherever it points) or a device, socket or FIFO is refused, naming it.
+  """
+  import stat
   files = []
-  for root, _, names in os.walk(model):
+  for root, dirs, names in os.walk(model):
+    for name in dirs + names:
+      path = os.path.join(root, name)
+      mode = os.lstat(path).st_mode
+      if stat.S_ISLNK(mode):
+        raise ValueError(f"{path} is a symbolic link (to {os.readlink(path)}): an export holds "
+                         "only regular files and directories. Re-run `bertline export`, or copy "
+                         "the export with links resolved (cp -rL).")
+      if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise ValueError(f"{path} is not a regular file or directory; an export holds only "
+                         "those. Re-run `bertline export`.")
     for name in names:
       files.append(os.path.relpath(os.path.join(root, name), model).replace(os.sep, "/"))
   files.sort(key=lambda p: (p == SAVED_MODEL_PB, p))

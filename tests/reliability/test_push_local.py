@@ -70,3 +70,24 @@ def test_a_target_that_is_a_file_or_under_a_file_is_named(exported, tmp_path):
     assert result.returncode == errors.BAD_INPUT, result.stderr
     assert "is a file" in last_line(result) and str(afile) in last_line(result)
     assert "Traceback" not in result.stderr
+
+
+def test_symlinks_in_an_export_are_refused_naming_them(exported, tmp_path):
+  import shutil
+  secret = tmp_path / "secret.txt"
+  secret.write_text("not part of any model")
+  for case in ("variables", "file"):
+    model = tmp_path / case / "3"
+    shutil.copytree(exported["path"], model)
+    if case == "variables":  # a linked directory: os.walk skipped it, the model did not load
+      shutil.move(str(model / "variables"), str(tmp_path / case / "vars"))
+      os.symlink(tmp_path / case / "vars", model / "variables")
+      link = model / "variables"
+    else:  # a linked file pointing outside: its contents were uploaded
+      link = model / "assets" / "notes.txt"
+      os.symlink(secret, link)
+    registry = tmp_path / case / "registry"
+    result = bertline("push", "--model", str(model), "--to", str(registry), "--force")
+    assert result.returncode == errors.BAD_INPUT, result.stderr
+    assert f"{link} is a symbolic link" in last_line(result) and "Traceback" not in result.stderr
+    assert not os.path.exists(registry / "3")
