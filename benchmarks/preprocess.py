@@ -196,7 +196,9 @@ def main() -> None:
         f"peak RSS {ours_rss / 2**20:,.0f} MiB", flush=True)
 
   ref = read_records(ref_out)
-  ours = read_records(os.path.join(work, "out-1x", "train-*.tfrecord"))
+  from bertline import schema
+  out = os.path.join(work, "out-1x")  # the shards metadata.json lists (under run-<id>/)
+  ours = read_records(os.path.join(out, schema.read_metadata(out).splits["train"].file_pattern))
   differing = sum(1 for guid, feats in ref.items() if ours.get(guid) != feats)
   print(f"examples: reference {len(ref):,}, bertline {len(ours):,}; differing: {differing}")
 

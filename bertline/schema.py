@@ -91,6 +91,11 @@ class SplitInfo:
     rejected_file: str. Where the rejected rows are, relative to the data dir.
     num_invalid_utf8: int. Written examples whose text held bytes that are not
       UTF-8 (dropped by the tokenizer, as BERT's convert_to_unicode does).
+    num_empty_text: int. Written examples with an empty or whitespace-only text
+      (kept as [CLS] [SEP], as run_classifier does, and counted here).
+    files: list of str. The split's shards, relative to the data dir: readers
+      read exactly these (a file matching the pattern but not listed, say from
+      an older run, is never read).
   """
 
   file_pattern: str
@@ -98,6 +103,8 @@ class SplitInfo:
   num_rejected: int = 0
   rejected_file: str = ""
   num_invalid_utf8: int = 0
+  num_empty_text: int = 0
+  files: List[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -150,7 +157,17 @@ class DataMetadata:
       raise ValueError(
           f"{fileio.join(data_dir, METADATA_FILE)} has no split {split!r}; it has "
           f"{sorted(self.splits)}. Re-run preprocess with --splits including {split}.")
-    files = sorted(fileio.glob(fileio.join(data_dir, self.splits[split].file_pattern)))
+    info = self.splits[split]
+    if info.files:
+      files = [fileio.join(data_dir, name) for name in info.files]
+      missing = [f for f in files if not fileio.exists(f)]
+      if missing:
+        raise FileNotFoundError(
+            f"{len(missing)} shard(s) listed in {fileio.join(data_dir, METADATA_FILE)} are "
+            f"missing, e.g. {missing[0]}; the preprocess output is incomplete. Re-run "
+            "`bertline preprocess`.")
+      return files
+    files = sorted(fileio.glob(fileio.join(data_dir, info.file_pattern)))
     if not files:
       raise FileNotFoundError(
           f"No TFRecord shards match {self.splits[split].file_pattern!r} in {data_dir}; "
@@ -221,3 +238,6 @@ PUSH_COMPLETE_MARKER = "_BERTLINE_PUSH_COMPLETE"
 
 # --- preprocess bookkeeping -------------------------------------------------------
 COUNTS_DIR = "_counts"  # per-split counts the Beam job writes for the driver
+# Each preprocess run writes everything (shards, rejected rows, counts) under
+# its own <output_dir>/run-<id>/; metadata.json, written last, names the run.
+RUN_DIR_PREFIX = "run-"

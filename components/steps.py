@@ -251,6 +251,9 @@ def training_key(examples_dir: str, fingerprint: str, init_checkpoint: str,
   re-run without cache gets a new one).
   """
   metadata = schema.read_metadata(examples_dir).to_dict()
+  for split in metadata["splits"].values():  # where a run put its files is not what it holds
+    for location in ("file_pattern", "files", "rejected_file"):
+      split.pop(location, None)
   parts = [fingerprint, metadata, init_checkpoint, normalize_train_settings(train_settings),
            warm_start_from]
   return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -19,8 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import contextlib
 import os
+import shutil
 import time
+import uuid
 from typing import Dict, Iterable, List, Optional
 
 import apache_beam as beam
@@ -88,7 +91,7 @@ class EncodeChunkFn(beam.DoFn):
   grouped, so memory does not grow with the corpus.
 
   Outputs: serialized records (main), Rejected rows (`rejected`) and one
-  {written, rejected, invalid_utf8} dict per chunk (`counts`).
+  {written, rejected, invalid_utf8, empty_text} dict per chunk (`counts`).
   """
 
   def __init__(self, task: processors.TaskSpec, split: str, labels: List[str], vocab_file: str,
@@ -113,7 +116,7 @@ class EncodeChunkFn(beam.DoFn):
 
   def process(self, chunk: processors.Chunk):
     spec = self._task.splits[self._split]
-    counts = {"written": 0, "rejected": 0, "invalid_utf8": 0}
+    counts = dict.fromkeys(COUNT_KEYS, 0)
     batch: List[processors.Example] = []
     for index, line in processors.read_chunk(chunk):
       row = processors.parse_row(self._task, self._split, spec, index, line, self._label_set,
@@ -146,12 +149,18 @@ class EncodeChunkFn(beam.DoFn):
     counts["written"] += len(batch)
     counts["invalid_utf8"] += sum(
         1 for e in batch if not _is_utf8(e.text_a) or (e.text_b is not None and not _is_utf8(e.text_b)))
+    # Kept as [CLS] [SEP] (run_classifier does), but counted: usually a data problem.
+    counts["empty_text"] += sum(
+        1 for e in batch if not e.text_a.strip() or (e.text_b is not None and not e.text_b.strip()))
     self._written.inc(len(batch))
     yield from self._tfexample.serialize_batch(ints, {schema.GUID: guids})
 
 
+COUNT_KEYS = ("written", "rejected", "invalid_utf8", "empty_text")
+
+
 def _sum_counts(counts: Iterable[Dict[str, int]]) -> Dict[str, int]:
-  total = {"written": 0, "rejected": 0, "invalid_utf8": 0}
+  total = dict.fromkeys(COUNT_KEYS, 0)
   for c in counts:
     for k, v in c.items():
       total[k] += v
@@ -199,15 +208,104 @@ def _validate(args, task: processors.TaskSpec) -> List[str]:
       expected = ", ".join(f"{s}: {spec.file}" for s, spec in task.splits.items())
       raise FileNotFoundError(f"{path} not found. Task {task.name!r} expects, under --data-dir "
                               f"{args.data_dir}: {expected}.")
+    _check_line_endings(path)
     splits.append(split)
   if not splits:
     raise ValueError("nothing to do: no requested split exists. Fix --splits or --data-dir.")
+  _check_output(args)
+  _check_casing(args.vocab_file, args.do_lower_case)
+  return splits
+
+
+def _check_output(args) -> None:
   metadata_path = fileio.join(args.output_dir, schema.METADATA_FILE)
   if fileio.exists(metadata_path) and not args.overwrite:
     raise FileExistsError(f"{metadata_path} exists: {args.output_dir} holds a finished run. "
                           "Choose another --output-dir or pass --overwrite.")
-  _check_casing(args.vocab_file, args.do_lower_case)
-  return splits
+
+
+_HEAD_BYTES = 1 << 16
+
+
+def _head(path: str) -> bytes:
+  with fileio.open_read(path) as f:
+    return f.read(_HEAD_BYTES)
+
+
+def _check_line_endings(path: str) -> None:
+  """A file with CR-only line ends (classic Mac) would read as one line: refuse it up front."""
+  head = _head(path)
+  if b"\r" in head and b"\n" not in head:
+    raise ValueError(f"{path} uses CR-only line endings (classic Mac OS): its rows would be read "
+                     f"as one line. Convert it first, e.g. tr '\\r' '\\n' < {path} > fixed.tsv")
+
+
+def _has_rows(path: str, header: bool) -> bool:
+  """Whether a split's file holds any line besides its header."""
+  head = _head(path)
+  lines = [line for line in head.split(b"\n") if line.strip(b"\r")]
+  return len(lines) > (1 if header else 0) or len(head) == _HEAD_BYTES
+
+
+@contextlib.contextmanager
+def _output_claim(output_dir: str):
+  """An exclusive claim on a local output directory for the whole run.
+
+  A second `bertline preprocess` into the same directory is refused at once
+  instead of mixing its shards with the first's. (On gs:// no claim is taken:
+  readers still read only the files metadata.json lists, so two writers can
+  never be mixed, and the last to publish wins.)
+  """
+  if fileio.is_remote(output_dir):
+    yield
+    return
+  import fcntl
+  import socket
+  os.makedirs(output_dir, exist_ok=True)
+  with open(os.path.join(output_dir, ".bertline-preprocess.lock"), "a+", encoding="utf-8") as f:
+    try:
+      fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      f.seek(0)
+      owner = f.read().strip() or "another process"
+      raise FileExistsError(f"another `bertline preprocess` is writing to {output_dir} "
+                            f"({owner}); wait for it, or choose another --output-dir.") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+    f.flush()
+    try:
+      yield
+    finally:
+      fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def _rmtree(path: str) -> None:
+  if fileio.is_remote(path):
+    import tensorflow as tf
+    if tf.io.gfile.exists(path):
+      tf.io.gfile.rmtree(path)
+  else:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _remove_other_runs(output_dir: str, keep: str) -> None:
+  """After publishing: earlier runs' directories (and the flat layout of older versions)."""
+  import re
+  legacy = re.compile(r"^[A-Za-z0-9_]+-\d{5}-of-\d{5}\.tfrecord(\.gz)?$")
+  for name in fileio.listdir(output_dir):
+    path = fileio.join(output_dir, name)
+    if name.startswith(schema.RUN_DIR_PREFIX) and name != keep:
+      log.info("Removing %s, an earlier run replaced by %s.", path, keep)
+      _rmtree(path)
+    elif name in (schema.REJECTED_DIR, schema.COUNTS_DIR):
+      _rmtree(path)
+    elif legacy.match(name):
+      if fileio.is_remote(path):
+        import tensorflow as tf
+        tf.io.gfile.remove(path)
+      else:
+        os.remove(path)
 
 
 def _check_casing(vocab_file: str, do_lower_case: bool) -> None:
@@ -248,7 +346,23 @@ def run(argv: Optional[List[str]] = None, save_main_session: bool = True) -> sch
   log.info("Task %s, labels %s, splits %s", task.name, labels, splits)
 
   options = _pipeline_options(pipeline_args, save_main_session)
-  counts_dir = fileio.join(args.output_dir, schema.COUNTS_DIR)
+  with _output_claim(args.output_dir):
+    _check_output(args)  # again, now that no one else can be writing
+    run_name = f"{schema.RUN_DIR_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    run_dir = fileio.join(args.output_dir, run_name)
+    try:
+      metadata = _run_pipeline(args, task, splits, labels, options, run_dir, run_name)
+    except BaseException:
+      _rmtree(run_dir)  # nothing of a failed run stays, and nothing was published
+      raise
+    _remove_other_runs(args.output_dir, keep=run_name)
+  return metadata
+
+
+def _run_pipeline(args, task: processors.TaskSpec, splits: List[str], labels: List[str],
+                  options: PipelineOptions, run_dir: str, run_name: str) -> schema.DataMetadata:
+  """Runs the Beam job into `run_dir`, then publishes metadata.json naming its files."""
+  counts_dir = fileio.join(run_dir, schema.COUNTS_DIR)
   suffix = schema.shard_suffix(args.compression)
   started = time.time()
   with beam.Pipeline(options=options) as p:
@@ -267,14 +381,14 @@ def run(argv: Optional[List[str]] = None, save_main_session: bool = True) -> sch
       _ = (
           encoded.records
           | f"{split}: Write" >> beam.io.WriteToTFRecord(
-              schema.shard_prefix(args.output_dir, split), file_name_suffix=suffix,
+              schema.shard_prefix(run_dir, split), file_name_suffix=suffix,
               num_shards=args.num_shards, shard_name_template=schema.SHARD_TEMPLATE,
               compression_type=args.compression if args.compression != "none" else "uncompressed"))
       _ = (
           encoded[REJECTED_TAG]
           | f"{split}: FormatRejected" >> beam.Map(_format_rejected)
           | f"{split}: WriteRejected" >> beam.io.WriteToText(
-              fileio.join(args.output_dir, schema.REJECTED_DIR, split), file_name_suffix=".tsv",
+              fileio.join(run_dir, schema.REJECTED_DIR, split), file_name_suffix=".tsv",
               shard_name_template="", coder=beam.coders.BytesCoder(),
               header="file\tline\treason\traw_row"))
       _ = (
@@ -288,21 +402,36 @@ def run(argv: Optional[List[str]] = None, save_main_session: bool = True) -> sch
   split_info: Dict[str, schema.SplitInfo] = {}
   for split in splits:
     counts = json.loads(fileio.read_text(fileio.join(counts_dir, f"{split}.json")))
+    rejected_file = f"{run_name}/{schema.REJECTED_DIR}/{split}.tsv"
+    path = fileio.join(args.data_dir, task.splits[split].file)
+    if not counts["written"] and _has_rows(path, task.splits[split].header):
+      raise ValueError(
+          f"{path}: not one example was written from its rows ({counts['rejected']} rejected"
+          + (f", see {fileio.join(run_dir, schema.REJECTED_DIR, split + '.tsv')}"
+             if counts["rejected"] else "; check the task's columns, header and filter")
+          + "). Fix the file or the task YAML.")
+    pattern = f"{run_name}/{schema.shard_glob(split, args.compression)}"
+    files = sorted(os.path.relpath(f, args.output_dir) if not fileio.is_remote(f)
+                   else f[len(args.output_dir.rstrip("/")) + 1:]
+                   for f in fileio.glob(fileio.join(args.output_dir, pattern)))
     split_info[split] = schema.SplitInfo(
-        file_pattern=schema.shard_glob(split, args.compression),
-        num_examples=counts["written"], num_rejected=counts["rejected"],
-        rejected_file=f"{schema.REJECTED_DIR}/{split}.tsv",
-        num_invalid_utf8=counts["invalid_utf8"])
+        file_pattern=pattern, num_examples=counts["written"], num_rejected=counts["rejected"],
+        rejected_file=rejected_file, num_invalid_utf8=counts["invalid_utf8"],
+        num_empty_text=counts["empty_text"], files=files)
     log.info("%s: %d examples written, %d rows rejected%s, %d with invalid UTF-8 bytes dropped",
              split, counts["written"], counts["rejected"],
-             f" (see {fileio.join(args.output_dir, schema.REJECTED_DIR, split + '.tsv')})"
-             if counts["rejected"] else "", counts["invalid_utf8"])
+             f" (see {fileio.join(args.output_dir, rejected_file)})" if counts["rejected"] else "",
+             counts["invalid_utf8"])
+    if counts["empty_text"]:
+      log.warning("%s: %d examples have an empty or whitespace-only text; kept as [CLS] [SEP] "
+                  "as run_classifier does (num_empty_text in metadata.json).", split,
+                  counts["empty_text"])
   metadata = schema.DataMetadata(
       task=task.name, labels=labels, splits=split_info, max_seq_length=args.max_seq_length,
       do_lower_case=args.do_lower_case, vocab_sha256=fileio.sha256_file(args.vocab_file),
       vocab_size=len(load_vocab(args.vocab_file)), compression=args.compression,
       has_text_b=task.has_text_b)
-  path = metadata.write(args.output_dir)
+  path = metadata.write(args.output_dir)  # the publish: readers see the old run or this one
   log.info("Wrote %s in %.1fs", path, time.time() - started)
   return metadata
 

@@ -53,6 +53,14 @@ class SplitSpec:
   filter_value: Optional[str] = None
 
   def __post_init__(self):
+    parts = self.file.replace("\\", "/").split("/")
+    if (not self.file or self.file.startswith(("/", "~")) or "://" in self.file
+        or ".." in parts or (len(self.file) > 1 and self.file[1] == ":")):
+      # A task file is data, often someone else's: it may name files inside
+      # --data-dir only, never walk out of it (../../../etc/passwd was copied
+      # line by line into rejected/).
+      raise ValueError(f"split file {self.file!r} must be a path inside --data-dir (relative, "
+                       "without '..'); put the TSV there, or point --data-dir at its folder")
     if self.label is None and self.placeholder_label is None:
       raise ValueError("a split needs a `label` column or a `placeholder_label`")
     if (self.filter_column is None) != (self.filter_value is None):
@@ -255,7 +263,12 @@ def parse_row(task: TaskSpec, split: str, spec: SplitSpec, index: int, line: byt
   if spec.label is None:
     label = spec.placeholder_label
   else:
-    label = _decode(fields[spec.label])
+    try:
+      # Strict: run_classifier's decode-and-ignore read b"1\xff" as "1", a label the
+      # row never had.
+      label = fields[spec.label].decode("utf-8")
+    except UnicodeDecodeError:
+      return Rejected(file, index + 1, f"label {fields[spec.label]!r} is not valid UTF-8", line)
     label = task.label_map.get(label, label)
     if label_set is not None and label not in label_set:
       return Rejected(file, index + 1, f"label {label!r} is not in the task's labels "

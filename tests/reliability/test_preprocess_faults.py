@@ -1,0 +1,119 @@
+"""Preprocess: inputs stay inside --data-dir, and every input line is written or rejected."""
+
+import os
+
+import pytest
+
+from bertline import errors, resources
+from tests.reliability.conftest import bertline, last_line
+
+VOCAB = os.path.join(resources.minilm_dir(), "vocab.txt")
+
+
+@pytest.mark.parametrize("name", ["../../../../etc/passwd", "/etc/passwd", "sub/../../x.tsv",
+                                  "gs://other-bucket/train.tsv", "~/train.tsv"])
+def test_a_task_file_cannot_name_a_file_outside_the_data_dir(tmp_path, name):
+  data = tmp_path / "data"
+  data.mkdir()
+  task = tmp_path / "task.yaml"
+  task.write_text("name: t\nlabels: [a, b]\nsplits:\n"
+                  f"  train: {{file: '{name}', text_a: 0, label: 1}}\n")
+  out = tmp_path / "out"
+  result = bertline("preprocess", "--task-config", str(task), "--data-dir", str(data),
+                    "--vocab-file", VOCAB, "--output-dir", str(out))
+  assert result.returncode == errors.BAD_INPUT, result.stderr
+  assert f"split file {name!r} must be a path inside --data-dir" in last_line(result)
+  assert not out.exists() and "Traceback" not in result.stderr
+
+
+TASK = ("name: t\nlabels: [neg, pos]\nsplits:\n"
+        "  train: {file: train.tsv, header: true, text_a: 1, label: 0}\n")
+
+
+def _corpus(directory, rows, header=b"label\ttext\n", newline=b"\n"):
+  directory.mkdir(parents=True, exist_ok=True)
+  (directory / "task.yaml").write_text(TASK)
+  (directory / "train.tsv").write_bytes(header + b"".join(r + newline for r in rows))
+  return directory
+
+
+def _preprocess(data, out, *extra):
+  return ["preprocess", "--task-config", str(data / "task.yaml"), "--data-dir", str(data),
+          "--vocab-file", VOCAB, "--max-seq-length", "16", "--output-dir", str(out),
+          "--splits", "train", *extra]
+
+
+def _read_all(out):
+  from tests.records import read_split
+  return read_split(str(out), "train")
+
+
+def test_two_concurrent_writers_never_mix_and_the_second_is_refused(tmp_path):
+  import subprocess
+  import sys
+  a = _corpus(tmp_path / "a", [b"pos\tgood movie %d" % i for i in range(300)])
+  b = _corpus(tmp_path / "b", [b"neg\tbad film %d" % i for i in range(200)])
+  out = tmp_path / "out"
+  env = dict(os.environ, NO_GCE_CHECK="True")
+  procs = [subprocess.Popen([sys.executable, "-m", "bertline", *_preprocess(d, out)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+           for d in (a, b)]
+  results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+  assert sorted(code for code, _ in results) == [0, errors.BAD_INPUT], results
+  (refused,) = [err for code, err in results if code]
+  assert ("another `bertline preprocess` is writing to" in refused
+          or "holds a finished run" in refused)
+  from bertline import schema
+  metadata = schema.read_metadata(str(out))
+  records = _read_all(out)
+  assert len(records) == metadata.splits["train"].num_examples in (300, 200)  # one dataset
+
+
+def test_overwrite_with_fewer_shards_reads_exactly_the_new_run(tmp_path):
+  from bertline import schema
+  first = _corpus(tmp_path / "first", [b"pos\tgood %d" % i for i in range(120)])
+  out = tmp_path / "out"
+  assert bertline(*_preprocess(first, out, "--num-shards", "4")).returncode == 0
+  second = _corpus(tmp_path / "second", [b"neg\tbad %d" % i for i in range(60)])
+  result = bertline(*_preprocess(second, out, "--num-shards", "1", "--overwrite"))
+  assert result.returncode == 0, result.stderr
+  metadata = schema.read_metadata(str(out))
+  assert metadata.splits["train"].num_examples == 60 == len(_read_all(out))
+  assert len(metadata.split_files(str(out), "train")) == 1
+  runs = [n for n in os.listdir(out) if n.startswith(schema.RUN_DIR_PREFIX)]
+  assert len(runs) == 1  # the replaced run is gone, after the new one was published
+
+
+def test_cr_only_line_endings_are_refused_naming_the_file(tmp_path):
+  data = _corpus(tmp_path / "mac", [b"pos\tgood", b"neg\tbad"], header=b"label\ttext\r",
+                 newline=b"\r")
+  result = bertline(*_preprocess(data, tmp_path / "out"))
+  assert result.returncode == errors.BAD_INPUT, result.stderr
+  line = last_line(result)
+  assert f"{data / 'train.tsv'} uses CR-only line endings" in line and "tr '\\r' '\\n'" in line
+  assert not (tmp_path / "out" / "metadata.json").exists()
+
+
+def test_an_input_that_yields_no_example_is_an_error_and_publishes_nothing(tmp_path):
+  data = _corpus(tmp_path / "d", [b"maybe\tgood", b"perhaps\tbad"])  # labels not in the task
+  out = tmp_path / "out"
+  result = bertline(*_preprocess(data, out))
+  assert result.returncode == errors.BAD_INPUT, result.stderr
+  assert "not one example was written from its rows (2 rejected" in last_line(result)
+  assert not (out / "metadata.json").exists()
+  assert [n for n in os.listdir(out) if not n.startswith(".")] == []  # the failed run is gone
+
+
+def test_empty_texts_are_counted_and_undecodable_labels_rejected(tmp_path):
+  from bertline import schema
+  data = _corpus(tmp_path / "d", [b"pos\tgood", b"neg\t   ", b"pos\t", b"pos\xff\tnice",
+                                  b"neg\tbad"])
+  out = tmp_path / "out"
+  result = bertline(*_preprocess(data, out))
+  assert result.returncode == 0, result.stderr
+  info = schema.read_metadata(str(out)).splits["train"]
+  assert (info.num_examples, info.num_empty_text, info.num_rejected) == (4, 2, 1)
+  assert "2 examples have an empty or whitespace-only text" in result.stderr
+  with open(out / info.rejected_file, "rb") as f:
+    rejected = f.read().splitlines()
+  assert len(rejected) == 2 and b"is not valid UTF-8" in rejected[1] and b"\t5\t" in rejected[1]
