@@ -39,6 +39,7 @@ def _model_files(config: TrainConfig, metadata: schema.DataMetadata):
     from bertline.trainer import checkpoints
     files = checkpoints.resolve_pretrained(config.init_checkpoint)
     model_config = files.validate_for(max_seq_length=metadata.max_seq_length,
+                                      vocab_file=config.vocab_file or None,
                                       do_lower_case=metadata.do_lower_case)
     vocab = config.vocab_file or files.vocab_file
     if not vocab:

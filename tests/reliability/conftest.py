@@ -14,9 +14,11 @@ import pytest
 from tests.evaluator.conftest import exported, tiny_model, tweets_data  # noqa: F401  (fixtures)
 
 
-def bertline(*args, timeout=300):
+def bertline(*args, timeout=300, env=None):
   """Runs the real CLI in a fresh process; returns the CompletedProcess."""
-  env = dict(os.environ, NO_GCE_CHECK="True", PYTHONUNBUFFERED="1")
+  merged = dict(os.environ, NO_GCE_CHECK="True", PYTHONUNBUFFERED="1")
+  merged.update(env or {})
+  env = {k: v for k, v in merged.items() if v != ""}  # "" in `env`: unset that variable
   return subprocess.run([sys.executable, "-m", "bertline", *args], capture_output=True,
                         text=True, timeout=timeout, env=env)
 

@@ -20,3 +20,19 @@ def test_a_truncated_safetensors_file_is_named(tmp_path):
   line = last_line(result)
   assert str(weights) in line and "truncated or corrupted" in line
   assert "Traceback" not in result.stderr and not os.path.exists(tmp_path / "out.jsonl")
+
+
+def test_a_reordered_vocab_of_the_right_size_is_refused(tmp_path):
+  import pytest
+
+  from bertline.trainer import checkpoints
+  with open(os.path.join(resources.minilm_dir(), "vocab.txt"), "rb") as f:
+    tokens = f.read().splitlines(keepends=True)
+  tokens[2000], tokens[2001] = tokens[2001], tokens[2000]  # same size, two ids swapped
+  shuffled = tmp_path / "vocab.txt"
+  shuffled.write_bytes(b"".join(tokens))
+  files = checkpoints.resolve_pretrained(resources.minilm_dir())
+  with pytest.raises(ValueError, match=r"is not the vocabulary released with .*same 30522 "
+                     r"entries, other content or order"):
+    files.validate_for(vocab_file=str(shuffled))
+  files.validate_for(vocab_file=files.vocab_file)  # its own is fine

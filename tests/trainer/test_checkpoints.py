@@ -3,6 +3,7 @@ run_classifier heads, bertline model_dirs, and every bad-input error."""
 
 import json
 import os
+import re
 
 import keras
 import numpy as np
@@ -488,3 +489,25 @@ def test_a_checkpoint_missing_encoder_layers_is_refused_naming_them(tmp_path):
   classifier = modeling.BertClassifier(checkpoints.resolve_pretrained(src).model_config(), 3)
   report = checkpoints.load_pretrained(classifier, src)
   assert report.new == [modeling.HEAD_KERNEL, modeling.HEAD_BIAS]
+
+
+def test_a_config_that_does_not_describe_the_weights_gets_a_short_exact_message(tmp_path):
+  """Another hidden size makes nearly every weight mismatch: a few are named, the rest counted,
+  and the vocab hint appears only when the vocabulary axis is what differs."""
+  import shutil
+  src = resources.minilm_dir()
+  for name in ("model.safetensors", "vocab.txt"):
+    shutil.copy(os.path.join(src, name), tmp_path / name)
+  with open(os.path.join(src, "config.json")) as f:
+    config = json.load(f)
+  config.update(hidden_size=768, intermediate_size=3072)  # BERT-base's, not these weights'
+  (tmp_path / "config.json").write_text(json.dumps(config))
+  files = checkpoints.resolve_pretrained(str(tmp_path))
+  with pytest.raises(ValueError) as e:
+    checkpoints.load_pretrained(modeling.BertEncoder(files.model_config()), files)
+  message = str(e.value)
+  assert len(message) < 800, len(message)
+  assert re.search(r"\d+ weight\(s\) have other shapes than .*config\.json describes", message)
+  assert "embeddings.word_embeddings.weight: checkpoint shape [30522, 384] != model shape " \
+         "[30522, 768]" in message and "vocab_size differs" not in message
+  assert re.search(r"; and \d+ more\. Use the config released with these weights\.", message)

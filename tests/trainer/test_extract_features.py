@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bertline import cli, corpora, resources
+from bertline import cli, corpora, errors, resources
 from bertline.trainer import extract_features
 from tests.preprocessing.reference import reference_tokenization
 from tests.trainer import fixtures
@@ -99,7 +99,7 @@ def test_read_examples_pairs_and_lines(tmp_path):
 
 
 def _error(capsys, argv):
-  assert cli.main(["extract-features"] + argv) == 2
+  assert cli.main(["extract-features"] + argv) == errors.BAD_INPUT
   return capsys.readouterr().err
 
 

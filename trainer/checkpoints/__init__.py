@@ -134,6 +134,7 @@ def validate_for(files: PretrainedFiles, max_seq_length: Optional[int] = None,
         f"Cannot use sequence length {max_seq_length} because the model {files.source} was "
         f"only trained up to sequence length {config.max_position_embeddings} "
         f"(max_position_embeddings in {files.config_file}); lower --max-seq-length.")
+  given = vocab_file
   vocab_file = vocab_file or files.vocab_file
   if vocab_file:
     if not fileio.exists(vocab_file):
@@ -144,6 +145,14 @@ def validate_for(files: PretrainedFiles, max_seq_length: Optional[int] = None,
           f"{vocab_file} has {lines} tokens but {files.config_file} says vocab_size "
           f"{config.vocab_size}: the vocabulary does not belong to this model. Use the "
           "vocab.txt released with the checkpoint (and re-run preprocess with it).")
+  if (given and files.vocab_file and fileio.exists(files.vocab_file)
+      and fileio.sha256_file(given) != fileio.sha256_file(files.vocab_file)):
+    # Same size is not same vocabulary: the pretrained embedding rows are indexed
+    # by the checkpoint's own token order.
+    raise ValueError(
+        f"{given} is not the vocabulary released with {files.source} ({files.vocab_file}): same "
+        f"{lines} entries, other content or order, so token ids would index the wrong "
+        "embeddings. Use the checkpoint's vocab.txt (and re-run preprocess with it).")
   if do_lower_case is not None:
     validate_case_matches_checkpoint(do_lower_case, files)
   return config
@@ -233,6 +242,33 @@ _CONFIG_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attenti
                   "hidden_act", "embedding_projection")
 
 
+_SHOWN_MISMATCHES = 3
+
+
+def _shape_mismatch_message(files: PretrainedFiles, tensors: Tensors, mismatched) -> str:
+  """Names the first few weights whose shapes differ, with a hint only where it is certain.
+
+  A config that does not describe the weights (another hidden size, say)
+  makes nearly every weight mismatch: the message names a few and counts the
+  rest rather than listing hundreds.
+  """
+  shown = []
+  for name, theirs, ours in mismatched[:_SHOWN_MISMATCHES]:
+    hint = ""
+    if (name.endswith("word_embeddings") and len(theirs) == len(ours) == 2
+        and theirs[1] == ours[1]):
+      hint = " (vocab_size differs: use the vocab.txt and config released with the checkpoint)"
+    elif name in (modeling.HEAD_KERNEL, modeling.HEAD_BIAS) and theirs[-1:] != ours[-1:]:
+      hint = " (the fine-tuned classifier has a different num_labels than labels.txt)"
+    shown.append(f"{tensors.sources[name]}: checkpoint shape {list(theirs)} != model shape "
+                 f"{list(ours)}{hint}")
+  more = len(mismatched) - len(shown)
+  return (f"Cannot load {files.source}: {len(mismatched)} weight(s) have other shapes than "
+          f"{files.config_file} describes: " + "; ".join(shown)
+          + (f"; and {more} more" if more else "")
+          + ". Use the config released with these weights.")
+
+
 def load_pretrained(model, path, check_config: bool = True) -> LoadReport:
   """Sets the weights of a BertEncoder or BertClassifier from a pretrained model.
 
@@ -259,18 +295,11 @@ def load_pretrained(model, path, check_config: bool = True) -> LoadReport:
                        "(checkpoints.resolve_pretrained(path).model_config()).")
   tensors = read_canonical(files)
   targets = model.weight_map()
-  errors = []
-  for name, variable in targets.items():
-    if name in tensors.shapes and tuple(variable.shape) != tensors.shapes[name]:
-      hint = ""
-      if name.endswith("word_embeddings"):
-        hint = " (vocab_size differs: use the vocab.txt and config released with the checkpoint)"
-      elif name == modeling.HEAD_KERNEL or name == modeling.HEAD_BIAS:
-        hint = " (the fine-tuned classifier has a different num_labels than labels.txt)"
-      errors.append(f"{tensors.sources[name]}: checkpoint shape {list(tensors.shapes[name])} "
-                    f"!= model shape {list(variable.shape)}{hint}")
-  if errors:
-    raise ValueError(f"Cannot load {files.source}: " + "; ".join(errors))
+  mismatched = [(name, tensors.shapes[name], tuple(variable.shape))
+                for name, variable in targets.items()
+                if name in tensors.shapes and tuple(variable.shape) != tensors.shapes[name]]
+  if mismatched:
+    raise ValueError(_shape_mismatch_message(files, tensors, mismatched))
   loaded = [n for n in targets if n in tensors.shapes]
   if not loaded:
     raise ValueError(f"No weight of {files.source} matches the model; is it a BERT/ALBERT "

@@ -1,0 +1,26 @@
+"""Cloud Storage without credentials: one line that says how to authenticate.
+
+No request leaves this machine: NO_GCE_CHECK=True keeps google-auth from probing
+the metadata server, and with no key file, no gcloud configuration and no
+emulator there is nothing to send a request with.
+"""
+
+import os
+
+from bertline import errors
+from tests.reliability.conftest import bertline, last_line
+
+
+def _no_credentials(tmp_path):
+  env = {k: "" for k in ("GOOGLE_APPLICATION_CREDENTIALS", "STORAGE_EMULATOR_HOST")}
+  env.update(HOME=str(tmp_path), CLOUDSDK_CONFIG=str(tmp_path / "gcloud"), NO_GCE_CHECK="True")
+  return env
+
+
+def test_push_to_gcs_without_credentials_says_how_to_authenticate(exported, tmp_path):
+  result = bertline("push", "--model", exported["path"], "--to", "gs://bucket/models", "--force",
+                    env=_no_credentials(tmp_path))
+  assert result.returncode == errors.REMOTE, result.stderr[-2000:]
+  line = last_line(result)
+  assert "no usable Google credentials" in line
+  assert "gcloud auth application-default login" in line and "Traceback" not in result.stderr
