@@ -28,11 +28,10 @@ from typing import Dict, Iterable, List, Optional
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.options.pipeline_options import (DirectOptions, PipelineOptions, SetupOptions,
-                                                  StandardOptions)
+from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
 
 from bertline import fileio, schema
-from bertline.preprocessing import processors
+from bertline.preprocessing import local_runner, processors
 
 log = logging.getLogger("bertline.preprocess")
 
@@ -319,22 +318,10 @@ def _check_casing(vocab_file: str, do_lower_case: bool) -> None:
 
 
 def _pipeline_options(pipeline_args: List[str], save_main_session: bool) -> PipelineOptions:
-  """Beam options; locally, DirectRunner runs one worker process per core.
-
-  Beam's own DirectRunner default is a single in-process worker, which
-  would leave all but one core idle; explicit --direct_* options win.
-  """
+  """Beam options; locally, one worker process per core (see local_runner)."""
   options = PipelineOptions(pipeline_args)
   options.view_as(SetupOptions).save_main_session = save_main_session
-  runner = options.view_as(StandardOptions).runner
-  if runner in (None, "DirectRunner", "direct"):
-    direct = options.view_as(DirectOptions)
-    given = " ".join(pipeline_args)
-    if "--direct_num_workers" not in given:
-      direct.direct_num_workers = os.cpu_count() or 1
-    if "--direct_running_mode" not in given and direct.direct_num_workers > 1:
-      direct.direct_running_mode = "multi_processing"
-  return options
+  return local_runner.configure(options, pipeline_args)
 
 
 def run(argv: Optional[List[str]] = None, save_main_session: bool = True) -> schema.DataMetadata:
@@ -365,7 +352,10 @@ def _run_pipeline(args, task: processors.TaskSpec, splits: List[str], labels: Li
   counts_dir = fileio.join(run_dir, schema.COUNTS_DIR)
   suffix = schema.shard_suffix(args.compression)
   started = time.time()
-  with beam.Pipeline(options=options) as p:
+  # Locally: Beam's Python runner (no Prism download), its servers on loopback.
+  local = local_runner.is_local(options)
+  with (local_runner.loopback_servers() if local else contextlib.nullcontext()), \
+       beam.Pipeline(runner=local_runner.runner_for(options), options=options) as p:
     for split in splits:
       path = fileio.join(args.data_dir, task.splits[split].file)
       chunks = processors.plan_chunks(path, args.chunk_bytes)
