@@ -18,8 +18,13 @@ The model lands at <to>/<version>/, TF Serving's layout. Guarantees:
   loadable graph once its variables and assets are all there. Locally the
   version is staged in a hidden sibling and renamed into place.
 * An interrupted push (files but no marker) is replaced by the next run.
-* Transient errors (429, 5xx, dropped connections, a checksum mismatch) are
-  retried with exponential backoff.
+* On Cloud Storage every object is created only if absent
+  (if_generation_match=0), the marker last the same way: of two pushes racing
+  to one version, the loser meets a refused create, deletes exactly the
+  objects it created (by generation) and fails; nothing mixes two models.
+  Transient errors (429, 5xx, dropped connections, corrupted transfers) are
+  retried by google-cloud-storage's own policy, which those preconditions make
+  safe; every upload is checked with crc32c.
 * Credentials are Application Default Credentials (`gcloud auth
   application-default login`, a service account on GKE/Vertex): nothing secret
   is read from a flag or written to a log. STORAGE_EMULATOR_HOST is honoured.
@@ -38,23 +43,22 @@ import shutil
 import socket
 import time
 import uuid
-from typing import Callable, Dict, List, Optional, Tuple, TypeVar
+from typing import Dict, List, Optional, Tuple
 
 from bertline import errors, fileio, schema
 from bertline.evaluator import blessing as blessing_lib
 
 log = logging.getLogger("bertline.push")
 
-T = TypeVar("T")
 
 # Where `bertline export` keeps the blessing inside a version directory
 # (TF Serving's place for files that are not part of the SavedModel).
 EXPORT_BLESSING = os.path.join("assets.extra", schema.BLESSING_FILE)
 SAVED_MODEL_PB = "saved_model.pb"
-MAX_ATTEMPTS = 5
+# google-cloud-storage's retry: exponential backoff from 1 s up to 30 s, for at most 2 minutes.
 INITIAL_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 30.0
-_sleep = time.sleep  # replaced in tests
+GCS_RETRY_TIMEOUT_S = 120.0
 
 
 class ChecksumMismatch(IOError):
@@ -158,35 +162,6 @@ def _blessing_status(model: str, blessing_path: Optional[str], force: bool) -> D
   return {"path": path, "blessed": blessing["blessed"], "reasons": blessing.get("reasons", [])}
 
 
-# --- retries ------------------------------------------------------------------
-
-def _transient_errors() -> Tuple[type, ...]:
-  import requests
-  from google.api_core import exceptions as gexc
-  return (gexc.TooManyRequests, gexc.InternalServerError, gexc.BadGateway,
-          gexc.ServiceUnavailable, gexc.GatewayTimeout, requests.ConnectionError,
-          requests.Timeout, ConnectionError, TimeoutError, ChecksumMismatch)
-
-
-def with_retries(fn: Callable[[], T], what: str, attempts: int = MAX_ATTEMPTS) -> T:
-  """Calls fn, retrying transient errors with exponential backoff (1, 2, 4, ... s)."""
-  transient = _transient_errors()
-  delay = INITIAL_BACKOFF_S
-  for attempt in range(1, attempts + 1):
-    try:
-      return fn()
-    except transient as e:
-      if attempt == attempts:
-        raise errors.RemoteError(f"{what} failed {attempts} times, last with {type(e).__name__}: {e}. "
-                         "Check the network and the bucket, then re-run push "
-                         "(an unfinished push is replaced).") from e
-      log.warning("%s: %s (%s); retrying in %.1fs (attempt %d of %d)", what,
-                  type(e).__name__, e, delay, attempt + 1, attempts)
-      _sleep(delay)
-      delay = min(delay * 2, MAX_BACKOFF_S)
-  raise AssertionError("unreachable")
-
-
 # --- destinations ---------------------------------------------------------------
 
 def _split_gcs(url: str) -> Tuple[str, str]:
@@ -197,78 +172,121 @@ def _split_gcs(url: str) -> Tuple[str, str]:
   return bucket, prefix
 
 
+def _gcs_retry():
+  """google-cloud-storage's own retry policy (429, 5xx, dropped connections), bounded.
+
+  Safe for every call below: uploads carry if_generation_match=0 and deletes
+  the generation they mean, so a retried request can never replace or remove
+  another writer's object.
+  """
+  from google.cloud.storage.retry import DEFAULT_RETRY
+  return DEFAULT_RETRY.with_delay(initial=INITIAL_BACKOFF_S, maximum=MAX_BACKOFF_S,
+                                  multiplier=2.0).with_timeout(GCS_RETRY_TIMEOUT_S)
+
+
+def _remote_failure(what: str, error: Exception) -> "errors.RemoteError":
+  return errors.RemoteError(
+      f"{what} failed ({type(error).__name__}: {str(error).splitlines()[0][:300]}) after "
+      "retries. Check the network and the bucket, then re-run push (an unfinished push is "
+      "replaced).")
+
+
 def _push_gcs(model: str, files: List[str], digests: Dict[str, Dict[str, str]], to: str,
               version: str, record: Dict) -> str:
+  """Uploads every file with if_generation_match=0 (create only), the marker last the same way.
+
+  Of two pushes racing to one version, every object can be created by one of
+  them only: the loser meets a PreconditionFailed, deletes exactly the
+  objects it created (by generation) and fails; before writing the marker a
+  push checks that the version holds exactly its own objects.
+  """
   from google.api_core import exceptions as gexc
   from google.cloud import storage
+  from google.cloud.storage.exceptions import DataCorruption
 
   bucket_name, base = _split_gcs(to)
   prefix = "/".join(p for p in (base, version) if p) + "/"
   dest = f"gs://{bucket_name}/{prefix.rstrip('/')}"
-  # Application Default Credentials (or STORAGE_EMULATOR_HOST). The library's
-  # own retries are off (retry=None below): with_retries is the one policy.
+  retry = _gcs_retry()
+  # Application Default Credentials (or STORAGE_EMULATOR_HOST).
   client = storage.Client()
   bucket = client.bucket(bucket_name)
+
+  def listing() -> Dict[str, int]:
+    return {b.name: b.generation
+            for b in client.list_blobs(bucket_name, prefix=prefix, retry=retry)}
+
   try:
-    existing = with_retries(lambda: [b.name for b in client.list_blobs(bucket_name, prefix=prefix, retry=None)],
-                            f"listing {dest}")
+    existing = listing()
   except gexc.NotFound as e:
     raise FileNotFoundError(f"--to {to}: bucket gs://{bucket_name} does not exist (or is not "
                             "visible to these credentials). Create it or fix --to.") from e
   except gexc.Forbidden as e:
     raise ValueError(f"--to {to}: access to gs://{bucket_name} denied for the Application "
                      "Default Credentials; grant them storage.objects.create/list.") from e
+  except (gexc.GoogleAPICallError, gexc.RetryError, ConnectionError, OSError) as e:
+    raise _remote_failure(f"listing {dest}", e) from e
   marker = prefix + schema.PUSH_COMPLETE_MARKER
   if marker in existing:
     raise FileExistsError(f"{dest} was already pushed (it has {schema.PUSH_COMPLETE_MARKER}); a "
                           "pushed version is never modified. Export a new version instead.")
-  if existing:
-    log.warning("%s holds %d object(s) of an unfinished push; replacing them.", dest, len(existing))
-    for name in existing:
-      with_retries(lambda name=name: _delete_if_exists(bucket, name), f"deleting gs://{bucket_name}/{name}")
-
-  from tqdm import tqdm
-  for rel in tqdm(files, desc=f"push {dest}", unit="file"):
-    blob_name = prefix + rel
-    local = os.path.join(model, rel)
-    with_retries(lambda: _upload_verified(bucket, blob_name, local, digests[rel]),
-                 f"uploading {local} to gs://{bucket_name}/{blob_name}")
-  body = fileio.to_json(record)
-  # if_generation_match=0: of two racing pushers, only one completes a version.
-  with_retries(lambda: _upload_marker(bucket, marker, body), f"writing gs://{bucket_name}/{marker}")
+  created: Dict[str, int] = {}
+  try:
+    if existing:
+      log.warning("%s holds %d object(s) of an unfinished push; replacing them.", dest,
+                  len(existing))
+      for name, generation in existing.items():
+        _delete_generation(bucket, name, generation, retry)
+    from tqdm import tqdm
+    for rel in tqdm(files, desc=f"push {dest}", unit="file"):
+      blob = bucket.blob(prefix + rel)
+      # checksum="crc32c": the library checks what arrived against the file.
+      blob.upload_from_filename(os.path.join(model, rel), checksum="crc32c",
+                                if_generation_match=0, retry=retry)
+      created[blob.name] = blob.generation
+      if blob.crc32c is not None and blob.crc32c != digests[rel]["crc32c"]:
+        raise ChecksumMismatch(f"gs://{bucket_name}/{blob.name}: crc32c {blob.crc32c} != the "
+                               f"exported file's {digests[rel]['crc32c']} (it changed while "
+                               "being pushed?)")
+    if listing() != created:
+      raise FileExistsError(f"{dest} changed during this push (another push of version "
+                            f"{version}?); this push's own objects were removed.")
+    # Written last and only if absent: of two racing pushes, one completes the version.
+    blob = bucket.blob(marker)
+    blob.upload_from_string(fileio.to_json(record), content_type="application/json",
+                            if_generation_match=0, retry=retry)
+  except gexc.PreconditionFailed as e:
+    _delete_own(bucket, created, retry)
+    raise FileExistsError(f"{dest}: another push of version {version} wrote an object first "
+                          "(a create-only upload was refused); this push's own objects were "
+                          "removed and the other's left alone.") from e
+  except (gexc.GoogleAPICallError, gexc.RetryError, DataCorruption, ChecksumMismatch,
+          ConnectionError, OSError) as e:
+    _delete_own(bucket, created, retry)
+    if isinstance(e, OSError) and not isinstance(e, (ConnectionError, ChecksumMismatch)):
+      raise
+    raise _remote_failure(f"pushing {model} to {dest}", e) from e
+  except FileExistsError:
+    _delete_own(bucket, created, retry)
+    raise
   return dest
 
 
-def _delete_if_exists(bucket, name: str) -> None:
+def _delete_generation(bucket, name: str, generation: int, retry) -> None:
+  """Deletes exactly this generation of an object (not one written since)."""
   from google.api_core import exceptions as gexc
   try:
-    bucket.blob(name).delete(retry=None)
-  except gexc.NotFound:
+    bucket.blob(name).delete(if_generation_match=generation, retry=retry)
+  except (gexc.NotFound, gexc.PreconditionFailed):
     pass
 
 
-def _upload_verified(bucket, blob_name: str, local: str, digest: Dict[str, str]) -> None:
-  blob = bucket.blob(blob_name)
-  blob.upload_from_filename(local, checksum="crc32c", retry=None)
-  uploaded = bucket.get_blob(blob_name, retry=None)
-  if uploaded is None:
-    raise ChecksumMismatch(f"gs://{bucket.name}/{blob_name} missing right after upload")
-  if uploaded.md5_hash is not None and uploaded.md5_hash != digest["md5"]:
-    raise ChecksumMismatch(f"gs://{bucket.name}/{blob_name}: md5 {uploaded.md5_hash} != local "
-                           f"{digest['md5']}")
-  if uploaded.crc32c != digest["crc32c"]:
-    raise ChecksumMismatch(f"gs://{bucket.name}/{blob_name}: crc32c {uploaded.crc32c} != local "
-                           f"{digest['crc32c']}")
-
-
-def _upload_marker(bucket, name: str, body: str) -> None:
-  from google.api_core import exceptions as gexc
-  try:
-    bucket.blob(name).upload_from_string(body, content_type="application/json",
-                                         if_generation_match=0, retry=None)
-  except gexc.PreconditionFailed as e:
-    raise FileExistsError(f"gs://{bucket.name}/{name} appeared during this push: another push "
-                          "completed this version first. Nothing of it was modified.") from e
+def _delete_own(bucket, created: Dict[str, int], retry) -> None:
+  for name, generation in created.items():
+    try:
+      _delete_generation(bucket, name, generation, retry)
+    except Exception as e:  # noqa: BLE001  Best effort: the next push replaces leftovers.
+      log.warning("Could not remove gs://%s/%s: %s", bucket.name, name, e)
 
 
 def _push_local(model: str, files: List[str], digests: Dict[str, Dict[str, str]], to: str,

@@ -46,8 +46,13 @@ def gcs():
 
 @pytest.fixture(autouse=True)
 def no_backoff_wait(monkeypatch):
+  """google-api-core's retry sleeps (jittered exponential backoff): recorded, not slept."""
+  import time
+  import types
+  from google.api_core.retry import retry_unary
   waits = []
-  monkeypatch.setattr(push_lib, "_sleep", waits.append)
+  monkeypatch.setattr(retry_unary, "time", types.SimpleNamespace(sleep=waits.append,
+                                                                 monotonic=time.monotonic))
   return waits
 
 
@@ -113,23 +118,24 @@ def test_gcs_push_uploads_verifies_and_marks_complete_last(gcs, tmp_path):
 
 
 def test_interrupted_upload_is_replaced_by_a_rerun(gcs, tmp_path, monkeypatch):
+  from google.cloud.storage import Blob
   first = _export(tmp_path / "a", version="7", payload=b"first attempt")
-  real_upload = push_lib._upload_verified
+  real_upload = Blob.upload_from_filename
   calls = []
 
-  def dies_on_third(*args):
-    calls.append(args[1])
+  def dies_on_third(self, *args, **kwargs):
+    calls.append(self.name)
     if len(calls) == 3:
       raise KeyboardInterrupt  # the machine went away mid-push
-    return real_upload(*args)
+    return real_upload(self, *args, **kwargs)
 
-  monkeypatch.setattr(push_lib, "_upload_verified", dies_on_third)
+  monkeypatch.setattr(Blob, "upload_from_filename", dies_on_third)
   with pytest.raises(KeyboardInterrupt):
     push_lib.push(first, "gs://models/interrupted")
   partial = _bucket_tree(gcs, "interrupted/7/")
   assert len(partial) == 2 and schema.PUSH_COMPLETE_MARKER not in partial
   assert "saved_model.pb" not in partial  # TF Serving would not try to load it
-  monkeypatch.setattr(push_lib, "_upload_verified", real_upload)
+  monkeypatch.setattr(Blob, "upload_from_filename", real_upload)
 
   # The re-run (here of a re-exported model) replaces the unfinished push.
   second = _export(tmp_path / "b", version="7", payload=b"second attempt")
@@ -140,36 +146,35 @@ def test_interrupted_upload_is_replaced_by_a_rerun(gcs, tmp_path, monkeypatch):
   assert record["source"] == os.path.abspath(second)
 
 
-def test_transient_errors_are_retried_with_backoff(gcs, tmp_path, monkeypatch, no_backoff_wait):
-  from google.api_core import exceptions as gexc
-  from google.cloud.storage import Blob
+def test_dropped_connections_are_retried_by_the_storage_librarys_policy(gcs, tmp_path, monkeypatch,
+                                                                       no_backoff_wait):
+  import requests
   model = _export(tmp_path, version="3")
-  real = Blob.upload_from_filename
-  failures = iter([gexc.ServiceUnavailable("503 try later"), gexc.TooManyRequests("429")])
+  real = requests.Session.request
+  dropped = []
 
-  def flaky(self, *args, **kwargs):
-    error = next(failures, None)
-    if error is not None:
-      raise error
-    return real(self, *args, **kwargs)
+  def flaky(self, method, url, *args, **kwargs):
+    if "upload" in url and len(dropped) < 2:  # the first two upload requests are cut
+      dropped.append(url)
+      raise requests.ConnectionError("connection reset by peer")
+    return real(self, method, url, *args, **kwargs)
 
-  monkeypatch.setattr(Blob, "upload_from_filename", flaky)
+  monkeypatch.setattr(requests.Session, "request", flaky)
   push_lib.push(model, "gs://models/flaky")
-  assert no_backoff_wait == [1.0, 2.0]
+  assert len(dropped) == 2 and len(no_backoff_wait) == 2  # retried after a backoff, twice
   got = _bucket_tree(gcs, "flaky/3/")
   got.pop(schema.PUSH_COMPLETE_MARKER)
   assert got == _tree(model)
 
 
-def test_checksum_mismatch_is_retried_then_an_error(gcs, tmp_path, monkeypatch, no_backoff_wait):
+def test_a_checksum_mismatch_fails_and_removes_this_pushs_objects(gcs, tmp_path, monkeypatch):
   model = _export(tmp_path, version="4")
   real = push_lib._file_digests
   monkeypatch.setattr(push_lib, "_file_digests",
                       lambda p: {**real(p), "crc32c": "AAAAAA=="} if p.endswith("fingerprint.pb") else real(p))
-  with pytest.raises(errors.RemoteError, match="failed 5 times.*crc32c"):
+  with pytest.raises(errors.RemoteError, match=r"pushing .* failed \(ChecksumMismatch: .*crc32c"):
     push_lib.push(model, "gs://models/corrupt")
-  assert len(no_backoff_wait) == 4
-  assert schema.PUSH_COMPLETE_MARKER not in _bucket_tree(gcs, "corrupt/4/")
+  assert _bucket_tree(gcs, "corrupt/4/") == {}  # no marker, and nothing of this push left
 
 
 def test_unblessed_needs_force_which_is_recorded(gcs, tmp_path):
@@ -239,7 +244,9 @@ def test_unreachable_server_is_retried_then_a_clear_error(tmp_path, monkeypatch,
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]  # nothing listens here once the socket is closed
   monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
+  monkeypatch.setattr(push_lib, "GCS_RETRY_TIMEOUT_S", 1.0)
   model = _export(tmp_path, version="8")
-  with pytest.raises(errors.RemoteError, match=r"listing gs://models/x/8 failed 5 times.*ConnectionError"):
+  with pytest.raises(errors.RemoteError, match=r"listing gs://models/x/8 failed \(RetryError: "
+                     r".*after retries"):
     push_lib.push(model, "gs://models/x")
-  assert no_backoff_wait == [1.0, 2.0, 4.0, 8.0]
+  assert no_backoff_wait  # retried with backoff before giving up

@@ -5,8 +5,6 @@ the metadata server, and with no key file, no gcloud configuration and no
 emulator there is nothing to send a request with.
 """
 
-import os
-
 from bertline import errors
 from tests.reliability.conftest import bertline, last_line
 
