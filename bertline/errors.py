@@ -85,6 +85,9 @@ def _tensorflow_error(error: BaseException):
     return REMOTE, f"access refused ({first}): {AUTH_HINT}"
   if isinstance(error, tf.errors.FailedPreconditionError) and "credential" in first.lower():
     return REMOTE, f"no usable Google credentials ({first}): {AUTH_HINT}"
+  if "HTTP request" in first or "Could not resolve host" in first:
+    return REMOTE, (f"could not reach Cloud Storage ({first}): check the network, then "
+                    f"{AUTH_HINT}")
   if isinstance(error, tf.errors.DataLossError):
     return BAD_INPUT, f"a file is corrupted or truncated ({first}): restore or regenerate it"
   if isinstance(error, tf.errors.NotFoundError):

@@ -35,6 +35,20 @@ def exists(path: str) -> bool:
   return _gfile().exists(path) if is_remote(path) else os.path.exists(path)
 
 
+def check_credentials(*paths: str) -> None:
+  """Before touching gs:// paths: Application Default Credentials must exist.
+
+  Without them TensorFlow's file system goes on to call Cloud Storage
+  anonymously and fails with a low-level HTTP error; google-auth's own error
+  (DefaultCredentialsError) becomes one line saying how to authenticate
+  (bertline.errors). Nothing is checked for local paths or an emulator.
+  """
+  if not any(p.startswith("gs://") for p in paths if p) or os.environ.get("STORAGE_EMULATOR_HOST"):
+    return
+  import google.auth
+  google.auth.default(scopes=["https://www.googleapis.com/auth/devstorage.read_write"])
+
+
 def isdir(path: str) -> bool:
   return _gfile().isdir(path) if is_remote(path) else os.path.isdir(path)
 

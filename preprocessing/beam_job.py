@@ -181,6 +181,7 @@ def _format_rejected(row: processors.Rejected) -> bytes:
 
 def _validate(args, task: processors.TaskSpec) -> List[str]:
   """Checks everything that can be checked before a worker starts; returns the splits."""
+  fileio.check_credentials(args.data_dir, args.output_dir, args.vocab_file)
   if args.max_seq_length < 3:
     raise ValueError(f"--max-seq-length {args.max_seq_length} is too small: [CLS] and [SEP] "
                      "need 2 positions (3 for pairs). Use e.g. 128.")
