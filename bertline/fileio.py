@@ -6,6 +6,7 @@ file or the whole new one, never half a file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -139,3 +140,31 @@ def to_json(data: Any, indent: Any = 2) -> str:
 def write_json_atomic(path: str, data: Any) -> None:
   """Every JSON file bertline writes goes through here: strict JSON, written atomically."""
   write_text_atomic(path, to_json(data))
+
+
+@contextlib.contextmanager
+def exclusive_claim(lock_path: str, refused: str):
+  """Holds an exclusive, non-blocking flock on the local file `lock_path` while the block runs.
+
+  The kernel releases it when its owner exits, however it exits, so a claim
+  is never left stale; while it is held, whatever an earlier owner left
+  half-done is provably abandoned. When another process holds it,
+  FileExistsError(`refused`, plus who holds it) is raised at once.
+  """
+  import fcntl
+  import socket
+  with open(lock_path, "a+", encoding="utf-8") as f:
+    try:
+      fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      f.seek(0)
+      owner = f.read().strip() or "another process"
+      raise FileExistsError(f"{refused} ({owner})") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+    f.flush()
+    try:
+      yield
+    finally:
+      fcntl.flock(f.fileno(), fcntl.LOCK_UN)

@@ -34,13 +34,11 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
 import hashlib
 import json
 import logging
 import os
 import shutil
-import socket
 import time
 import uuid
 from typing import Dict, List, Optional, Tuple
@@ -311,7 +309,9 @@ def _push_local(model: str, files: List[str], digests: Dict[str, Dict[str, str]]
   except (FileExistsError, NotADirectoryError) as e:
     raise NotADirectoryError(f"--to {to}: {e.filename or base} is a file, so the registry "
                              "directory cannot be created under it; choose another --to.") from e
-  with _version_claim(base, version, to):
+  with fileio.exclusive_claim(os.path.join(base, f".{version}.lock"),
+                             f"another push of version {version} to {to} is in progress; "
+                             "nothing was written. Wait for it to finish"):
     _check_no_version(dest)  # pushed by another process before we got the claim
     # Hidden and non-numeric: TF Serving ignores it; stale ones are unfinished pushes.
     stage_prefix = f".{version}.partial-"
@@ -350,29 +350,6 @@ def _check_no_version(dest: str) -> None:
                           "pushed version is never modified. Export a new version instead.")
   raise FileExistsError(f"{dest} exists but was not written by `bertline push` (no "
                         f"{schema.PUSH_COMPLETE_MARKER}); move it away or choose another --to.")
-
-
-@contextlib.contextmanager
-def _version_claim(base: str, version: str, to: str):
-  """Holds an exclusive, non-blocking flock on <base>/.<version>.lock for the push."""
-  import fcntl
-  path = os.path.join(base, f".{version}.lock")
-  with open(path, "a+", encoding="utf-8") as lock:
-    try:
-      fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-      lock.seek(0)
-      owner = lock.read().strip() or "another process"
-      raise FileExistsError(f"another push of version {version} to {to} is in progress "
-                            f"({owner}); nothing was written. Wait for it to finish.") from None
-    lock.seek(0)
-    lock.truncate()
-    lock.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
-    lock.flush()
-    try:
-      yield
-    finally:
-      fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
 def read_push_record(dest: str) -> Dict:

@@ -259,25 +259,11 @@ def _output_claim(output_dir: str):
   if fileio.is_remote(output_dir):
     yield
     return
-  import fcntl
-  import socket
   os.makedirs(output_dir, exist_ok=True)
-  with open(os.path.join(output_dir, ".bertline-preprocess.lock"), "a+", encoding="utf-8") as f:
-    try:
-      fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-      f.seek(0)
-      owner = f.read().strip() or "another process"
-      raise FileExistsError(f"another `bertline preprocess` is writing to {output_dir} "
-                            f"({owner}); wait for it, or choose another --output-dir.") from None
-    f.seek(0)
-    f.truncate()
-    f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
-    f.flush()
-    try:
-      yield
-    finally:
-      fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+  with fileio.exclusive_claim(os.path.join(output_dir, ".bertline-preprocess.lock"),
+                              f"another `bertline preprocess` is writing to {output_dir}; "
+                              "wait for it, or choose another --output-dir"):
+    yield
 
 
 def _rmtree(path: str) -> None:

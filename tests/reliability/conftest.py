@@ -27,29 +27,26 @@ def last_line(result) -> str:
   return result.stderr.strip().splitlines()[-1]
 
 
-@pytest.fixture
-def small_fs(tmp_path):
-  """A real 1 MiB tmpfs (ENOSPC once full); yields its path and unmounts it."""
-  path = tmp_path / "small_fs"
+def _tmpfs(path, options: str, what: str):
+  """Mounts a real tmpfs at `path` (skips where this machine does not allow it)."""
   path.mkdir()
-  mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(path)],
+  mount = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
                          capture_output=True, text=True)
   if mount.returncode != 0:
     pytest.skip(f"this machine does not let the test mount a tmpfs ({mount.stderr.strip()}): "
-                "a full file system cannot be made here")
-  yield path
-  subprocess.run(["umount", "-l", str(path)], check=False)
+                f"{what} cannot be made here")
+  return path
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+  """A real 1 MiB tmpfs (ENOSPC once full); yields its path and unmounts it."""
+  yield _tmpfs(tmp_path / "small_fs", "size=1m", "a full file system")
+  subprocess.run(["umount", "-l", str(tmp_path / "small_fs")], check=False)
 
 
 @pytest.fixture
 def read_only_fs(tmp_path):
   """A real read-only tmpfs (EROFS); yields its path and unmounts it."""
-  path = tmp_path / "ro_fs"
-  path.mkdir()
-  mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(path)],
-                         capture_output=True, text=True)
-  if mount.returncode != 0:
-    pytest.skip(f"this machine does not let the test mount a tmpfs ({mount.stderr.strip()}): "
-                "a read-only file system cannot be made here")
-  yield path
-  subprocess.run(["umount", "-l", str(path)], check=False)
+  yield _tmpfs(tmp_path / "ro_fs", "ro,size=1m", "a read-only file system")
+  subprocess.run(["umount", "-l", str(tmp_path / "ro_fs")], check=False)

@@ -18,12 +18,7 @@ def tiny_config(tmp_path_factory):
   return helpers.tiny_model_config(str(tmp_path_factory.mktemp("cfg") / "config.json"))
 
 
-def _config(records, model_dir, tiny_config, **overrides):
-  values = dict(data_dir=records, model_dir=str(model_dir), model_config_file=tiny_config,
-                vocab_file=helpers.VOCAB, batch_size=16, eval_batch_size=32, epochs=2,
-                learning_rate=1e-3, eval_every_steps=10, progress=False, seed=3)
-  values.update(overrides)
-  return train.TrainConfig(**values)
+_config = helpers.train_config
 
 
 def _sha(path):

@@ -62,3 +62,13 @@ def tiny_model_config(path: str, dropout: float = 0.1) -> str:
   with open(path, "w") as f:
     json.dump(config, f)
   return path
+
+
+def train_config(records, model_dir, tiny_config, **overrides):
+  """A TrainConfig of the tiny model on the language task (batch 16, 2 epochs, eval every 10)."""
+  from bertline.trainer import train
+  values = dict(data_dir=records, model_dir=str(model_dir), model_config_file=tiny_config,
+                vocab_file=VOCAB, batch_size=16, eval_batch_size=32, epochs=2,
+                learning_rate=1e-3, eval_every_steps=10, progress=False, seed=3)
+  values.update(overrides)
+  return train.TrainConfig(**values)

@@ -34,12 +34,7 @@ def full_run(lang_records, tiny_config, tmp_path_factory):
   return train.run(_config(lang_records, model_dir, tiny_config)), model_dir
 
 
-def _config(records, model_dir, tiny_config, **overrides):
-  values = dict(data_dir=records, model_dir=str(model_dir), model_config_file=tiny_config,
-                vocab_file=helpers.VOCAB, batch_size=16, eval_batch_size=32, epochs=2,
-                learning_rate=1e-3, eval_every_steps=10, progress=False, seed=3)
-  values.update(overrides)
-  return train.TrainConfig(**values)
+_config = helpers.train_config
 
 
 def _weights(model_dir, which="latest"):

@@ -1,0 +1,49 @@
+"""A bad run config fails at once, in one line, before any work is done."""
+
+import os
+
+import pytest
+import yaml
+
+from bertline import errors
+from tests.reliability.conftest import bertline, last_line
+
+CONFIG = {"data": {"builtin": "tweets", "limit": 200, "max_seq_length": 32},
+          "model": {"init_checkpoint": "builtin:minilm"},
+          "train": {"max_steps": 2},
+          "push": {"to": "registry"}}
+
+
+@pytest.mark.parametrize("override,expected", [
+    ("train.epochs=.nan", "train.epochs must be a finite number, got nan"),
+    ("evaluate.thresholds.bogus=0.5", "evaluate.thresholds.bogus: unknown metric"),
+    ("data.max_seq_length=100000", "data.max_seq_length 100000 is longer than the model was "
+                                   "trained for (max_position_embeddings 512"),
+])
+def test_late_errors_fail_before_any_work(tmp_path, override, expected):
+  path = tmp_path / "run.yaml"
+  path.write_text(yaml.safe_dump(CONFIG))
+  work = tmp_path / "work"
+  result = bertline("run", "--config", str(path), "--set", override, "--work-dir", str(work))
+  assert result.returncode == errors.BAD_INPUT, result.stderr
+  assert expected in last_line(result) and "Traceback" not in result.stderr
+  assert not os.path.exists(work)  # nothing preprocessed, trained or written
+
+
+def test_a_paid_tpu_never_trains_on_the_cpu(tmp_path):
+  path = tmp_path / "run.yaml"
+  path.write_text(yaml.safe_dump(CONFIG))
+  out = tmp_path / "p.yaml"
+  result = bertline("compile", "--config", str(path), "--set",
+                    "pipeline.train.accelerator_type=TPU_V3", "--set",
+                    "pipeline.train.accelerator_count=8", "--output", str(out))
+  assert result.returncode == 0, result.stderr
+  spec = yaml.safe_load(out.read_text())
+  settings = spec["root"]["inputDefinitions"]["parameters"]["train_settings"]["defaultValue"]
+  assert settings["strategy"] == "tpu" and settings["tpu"] == "local"
+  mismatch = bertline("compile", "--config", str(path), "--set", "train.strategy=cpu", "--set",
+                      "pipeline.train.accelerator_type=TPU_V3", "--set",
+                      "pipeline.train.accelerator_count=8", "--output", str(out))
+  assert mismatch.returncode == errors.BAD_INPUT
+  assert "train.strategy 'cpu' cannot use pipeline.train.accelerator_type 'TPU_V3'" in \
+      last_line(mismatch)
