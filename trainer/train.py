@@ -135,20 +135,6 @@ def _check_architecture(md: model_dir_lib.ModelDir, model_config, source: str) -
                      ". Resume with the original model, or choose a new --model-dir.")
 
 
-def _checkpoint_prefixes(directory: str) -> List[str]:
-  """The checkpoints present in `directory` (ckpt-N with an .index), newest first.
-
-  Read from the files themselves, not from the `checkpoint` state file, which
-  may be missing or name a checkpoint that is gone.
-  """
-  def number(prefix: str) -> int:
-    tail = prefix.rsplit("-", 1)[-1]
-    return int(tail) if tail.isascii() and tail.isdigit() else -1
-
-  prefixes = [p[:-len(".index")] for p in fileio.glob(fileio.join(directory, "ckpt-*.index"))]
-  return sorted((p for p in prefixes if number(p) >= 0), key=number, reverse=True)
-
-
 def _restore_newest_intact(checkpoint, directory: str) -> str:
   """Restores the newest checkpoint that reads back whole; "" when there is none at all.
 
@@ -158,7 +144,11 @@ def _restore_newest_intact(checkpoint, directory: str) -> str:
   the run is refused, naming them.
   """
   import tensorflow as tf
-  found = _checkpoint_prefixes(directory)
+
+  from bertline.trainer.checkpoints import google
+  # Read from the files themselves, newest first: the `checkpoint` state file
+  # may be missing or name a checkpoint that is gone.
+  found = list(reversed(google.prefixes(directory)))
   damaged = []
   for prefix in found:
     try:
