@@ -258,15 +258,12 @@ def _push_gcs(model: str, files: List[str], digests: Dict[str, Dict[str, str]], 
     raise FileExistsError(f"{dest}: another push of version {version} wrote an object first "
                           "(a create-only upload was refused); this push's own objects were "
                           "removed and the other's left alone.") from e
-  except (gexc.GoogleAPICallError, gexc.RetryError, DataCorruption, ChecksumMismatch,
-          ConnectionError, OSError) as e:
+  except Exception as e:  # not BaseException: a killed push leaves its objects for the next
     _delete_own(bucket, created, retry)
-    if isinstance(e, OSError) and not isinstance(e, (ConnectionError, ChecksumMismatch)):
-      raise
-    raise _remote_failure(f"pushing {model} to {dest}", e) from e
-  except FileExistsError:
-    _delete_own(bucket, created, retry)
-    raise
+    if isinstance(e, (gexc.GoogleAPICallError, gexc.RetryError, DataCorruption, ChecksumMismatch,
+                      ConnectionError)):
+      raise _remote_failure(f"pushing {model} to {dest}", e) from e
+    raise  # FileExistsError (the version changed under us), local I/O errors: as they are
   return dest
 
 
