@@ -91,8 +91,9 @@ def run(config: config_lib.RunConfig, work_dir: Optional[str] = None, run_date: 
   resolved = steps.resolve_data(d.path, d.builtin, d.limit, d.task, d.task_config, date,
                                 os.path.join(work, "data", d.builtin or "none"), config.push.to,
                                 config.warm_start, e.baseline)
-  data_dir, task, task_config = steps.data_source(d.builtin, resolved.data_dir, resolved.data_dir,
-                                                  resolved.task, resolved.task_config)
+  # (Kubeflow's preprocess task maps the corpus again with steps.data_source: its artifact
+  # path there need not be the one resolve_data wrote to. Here it is.)
+  data_dir, task, task_config = resolved.data_dir, resolved.task, resolved.task_config
   last = resolved.warm_start_from or resolved.baseline_model
   log.info("[resolve data] %s (fingerprint %s, date %s)%s", data_dir, resolved.fingerprint, date,
            f"; last pushed model {last}" if last else "")
