@@ -61,6 +61,11 @@ def listdir(path: str) -> List[str]:
   return os.listdir(path)
 
 
+def size(path: str) -> int:
+  """A file's size in bytes (a metadata call: no contents are read)."""
+  return _gfile().stat(path).length if is_remote(path) else os.path.getsize(path)
+
+
 def makedirs(path: str) -> None:
   if is_remote(path):
     _gfile().makedirs(path)

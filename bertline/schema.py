@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from bertline import fileio
 
@@ -29,7 +29,6 @@ SCALAR_INT_FEATURES = (LABEL_IDS, IS_REAL_EXAMPLE)
 # --- Files of a preprocess output directory ---------------------------------
 METADATA_FILE = "metadata.json"
 REJECTED_DIR = "rejected"
-SHARD_TEMPLATE = "-SSSSS-of-NNNNN"
 TFRECORD_SUFFIX = ".tfrecord"
 COMPRESSION_SUFFIX = {"none": "", "gzip": ".gz"}
 TF_COMPRESSION_TYPE = {"none": "", "gzip": "GZIP"}
@@ -43,9 +42,10 @@ UNK_TOKEN = "[UNK]"
 PAD_ID = 0
 
 
-def shard_prefix(output_dir: str, split: str) -> str:
-  """The path prefix Beam shards a split's TFRecords under."""
-  return fileio.join(output_dir, split)
+def shard_name(split: str, shard: int, num_shards: int, compression: Optional[str] = None) -> str:
+  """<split>-SSSSS-of-NNNNN, with the TFRecord suffix when a compression is given."""
+  name = f"{split}-{shard:05d}-of-{num_shards:05d}"
+  return name + shard_suffix(compression) if compression is not None else name
 
 
 def shard_suffix(compression: str) -> str:

@@ -1,17 +1,17 @@
 """`bertline preprocess`: TSV corpus -> BERT features -> sharded TFRecords.
 
 Shaped like Beam's wordcount: `run(argv)` splits bertline's arguments from the
-pipeline's, and every step is labelled. Per split:
+pipeline's, and every step is labelled. The driver plans from file sizes only
+(byte ranges; it reads no rows, so launching a Dataflow job costs the same for
+any corpus), and the workers do the rest (see _run_pipeline): count each
+range's lines (guids are line indices, as in run_classifier), then per shard
+parse (rows that cannot be examples go to rejected/<split>.tsv with file, line
+and reason), tokenize and pack in graph a batch at a time, and write
+<split>-SSSSS-of-NNNNN.tfrecord[.gz].
 
-  Chunks (the driver cuts the file at line ends, counting lines: guids are
-    line indices, as in run_classifier) -> Reshuffle (spreads the chunks)
-  -> Encode (EncodeChunkFn: parse; rows that cannot be examples go to
-    rejected/<split>.tsv with a reason; tokenize and pack in graph, a batch at
-    a time; serialize tf.Examples) -> Write <split>-SSSSS-of-NNNNN.tfrecord[.gz]
-
-Counts are written by the pipeline itself, and metadata.json — the one file
-later stages read — is written last and atomically, so a directory with a
-metadata.json is a finished run.
+Every run writes under its own <output>/run-<id>/, and metadata.json — the
+one file later stages read, listing the run's files — is written last and
+atomically, so a directory with a metadata.json is a finished run.
 """
 
 from __future__ import annotations
@@ -24,19 +24,17 @@ import os
 import shutil
 import time
 import uuid
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
+from apache_beam.options.pipeline_options import PipelineOptions
 
-from bertline import fileio, schema
-from bertline.preprocessing import local_runner, processors
+from bertline import beam_runner, fileio, schema
+from bertline.preprocessing import processors
 
 log = logging.getLogger("bertline.preprocess")
 
-REJECTED_TAG = "rejected"
-COUNTS_TAG = "counts"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,62 +76,138 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
-class EncodeChunkFn(beam.DoFn):
-  """Turns a chunk of a split's TSV file into serialized tf.Examples.
+class ShardTask(NamedTuple):
+  """One output shard: consecutive ranges of a split's file, each with its first line's index."""
+  split: str
+  shard: int
+  num_shards: int
+  ranges: Tuple[Tuple[processors.ByteRange, int], ...]
+  labels: Tuple[str, ...]
 
-  Per chunk: parse every line (rows that cannot be examples go to the
-  `rejected` output with file, line and reason), tokenize the texts in
-  batches with the graph tokenizer — the same module the exported model
-  serves with — pack them as convert_single_example does, and serialize the
-  records a batch at a time. Working on chunks of lines rather than on single
-  lines keeps Beam's per-element overhead off the hot path, and nothing is
-  grouped, so memory does not grow with the corpus.
 
-  Outputs: serialized records (main), Rejected rows (`rejected`) and one
-  {written, rejected, invalid_utf8, empty_text} dict per chunk (`counts`).
+def _count_range(item, task: processors.TaskSpec, infer_labels: bool):
+  """(split, index, range) -> (None, (split, index, lines, train labels)); one read of the range."""
+  split, index, r = item
+  labels = (sorted(processors.labels_in(task, split, r))
+            if infer_labels and split == "train" else [])
+  yield None, (split, index, processors.count_lines(r), labels)
+
+
+class PlanShardsFn(beam.DoFn):
+  """All ranges' line counts -> one ShardTask per output shard, keyed by a global shard number.
+
+  Runs once, after every range was counted: a range's first line index is the
+  sum of the lines before it (guids are line indices of the whole file, as in
+  run_classifier), and inferred labels are the sorted labels of the train
+  split's rows.
   """
 
-  def __init__(self, task: processors.TaskSpec, split: str, labels: List[str], vocab_file: str,
-               do_lower_case: bool, max_seq_length: int, batch_size: int):
-    self._task, self._split, self._labels = task, split, labels
+  def __init__(self, ranges: Dict[str, List[processors.ByteRange]], num_shards: Dict[str, int],
+               labels: Optional[List[str]]):
+    self._ranges, self._num_shards, self._labels = ranges, num_shards, labels
+
+  def process(self, keyed):
+    _, counted = keyed
+    lines = {(split, index): n for split, index, n, _ in counted}
+    labels = self._labels
+    if labels is None:
+      labels = sorted(set().union(*(set(found) for _, _, _, found in counted)))
+    key = 0
+    for split, ranges in self._ranges.items():
+      starts, first = [], 0
+      for index, r in enumerate(ranges):
+        starts.append((r, first))
+        first += lines[(split, index)]
+      num_shards = self._num_shards[split]
+      for shard in range(num_shards):
+        # Shard j takes ranges [j*R/S, (j+1)*R/S): consecutive, so it holds consecutive lines.
+        part = starts[shard * len(starts) // num_shards:(shard + 1) * len(starts) // num_shards]
+        yield key, ShardTask(split, shard, num_shards, tuple(part), tuple(labels))
+        key += 1
+
+
+_TOKENIZERS: Dict[Tuple[str, bool], object] = {}
+
+
+class EncodeShardFn(beam.DoFn):
+  """Turns a ShardTask's lines into one TFRecord shard, its rejected rows and its counts.
+
+  Per line: parse (rows that cannot be examples are kept with file, line and
+  reason), tokenize in batches with the graph tokenizer — the same module the
+  exported model serves with — pack as convert_single_example does, and
+  serialize a batch at a time. The worker writes its shard itself, to a
+  temporary name renamed into place, so a retried or duplicated task leaves
+  one whole shard; its counts go to _counts/ and its rejected rows to a part
+  file, which the driver gathers. Nothing is grouped, so memory does not
+  grow with the corpus, and only plain ParDos and GroupByKeys are used, so
+  every Beam runner (Direct, Dask, Dataflow) runs the same graph.
+  """
+
+  def __init__(self, task: processors.TaskSpec, vocab_file: str, do_lower_case: bool,
+               max_seq_length: int, batch_size: int, run_dir: str, compression: str):
+    self._task = task
     self._vocab_file = vocab_file
     self._do_lower_case = do_lower_case
     self._max_seq_length = max_seq_length
     self._batch_size = batch_size
+    self._run_dir = run_dir
+    self._compression = compression
 
   def setup(self):
-    # Built once per worker: the tokenizer's Unicode tables take a few seconds.
     import tensorflow as tf
     from bertline.preprocessing import features, tfexample, tokenization
     self._tf, self._features, self._tfexample = tf, features, tfexample
-    self._tokenizer = tokenization.BertTokenizer(self._vocab_file, self._do_lower_case)
+    # Built once per process: the tokenizer's Unicode tables take a few seconds, and
+    # some runners (Dask) call setup once per bundle.
+    key = (self._vocab_file, self._do_lower_case)
+    if key not in _TOKENIZERS:
+      _TOKENIZERS[key] = tokenization.BertTokenizer(self._vocab_file, self._do_lower_case)
+    self._tokenizer = _TOKENIZERS[key]
     self._encoders = {}  # pair or not -> tf.function, traced on first use
-    self._label_ids = {label: i for i, label in enumerate(self._labels)}
-    self._label_set = set(self._labels)
-    self._written = beam.metrics.Metrics.counter("bertline", f"{self._split}_written")
-    self._rejected = beam.metrics.Metrics.counter("bertline", f"{self._split}_rejected")
 
-  def process(self, chunk: processors.Chunk):
-    spec = self._task.splits[self._split]
+  def process(self, keyed):
+    _, tasks = keyed
+    for task in tasks:
+      yield self._write_shard(task)
+
+  def _write_shard(self, task: ShardTask) -> str:
+    tf = self._tf
+    spec = self._task.splits[task.split]
+    label_ids = {label: i for i, label in enumerate(task.labels)}
     counts = dict.fromkeys(COUNT_KEYS, 0)
-    batch: List[processors.Example] = []
-    for index, line in processors.read_chunk(chunk):
-      row = processors.parse_row(self._task, self._split, spec, index, line, self._label_set,
-                                 chunk.path)
-      if isinstance(row, processors.Rejected):
-        counts["rejected"] += 1
-        self._rejected.inc()
-        yield beam.pvalue.TaggedOutput(REJECTED_TAG, row)
-      elif row is not None:
-        batch.append(row)
-        if len(batch) >= self._batch_size:
-          yield from self._encode(batch, counts)
-          batch = []
-    if batch:
-      yield from self._encode(batch, counts)
-    yield beam.pvalue.TaggedOutput(COUNTS_TAG, counts)
+    rejected: List[bytes] = []
+    path = fileio.join(self._run_dir, schema.shard_name(task.split, task.shard, task.num_shards,
+                                                        self._compression))
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    options = tf.io.TFRecordOptions(compression_type=schema.TF_COMPRESSION_TYPE[self._compression])
+    with tf.io.TFRecordWriter(tmp, options) as writer:
+      batch: List[processors.Example] = []
+      for r, first_line in task.ranges:
+        for index, line in enumerate(processors.read_range(r), start=first_line):
+          row = processors.parse_row(self._task, task.split, spec, index, line, label_ids, r.path)
+          if isinstance(row, processors.Rejected):
+            counts["rejected"] += 1
+            rejected.append(_format_rejected(row))
+          elif row is not None:
+            batch.append(row)
+            if len(batch) >= self._batch_size:
+              self._encode(batch, label_ids, counts, writer)
+              batch = []
+      if batch:
+        self._encode(batch, label_ids, counts, writer)
+    tf.io.gfile.rename(tmp, path, overwrite=True)
+    name = schema.shard_name(task.split, task.shard, task.num_shards)
+    if rejected:
+      fileio.write_bytes_atomic(fileio.join(self._run_dir, PARTS_DIR, name + ".tsv"),
+                                b"\n".join(rejected) + b"\n")
+    fileio.write_json_atomic(fileio.join(self._run_dir, schema.COUNTS_DIR, name + ".json"),
+                             dict(counts, labels=list(task.labels)))
+    beam.metrics.Metrics.counter("bertline", f"{task.split}_written").inc(counts["written"])
+    beam.metrics.Metrics.counter("bertline", f"{task.split}_rejected").inc(counts["rejected"])
+    return path
 
-  def _encode(self, batch: List[processors.Example], counts: Dict[str, int]):
+  def _encode(self, batch: List[processors.Example], label_ids: Dict[str, int],
+              counts: Dict[str, int], writer) -> None:
     tf = self._tf
     pair = batch[0].text_b is not None
     if pair not in self._encoders:
@@ -142,7 +216,7 @@ class EncodeChunkFn(beam.DoFn):
     if pair:
       texts.append(tf.constant([e.text_b for e in batch]))
     ints = {k: v.numpy() for k, v in self._encoders[pair](*texts).items()}
-    ints[schema.LABEL_IDS] = np.array([[self._label_ids[e.label]] for e in batch], np.int64)
+    ints[schema.LABEL_IDS] = np.array([[label_ids[e.label]] for e in batch], np.int64)
     ints[schema.IS_REAL_EXAMPLE] = np.ones([len(batch), 1], np.int64)
     guids = [e.guid.encode("utf-8") for e in batch]
     counts["written"] += len(batch)
@@ -151,19 +225,14 @@ class EncodeChunkFn(beam.DoFn):
     # Kept as [CLS] [SEP] (run_classifier does), but counted: usually a data problem.
     counts["empty_text"] += sum(
         1 for e in batch if not e.text_a.strip() or (e.text_b is not None and not e.text_b.strip()))
-    self._written.inc(len(batch))
-    yield from self._tfexample.serialize_batch(ints, {schema.GUID: guids})
+    for record in self._tfexample.serialize_batch(ints, {schema.GUID: guids}):
+      writer.write(record)
+
+
+PARTS_DIR = "_rejected_parts"  # per-shard rejected rows, gathered into rejected/<split>.tsv
 
 
 COUNT_KEYS = ("written", "rejected", "invalid_utf8", "empty_text")
-
-
-def _sum_counts(counts: Iterable[Dict[str, int]]) -> Dict[str, int]:
-  total = dict.fromkeys(COUNT_KEYS, 0)
-  for c in counts:
-    for k, v in c.items():
-      total[k] += v
-  return total
 
 
 def _is_utf8(data: bytes) -> bool:
@@ -304,28 +373,26 @@ def _check_casing(vocab_file: str, do_lower_case: bool) -> None:
                 vocab_file, cased)
 
 
-def _pipeline_options(pipeline_args: List[str], save_main_session: bool) -> PipelineOptions:
-  """Beam options; locally, one worker process per core (see local_runner)."""
-  options = PipelineOptions(pipeline_args)
-  options.view_as(SetupOptions).save_main_session = save_main_session
-  return local_runner.configure(options, pipeline_args)
-
-
 def run(argv: Optional[List[str]] = None, save_main_session: bool = True) -> schema.DataMetadata:
   """Builds and runs the preprocess pipeline; returns the metadata it wrote."""
   args, pipeline_args = build_parser().parse_known_args(argv)
   task = processors.get_task(args.task, args.task_config)
   splits = _validate(args, task)
-  labels = processors.infer_labels(task, args.data_dir)
-  log.info("Task %s, labels %s, splits %s", task.name, labels, splits)
+  if not task.labels:
+    processors.require_train_labels(task)
+    if "train" not in splits:
+      raise ValueError(f"task {task.name!r} declares no `labels`, so they are inferred from the "
+                       "train split: add train to --splits, or declare `labels: [...]`.")
+  log.info("Task %s, labels %s, splits %s", task.name,
+           task.labels or "inferred from train", splits)
 
-  options = _pipeline_options(pipeline_args, save_main_session)
+  options = beam_runner.pipeline_options(pipeline_args, save_main_session)
   with _output_claim(args.output_dir):
     _check_output(args)  # again, now that no one else can be writing
     run_name = f"{schema.RUN_DIR_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
     run_dir = fileio.join(args.output_dir, run_name)
     try:
-      metadata = _run_pipeline(args, task, splits, labels, options, run_dir, run_name)
+      metadata = _run_pipeline(args, task, splits, options, run_dir, run_name)
     except BaseException:
       _rmtree(run_dir)  # nothing of a failed run stays, and nothing was published
       raise
@@ -333,66 +400,71 @@ def run(argv: Optional[List[str]] = None, save_main_session: bool = True) -> sch
   return metadata
 
 
-def _run_pipeline(args, task: processors.TaskSpec, splits: List[str], labels: List[str],
-                  options: PipelineOptions, run_dir: str, run_name: str) -> schema.DataMetadata:
-  """Runs the Beam job into `run_dir`, then publishes metadata.json naming its files."""
-  counts_dir = fileio.join(run_dir, schema.COUNTS_DIR)
-  suffix = schema.shard_suffix(args.compression)
-  started = time.time()
-  # Locally: Beam's Python runner (no Prism download), its servers on loopback.
-  local = local_runner.is_local(options)
-  with (local_runner.loopback_servers() if local else contextlib.nullcontext()), \
-       beam.Pipeline(runner=local_runner.runner_for(options), options=options) as p:
-    for split in splits:
-      path = fileio.join(args.data_dir, task.splits[split].file)
-      chunks = processors.plan_chunks(path, args.chunk_bytes)
-      log.info("%s: %s in %d chunk(s)", split, path, len(chunks))
-      encoded = (
-          p
-          | f"{split}: Chunks" >> beam.Create(chunks)
-          # Spreads the chunks over workers (the list of chunks is all that is grouped).
-          | f"{split}: Reshuffle" >> beam.Reshuffle()
-          | f"{split}: Encode" >> beam.ParDo(EncodeChunkFn(
-              task, split, labels, args.vocab_file, args.do_lower_case, args.max_seq_length,
-              args.batch_size)).with_outputs(REJECTED_TAG, COUNTS_TAG, main="records"))
-      _ = (
-          encoded.records
-          | f"{split}: Write" >> beam.io.WriteToTFRecord(
-              schema.shard_prefix(run_dir, split), file_name_suffix=suffix,
-              num_shards=args.num_shards, shard_name_template=schema.SHARD_TEMPLATE,
-              compression_type=args.compression if args.compression != "none" else "uncompressed"))
-      _ = (
-          encoded[REJECTED_TAG]
-          | f"{split}: FormatRejected" >> beam.Map(_format_rejected)
-          | f"{split}: WriteRejected" >> beam.io.WriteToText(
-              fileio.join(run_dir, schema.REJECTED_DIR, split), file_name_suffix=".tsv",
-              shard_name_template="", coder=beam.coders.BytesCoder(),
-              header="file\tline\treason\traw_row"))
-      _ = (
-          encoded[COUNTS_TAG]
-          | f"{split}: SumCounts" >> beam.CombineGlobally(_sum_counts)
-          | f"{split}: CountsJson" >> beam.Map(json.dumps)
-          | f"{split}: WriteCounts" >> beam.io.WriteToText(
-              fileio.join(counts_dir, split), file_name_suffix=".json", shard_name_template=""))
+def _plan(args, task: processors.TaskSpec, splits: List[str]):
+  """Ranges and shard counts per split, from file sizes only: the driver reads no rows."""
+  ranges, num_shards = {}, {}
+  for split in splits:
+    path = fileio.join(args.data_dir, task.splits[split].file)
+    ranges[split] = processors.plan_ranges(path, fileio.size(path), args.chunk_bytes,
+                                           min_ranges=args.num_shards or 1)
+    num_shards[split] = args.num_shards or len(ranges[split])
+    log.info("%s: %s in %d range(s), %d shard(s)", split, path, len(ranges[split]),
+             num_shards[split])
+  return ranges, num_shards
 
-  from bertline.preprocessing.tokenization import load_vocab
+
+def _run_pipeline(args, task: processors.TaskSpec, splits: List[str], options: PipelineOptions,
+                  run_dir: str, run_name: str) -> schema.DataMetadata:
+  """Runs the Beam job into `run_dir`, then publishes metadata.json naming its files.
+
+  The graph, one chain for every split: Ranges -> CountLines (each range's
+  line count, and the train labels when inferred) -> GroupByKey (one element)
+  -> PlanShards (first line indices, labels, one task per shard) -> GroupByKey
+  by shard (spreads the shards over workers) -> EncodeShard (writes the shard,
+  its rejected rows and counts). It uses only Create, ParDo and GroupByKey, so
+  the Dask runner — which computes only a pipeline's last step and does not
+  separate tagged outputs — runs exactly what the DirectRunner runs.
+  """
+  ranges, num_shards = _plan(args, task, splits)
+  started = time.time()
+  items = [(split, i, r) for split in splits for i, r in enumerate(ranges[split])]
+  fileio.makedirs(run_dir)
+  with beam_runner.session(options) as runner:
+    p = beam.Pipeline(runner=runner, options=options)
+    _ = (
+        p
+        | "Ranges" >> beam.Create(items)
+        | "CountLines" >> beam.FlatMap(_count_range, task, not task.labels)
+        | "AllCounts" >> beam.GroupByKey()
+        | "PlanShards" >> beam.ParDo(PlanShardsFn(ranges, num_shards, task.labels))
+        | "SpreadShards" >> beam.GroupByKey()
+        | "EncodeShard" >> beam.ParDo(EncodeShardFn(
+            task, args.vocab_file, args.do_lower_case, args.max_seq_length, args.batch_size,
+            run_dir, args.compression)))
+    beam_runner.run(p)
+
+  labels: Optional[List[str]] = None
   split_info: Dict[str, schema.SplitInfo] = {}
   for split in splits:
-    counts = json.loads(fileio.read_text(fileio.join(counts_dir, f"{split}.json")))
-    rejected_file = f"{run_name}/{schema.REJECTED_DIR}/{split}.tsv"
+    counts = _gather_counts(run_dir, split, num_shards[split])
+    labels = counts.pop("labels")
     path = fileio.join(args.data_dir, task.splits[split].file)
+    if not labels:
+      raise processors.no_labels_error(task, fileio.join(args.data_dir, task.splits["train"].file))
+    rejected_file = f"{run_name}/{schema.REJECTED_DIR}/{split}.tsv"
+    _gather_rejected(run_dir, split, num_shards[split],
+                     fileio.join(args.output_dir, rejected_file))
     if not counts["written"] and _has_rows(path, task.splits[split].header):
       raise ValueError(
           f"{path}: not one example was written from its rows ({counts['rejected']} rejected"
-          + (f", see {fileio.join(run_dir, schema.REJECTED_DIR, split + '.tsv')}"
+          + (f", see {fileio.join(args.output_dir, rejected_file)}"
              if counts["rejected"] else "; check the task's columns, header and filter")
           + "). Fix the file or the task YAML.")
-    pattern = f"{run_name}/{schema.shard_glob(split, args.compression)}"
-    files = sorted(os.path.relpath(f, args.output_dir) if not fileio.is_remote(f)
-                   else f[len(args.output_dir.rstrip("/")) + 1:]
-                   for f in fileio.glob(fileio.join(args.output_dir, pattern)))
+    files = [f"{run_name}/{schema.shard_name(split, i, num_shards[split], args.compression)}"
+             for i in range(num_shards[split])]
     split_info[split] = schema.SplitInfo(
-        file_pattern=pattern, num_examples=counts["written"], num_rejected=counts["rejected"],
+        file_pattern=f"{run_name}/{schema.shard_glob(split, args.compression)}",
+        num_examples=counts["written"], num_rejected=counts["rejected"],
         rejected_file=rejected_file, num_invalid_utf8=counts["invalid_utf8"],
         num_empty_text=counts["empty_text"], files=files)
     log.info("%s: %d examples written, %d rows rejected%s, %d with invalid UTF-8 bytes dropped",
@@ -403,6 +475,10 @@ def _run_pipeline(args, task: processors.TaskSpec, splits: List[str], labels: Li
       log.warning("%s: %d examples have an empty or whitespace-only text; kept as [CLS] [SEP] "
                   "as run_classifier does (num_empty_text in metadata.json).", split,
                   counts["empty_text"])
+  _rmtree(fileio.join(run_dir, PARTS_DIR))
+  _rmtree(fileio.join(run_dir, schema.COUNTS_DIR))
+
+  from bertline.preprocessing.tokenization import load_vocab
   metadata = schema.DataMetadata(
       task=task.name, labels=labels, splits=split_info, max_seq_length=args.max_seq_length,
       do_lower_case=args.do_lower_case, vocab_sha256=fileio.sha256_file(args.vocab_file),
@@ -411,6 +487,34 @@ def _run_pipeline(args, task: processors.TaskSpec, splits: List[str], labels: Li
   path = metadata.write(args.output_dir)  # the publish: readers see the old run or this one
   log.info("Wrote %s in %.1fs", path, time.time() - started)
   return metadata
+
+
+def _gather_counts(run_dir: str, split: str, num_shards: int) -> Dict:
+  """The sum of a split's per-shard counts; every shard must have reported."""
+  total = dict.fromkeys(COUNT_KEYS, 0)
+  labels = None
+  for shard in range(num_shards):
+    path = fileio.join(run_dir, schema.COUNTS_DIR, schema.shard_name(split, shard, num_shards)
+                       + ".json")
+    if not fileio.exists(path):
+      raise RuntimeError(f"{path} is missing: shard {shard} of {split} was never written, yet the "
+                         "runner reported success. Run preprocess again.")
+    counts = json.loads(fileio.read_text(path))
+    labels = counts.pop("labels")
+    for key in COUNT_KEYS:
+      total[key] += counts[key]
+  total["labels"] = labels
+  return total
+
+
+def _gather_rejected(run_dir: str, split: str, num_shards: int, rejected_path: str) -> None:
+  """rejected/<split>.tsv: the header, then every shard's rejected rows in line order."""
+  parts = [b"file\tline\treason\traw_row\n"]
+  for shard in range(num_shards):
+    part = fileio.join(run_dir, PARTS_DIR, schema.shard_name(split, shard, num_shards) + ".tsv")
+    if fileio.exists(part):
+      parts.append(fileio.read_bytes(part))
+  fileio.write_bytes_atomic(rejected_path, b"".join(parts))
 
 
 def main(argv: List[str]) -> int:

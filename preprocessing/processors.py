@@ -15,7 +15,7 @@ UTF-8 is dropped by the tokenizer exactly as BERT's convert_to_unicode does.
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional
 
 from bertline import configs, fileio
 
@@ -175,69 +175,103 @@ class Rejected(NamedTuple):
   raw: bytes
 
 
-class Chunk(NamedTuple):
-  """A run of whole lines of a file: bytes [start, end), whose first line has index first_line."""
+class ByteRange(NamedTuple):
+  """Bytes [start, end) of a file. It owns the lines that start inside it.
+
+  Ranges are cut from the file's size alone, so planning reads no file
+  contents; a worker finds its first line start itself (a line that begins
+  before `start` belongs to the range before), and reads past `end` to finish
+  its last line.
+  """
   path: str
   start: int
   end: int
-  first_line: int
 
 
 DEFAULT_CHUNK_BYTES = 1 << 20
+_BLOCK = 1 << 16
 
 
-def _blocks(path: str, chunk_bytes: int) -> Iterator[Tuple[Chunk, bytes]]:
-  """Streams a file as chunks of about `chunk_bytes` that end at line ends, with their bytes."""
-  position, line, carry = 0, 0, b""
-  with fileio.open_read(path) as f:
-    while True:
-      block = f.read(chunk_bytes)
-      data = carry + block
-      if not block:
-        if data:  # the last line has no final newline
-          yield Chunk(path, position, position + len(data), line), data
-        return
-      cut = data.rfind(b"\n") + 1
-      if cut == 0:  # one line longer than a chunk: keep reading
-        carry = data
-        continue
-      yield Chunk(path, position, position + cut, line), data[:cut]
-      position += cut
-      line += data.count(b"\n", 0, cut)
-      carry = data[cut:]
+def plan_ranges(path: str, size: int, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+                min_ranges: int = 1) -> List[ByteRange]:
+  """Cuts a file of `size` bytes into ranges of at most `chunk_bytes` (at least `min_ranges`).
 
-
-def plan_chunks(path: str, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> List[Chunk]:
-  """Cuts a file into chunks of about `chunk_bytes` that end at line ends.
-
-  One streaming pass counts the lines before every cut, because a row's guid
-  is its line index in the whole file (as in run_classifier); workers then
-  read their chunks independently and no process ever holds the whole file.
+  An empty file is one empty range, so its split still has a shard and counts.
   """
-  return [chunk for chunk, _ in _blocks(path, chunk_bytes)]
+  if size <= 0:
+    return [ByteRange(path, 0, 0)]
+  step = max(1, min(chunk_bytes, -(-size // max(1, min_ranges))))
+  return [ByteRange(path, s, min(size, s + step)) for s in range(0, size, step)]
 
 
-def _chunk_lines(chunk: Chunk, data: bytes) -> Iterator[Tuple[int, bytes]]:
+def count_lines(r: ByteRange) -> int:
+  """How many lines start inside the range (one read of its bytes).
+
+  A line starts at offset 0 and right after every LF; those after the file's
+  last byte start nothing. Reading [start - 1, end - 1) and counting LFs
+  counts exactly the starts in [start, end), since end never exceeds the size.
+  """
+  if r.end <= r.start:
+    return 0
+  with fileio.open_read(r.path) as f:
+    if r.start == 0:
+      return 1 + f.read(r.end - 1).count(b"\n")
+    f.seek(r.start - 1)
+    return f.read(r.end - r.start).count(b"\n")
+
+
+def _read_to_line_end(f) -> bytes:
+  """From the current position up to and including the next LF (or the end of the file)."""
+  parts = []
+  while True:
+    block = f.read(_BLOCK)
+    if not block:
+      break
+    cut = block.find(b"\n")
+    if cut >= 0:
+      parts.append(block[:cut + 1])
+      break
+    parts.append(block)
+  return b"".join(parts)
+
+
+def read_range(r: ByteRange) -> Iterator[bytes]:
+  """The lines the range owns, in order, without their LF / CRLF ends."""
+  if r.end <= r.start:
+    return
+  with fileio.open_read(r.path) as f:
+    first = r.start
+    if r.start > 0:
+      f.seek(r.start - 1)
+      if f.read(1) != b"\n":  # mid-line: that line belongs to the range before
+        first = r.start + len(_read_to_line_end(f))
+        if first >= r.end:
+          return
+    f.seek(first)
+    data = f.read(r.end - first)
+    if data and not data.endswith(b"\n"):
+      data += _read_to_line_end(f)  # the last line started inside: finish it
   lines = data.split(b"\n")
   if lines and lines[-1] == b"":
     lines.pop()
-  for i, line in enumerate(lines):
-    yield chunk.first_line + i, line[:-1] if line.endswith(b"\r") else line
-
-
-def read_chunk(chunk: Chunk) -> Iterator[Tuple[int, bytes]]:
-  """(line index, line) of a chunk's lines, without their LF / CRLF ends."""
-  with fileio.open_read(chunk.path) as f:
-    f.seek(chunk.start)
-    data = f.read(chunk.end - chunk.start)
-  return _chunk_lines(chunk, data)
+  for line in lines:
+    yield line[:-1] if line.endswith(b"\r") else line
 
 
 def iter_lines(path: str) -> Iterator[bytes]:
   """Lines of a TSV file without their LF / CRLF ends; no final empty line (one pass)."""
-  for chunk, data in _blocks(path, DEFAULT_CHUNK_BYTES):
-    for _, line in _chunk_lines(chunk, data):
-      yield line
+  with fileio.open_read(path) as f:
+    carry = b""
+    while True:
+      block = f.read(DEFAULT_CHUNK_BYTES)
+      if not block:
+        break
+      lines = (carry + block).split(b"\n")
+      carry = lines.pop()
+      for line in lines:
+        yield line[:-1] if line.endswith(b"\r") else line
+    if carry:
+      yield carry[:-1] if carry.endswith(b"\r") else carry
 
 
 def _decode(field: bytes) -> str:
@@ -279,20 +313,39 @@ def parse_row(task: TaskSpec, split: str, spec: SplitSpec, index: int, line: byt
   return Example(f"{prefix}-{suffix}", fields[spec.text_a], text_b, label)
 
 
+def labels_in(task: TaskSpec, split: str, r: ByteRange) -> set:
+  """The distinct labels of the rows a range owns (the train split's make the label list)."""
+  spec = task.splits[split]
+  labels = set()
+  for i, line in enumerate(read_range(r)):
+    index = i if r.start == 0 else i + 1  # parse_row only needs to know line 0 (a header)
+    row = parse_row(task, split, spec, index, line, None, r.path)
+    if isinstance(row, Example):
+      labels.add(row.label)
+  return labels
+
+
+def no_labels_error(task: TaskSpec, path: str) -> ValueError:
+  return ValueError(f"{path}: no labelled rows to infer the label list of task {task.name!r} "
+                    "from; fix the file, or declare `labels: [...]` in the task YAML.")
+
+
 def infer_labels(task: TaskSpec, data_dir: str) -> List[str]:
-  """The task's labels, inferred from the train split when not declared."""
+  """The task's labels: declared, or the sorted labels of the train split (reads it once)."""
   if task.labels:
     return list(task.labels)
+  spec = require_train_labels(task)
+  path = fileio.join(data_dir, spec.file)
+  labels = labels_in(task, "train", ByteRange(path, 0, fileio.size(path)))
+  if not labels:
+    raise no_labels_error(task, path)
+  return sorted(labels)
+
+
+def require_train_labels(task: TaskSpec) -> SplitSpec:
+  """The labelled train split labels are inferred from, or why there is none."""
   spec = task.splits.get("train")
   if spec is None or spec.label is None:
     raise ValueError(f"task {task.name!r} declares no `labels` and has no labelled train split "
                      "to infer them from; add `labels: [...]` to its YAML.")
-  path = fileio.join(data_dir, spec.file)
-  labels = set()
-  for i, line in enumerate(iter_lines(path)):
-    row = parse_row(task, "train", spec, i, line, None, path)
-    if isinstance(row, Example):
-      labels.add(row.label)
-  if not labels:
-    raise ValueError(f"{path}: no labelled rows to infer the label list from")
-  return sorted(labels)
+  return spec

@@ -30,7 +30,7 @@ def test_beams_grpc_servers_bind_to_loopback_only_while_bertline_runs_them():
 
   from apache_beam.runners.portability.fn_api_runner import worker_handlers
 
-  from bertline.preprocessing import local_runner
+  from bertline import beam_runner
 
   def bound(grpc_module):
     server = grpc_module.server(futures.ThreadPoolExecutor(1))
@@ -42,7 +42,7 @@ def test_beams_grpc_servers_bind_to_loopback_only_while_bertline_runs_them():
       server.stop(None)
 
   assert not bound(worker_handlers.grpc) <= LOOPBACK  # Beam's own: every interface
-  with local_runner.loopback_servers():
+  with beam_runner.loopback_servers():
     addresses = bound(worker_handlers.grpc)
   assert addresses and addresses <= LOOPBACK
 

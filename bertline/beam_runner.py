@@ -1,0 +1,196 @@
+"""The one place that picks and starts the Beam runner a bertline job runs on.
+
+- Local (no --runner, DirectRunner or direct): Beam 2.77's DirectRunner first
+  tries Prism, a Go runner it downloads from the internet at run time;
+  bertline never downloads anything, so it runs Beam's own Python FnApiRunner
+  directly — what the DirectRunner falls back to — with one worker process
+  per core (--direct_num_workers and --direct_running_mode still win). The
+  FnApiRunner's gRPC servers bind to every interface ('[::]:0') although its
+  workers reach them at 'localhost': while a job runs they are bound to
+  loopback only.
+- Dask (--runner DaskRunner, from the `dask` extra): on the cluster at
+  --dask_client_address, or else on a local cluster of one worker process
+  per core that bertline starts on 127.0.0.1 and stops afterwards. Beam's
+  Dask runner puts a whole Create in one partition unless told otherwise, so
+  bertline asks for one element per partition (--dask_partition_size 1)
+  unless --dask_npartitions or --dask_partition_size is given.
+- Any other runner (DataflowRunner, ...) runs remote workers, which need
+  bertline: unless the job names its own worker environment
+  (--sdk_container_image, --extra_package(s), --setup_file,
+  --requirements_file), bertline builds its own package and stages it with
+  --extra_package (bertline.staging).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+from typing import Iterator, List, Optional
+
+from apache_beam.options.pipeline_options import (DirectOptions, PipelineOptions, SetupOptions,
+                                                  StandardOptions)
+
+log = logging.getLogger("bertline.beam")
+
+LOCAL_RUNNERS = (None, "DirectRunner", "direct")
+DASK_RUNNERS = ("DaskRunner", "dask", "apache_beam.runners.dask.dask_runner.DaskRunner")
+
+
+def _runner(options: PipelineOptions) -> Optional[str]:
+  return options.view_as(StandardOptions).runner
+
+
+def is_local(options: PipelineOptions) -> bool:
+  return _runner(options) in LOCAL_RUNNERS
+
+
+def is_dask(options: PipelineOptions) -> bool:
+  return _runner(options) in DASK_RUNNERS
+
+
+def _given(pipeline_args: List[str], *names: str) -> bool:
+  return any(arg == name or arg.startswith(name + "=") for arg in pipeline_args for name in names)
+
+
+def _dask_options():
+  try:
+    import importlib
+    importlib.import_module("dask.distributed")  # Beam's module imports without it, then fails
+    from apache_beam.runners.dask.dask_runner import DaskOptions
+  except ImportError as e:
+    raise ValueError("--runner DaskRunner needs Dask: pip install 'bertline[dask]' "
+                     f"(missing: {e.name})") from None
+  return DaskOptions
+
+
+def pipeline_options(pipeline_args: List[str], save_main_session: bool = True) -> PipelineOptions:
+  """Beam options for `pipeline_args`, with bertline's defaults for the runner they name."""
+  options = PipelineOptions(pipeline_args)
+  options.view_as(SetupOptions).save_main_session = save_main_session
+  if is_local(options):
+    # Beam's own default is a single in-process worker, which would leave all but one core idle.
+    direct = options.view_as(DirectOptions)
+    if not _given(pipeline_args, "--direct_num_workers"):
+      direct.direct_num_workers = os.cpu_count() or 1
+    if not _given(pipeline_args, "--direct_running_mode") and direct.direct_num_workers > 1:
+      direct.direct_running_mode = "multi_processing"
+  elif is_dask(options):
+    dask = options.view_as(_dask_options())
+    if not _given(pipeline_args, "--dask_npartitions", "--dask_partition_size"):
+      dask.partition_size = 1
+  return options
+
+
+@contextlib.contextmanager
+def session(options: PipelineOptions) -> Iterator[Optional[object]]:
+  """The runner to build the pipeline with (None: Beam's choice), set up for the job's run."""
+  if is_local(options):
+    with loopback_servers():
+      yield _fn_api_runner(options)
+  elif is_dask(options):
+    with _dask_cluster(options):
+      from apache_beam.runners.dask.dask_runner import DaskRunner
+      yield DaskRunner()
+  elif _brings_worker_environment(options):
+    log.info("Workers use the environment the job's options give.")
+    yield None
+  else:
+    from bertline import staging
+    build_dir = tempfile.mkdtemp(prefix="bertline-staging-")
+    try:
+      package = staging.worker_package(build_dir)
+      options.view_as(SetupOptions).extra_packages = [package]
+      log.info("Staging %s for the workers (--extra_package); pass --sdk_container_image to "
+               "use a prebuilt worker image instead (README: Dataflow).", os.path.basename(package))
+      yield None
+    finally:
+      shutil.rmtree(build_dir, ignore_errors=True)
+
+
+def _brings_worker_environment(options: PipelineOptions) -> bool:
+  """Whether the job names its own worker image or packages (then bertline stages nothing)."""
+  from apache_beam.options.pipeline_options import WorkerOptions
+  setup, worker = options.view_as(SetupOptions), options.view_as(WorkerOptions)
+  return bool(setup.extra_packages or setup.setup_file or setup.requirements_file
+              or worker.sdk_container_image
+              or getattr(worker, "worker_harness_container_image", None))
+
+
+def run(pipeline) -> None:
+  """Runs a built pipeline to the end; a failed worker raises its own error here."""
+  result = pipeline.run()
+  try:
+    result.wait_until_finish()
+  finally:
+    client = getattr(result, "client", None)  # the Dask runner leaves its client open
+    if client is not None:
+      client.close()
+
+
+def _fn_api_runner(options: PipelineOptions):
+  """Python's FnApiRunner (no Prism), with the job's options as its workers' provision info."""
+  from apache_beam.portability.api import beam_provision_api_pb2
+  from apache_beam.runners.portability.fn_api_runner import fn_runner
+  from apache_beam.runners.portability.portable_runner import JobServiceHandle
+  encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+  provision = fn_runner.ExtendedProvisionInfo(
+      beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
+  return fn_runner.FnApiRunner(provision_info=provision)
+
+
+@contextlib.contextmanager
+def _dask_cluster(options: PipelineOptions):
+  """With no --dask_client_address: a local cluster on 127.0.0.1 for this job only."""
+  dask = options.view_as(_dask_options())
+  if dask.address or dask.scheduler_file:
+    log.info("Running on the Dask cluster at %s.", dask.address or dask.scheduler_file)
+    yield
+    return
+  from dask.distributed import LocalCluster
+  workers = os.cpu_count() or 1
+  # One single-threaded process per core: tokenizing holds the GIL.
+  with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                    dashboard_address=None) as cluster:
+    log.info("Started a local Dask cluster of %d worker process(es) at %s.", workers,
+             cluster.scheduler_address)
+    dask.address = cluster.scheduler_address
+    try:
+      yield
+    finally:
+      dask.address = None
+
+
+@contextlib.contextmanager
+def loopback_servers():
+  """While active, the FnApiRunner's gRPC servers bind to loopback instead of '[::]'."""
+  from apache_beam.runners.portability.fn_api_runner import worker_handlers
+  real = worker_handlers.grpc
+
+  class _LoopbackGrpc:
+    """The grpc module, but servers listen on localhost only."""
+
+    def __getattr__(self, name):
+      return getattr(real, name)
+
+    @staticmethod
+    def server(*args, **kwargs):
+      server = real.server(*args, **kwargs)
+      add_port = server.add_insecure_port
+
+      def add_loopback_port(address: str) -> int:
+        address = address.replace("[::]", "localhost").replace("0.0.0.0", "localhost")
+        port = add_port(address)
+        log.debug("Beam gRPC server listening on %s (port %d)", address, port)
+        return port
+
+      server.add_insecure_port = add_loopback_port
+      return server
+
+  worker_handlers.grpc = _LoopbackGrpc()
+  try:
+    yield
+  finally:
+    worker_handlers.grpc = real
