@@ -1,6 +1,7 @@
 """Preprocess throughput and memory: `bertline preprocess` vs run_classifier's own path.
 
 Run: .venv/bin/python benchmarks/preprocess.py [--rows 100000] [--scale 10]
+     [--runners direct,dask]
 
 Both turn the same TSV corpus (real English tweets and Chinese reviews,
 cycled to --rows lines) into TFRecords at max_seq_length 128 with the MiniLM
@@ -8,10 +9,16 @@ uncased vocab, in one run on one machine:
 
 * reference: what run_classifier.py does — FullTokenizer +
   convert_single_example + tf.train.Example + TFRecordWriter, one process;
-* bertline: the Beam job (`bertline preprocess`, DirectRunner on every core).
+* bertline: the Beam job (`bertline preprocess`), on each of --runners:
+  `direct` (the DirectRunner, a worker process per core) and `dask` (Beam's
+  Dask runner on a local Dask cluster of a worker process per core, which
+  bertline starts and stops).
 
-Each runs in its own subprocess; peak RSS is sampled over the whole process
-tree (Beam's DirectRunner starts worker processes). With --scale K the Beam
+Each runs in its own subprocess; RSS is sampled over the whole process tree
+(both runners start worker processes): the peak of the tree's sum, and the
+peak of every process on its own. The load average is recorded before every
+measurement; a ratio taken above load 1.0 is flagged and must not be
+published. With --scale K the Beam
 job also runs on a corpus K times larger, to show whether its memory stays
 flat as the data grows. The outputs are checked to hold the same features for
 every guid, so a speed-up never hides a difference.
@@ -94,10 +101,11 @@ def write_corpus(out_dir: str, rows: int) -> str:
   return path
 
 
-def _tree_rss(root_pid: int) -> int:
-  """Resident bytes of a process and all its descendants, from /proc."""
+def _tree_rss(root_pid: int) -> Dict[int, Tuple[str, int]]:
+  """{pid: (command, resident bytes)} of a process and all its descendants, from /proc."""
   parents: Dict[int, int] = {}
   rss: Dict[int, int] = {}
+  names: Dict[int, str] = {}
   page = os.sysconf("SC_PAGE_SIZE")
   for entry in os.listdir("/proc"):
     if not entry.isdigit():
@@ -107,6 +115,8 @@ def _tree_rss(root_pid: int) -> int:
         fields = f.read().rsplit(")", 1)[1].split()
       parents[int(entry)] = int(fields[1])
       rss[int(entry)] = int(fields[21]) * page
+      with open(f"/proc/{entry}/cmdline", "rb") as f:
+        names[int(entry)] = _describe(f.read().split(b"\0"))
     except (OSError, IndexError, ValueError):
       continue
   tree, frontier = {root_pid}, [root_pid]
@@ -116,19 +126,37 @@ def _tree_rss(root_pid: int) -> int:
       if parent == pid and child not in tree:
         tree.add(child)
         frontier.append(child)
-  return sum(rss.get(pid, 0) for pid in tree)
+  return {pid: (names.get(pid, "?"), rss[pid]) for pid in tree if pid in rss}
 
 
-def run_measured(cmd: List[str]) -> Tuple[float, int, str]:
-  """Runs `cmd`; returns (wall seconds, peak tree RSS bytes, stdout)."""
+def _describe(argv: List[bytes]) -> str:
+  """A short name for a process: what it runs, not its full command line."""
+  words = [w.decode(errors="replace") for w in argv if w]
+  text = " ".join(words)
+  for marker, name in (("sdk_worker_main", "beam worker"), ("resource_tracker", "resource tracker"),
+                       ("spawn_main", "dask worker"), ("forkserver", "forkserver"),
+                       ("bertline", "bertline driver"), ("import tensorflow", "reference")):
+    if marker in text:
+      return name
+  return os.path.basename(words[0]) if words else "?"
+
+
+def run_measured(cmd: List[str]) -> Tuple[float, int, str, Dict[str, int]]:
+  """Runs `cmd`; returns (wall seconds, peak tree RSS bytes, stdout, {process: peak RSS bytes})."""
   start = time.time()
   proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
   peak = [0]
+  per_process: Dict[int, Tuple[str, int]] = {}
   done = threading.Event()
 
   def sample():
     while not done.is_set():
-      peak[0] = max(peak[0], _tree_rss(proc.pid))
+      tree = _tree_rss(proc.pid)
+      peak[0] = max(peak[0], sum(r for _, r in tree.values()))
+      for pid, (name, r) in tree.items():
+        known, before = per_process.get(pid, (name, 0))
+        # An exiting process has no command line left: keep the name seen while it ran.
+        per_process[pid] = (known if known != "?" else name, max(r, before))
       done.wait(0.2)
 
   sampler = threading.Thread(target=sample, daemon=True)
@@ -139,7 +167,16 @@ def run_measured(cmd: List[str]) -> Tuple[float, int, str]:
   wall = time.time() - start
   if proc.returncode != 0:
     raise RuntimeError(f"{' '.join(cmd)} failed:\n{out[-3000:]}")
-  return wall, peak[0], out
+  peaks = {f"{name} {pid}": r for pid, (name, r) in sorted(per_process.items())}
+  return wall, peak[0], out, peaks
+
+
+def load_average() -> float:
+  return os.getloadavg()[0]
+
+
+def _mib(peaks: Dict[str, int]) -> Dict[str, int]:
+  return {name: round(r / 2**20) for name, r in peaks.items() if r > 2**20}
 
 
 def read_records(pattern: str) -> Dict[bytes, bytes]:
@@ -160,12 +197,20 @@ def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--rows", type=int, default=100_000)
   parser.add_argument("--scale", type=int, default=10,
-                      help="also run bertline on a corpus this many times larger (0: skip)")
+                      help="also run bertline (first runner) on a corpus this many times larger "
+                      "(0: skip)")
+  parser.add_argument("--runners", default="direct",
+                      help="comma-separated: direct, dask (default direct)")
   parser.add_argument("--max-seq-length", type=int, default=128)
   parser.add_argument("--work-dir", default=None, help="default: a temporary directory")
   args = parser.parse_args()
+  runner_args = {"direct": [], "dask": ["--runner", "DaskRunner"]}
+  runners = [r.strip() for r in args.runners.split(",") if r.strip()]
+  unknown = set(runners) - set(runner_args)
+  if unknown:
+    parser.error(f"--runners: unknown {sorted(unknown)}; choose from {sorted(runner_args)}")
 
-  from bertline import resources
+  from bertline import resources, schema
   vocab = os.path.join(resources.minilm_dir(), "vocab.txt")
   work = args.work_dir or tempfile.mkdtemp(prefix="bertline-bench-")
   os.makedirs(work, exist_ok=True)
@@ -173,49 +218,63 @@ def main() -> None:
   with open(task, "w") as f:
     f.write(TASK_YAML)
   python = sys.executable
+  loads = {}
 
-  def bertline(rows: int, name: str) -> Tuple[float, int]:
+  def bertline(rows: int, name: str, runner: str):
     data = os.path.join(work, f"corpus-{name}")
-    write_corpus(data, rows)
-    wall, rss, out = run_measured(
+    if not os.path.exists(os.path.join(data, "train.tsv")):
+      write_corpus(data, rows)
+    loads[f"{runner} {name}"] = load_average()
+    return run_measured(
         [python, "-m", "bertline", "preprocess", "--task-config", task, "--data-dir", data,
          "--vocab-file", vocab, "--max-seq-length", str(args.max_seq_length),
-         "--output-dir", os.path.join(work, f"out-{name}"), "--splits", "train", "--overwrite"])
-    return wall, rss
+         "--output-dir", os.path.join(work, f"out-{runner}-{name}"), "--splits", "train",
+         "--overwrite", *runner_args[runner]])
 
   print(f"corpus: {args.rows:,} rows in {work}", flush=True)
   data = os.path.join(work, "corpus-1x")
   tsv = write_corpus(data, args.rows)
   ref_out = os.path.join(work, "reference.tfrecord")
-  ref_wall, ref_rss, ref_log = run_measured(
+  loads["reference"] = load_average()
+  ref_wall, ref_rss, _, _ = run_measured(
       [python, "-c", REFERENCE, tsv, vocab, ref_out, str(args.max_seq_length)])
   print(f"reference: {args.rows / ref_wall:,.0f} examples/s, {ref_wall:.1f}s, "
-        f"peak RSS {ref_rss / 2**20:,.0f} MiB", flush=True)
-  ours_wall, ours_rss = bertline(args.rows, "1x")
-  print(f"bertline:  {args.rows / ours_wall:,.0f} examples/s, {ours_wall:.1f}s, "
-        f"peak RSS {ours_rss / 2**20:,.0f} MiB", flush=True)
-
+        f"peak RSS {ref_rss / 2**20:,.0f} MiB (load before: {loads['reference']:.2f})", flush=True)
   ref = read_records(ref_out)
-  from bertline import schema
-  out = os.path.join(work, "out-1x")  # the shards metadata.json lists (under run-<id>/)
-  ours = read_records(os.path.join(out, schema.read_metadata(out).splits["train"].file_pattern))
-  differing = sum(1 for guid, feats in ref.items() if ours.get(guid) != feats)
-  print(f"examples: reference {len(ref):,}, bertline {len(ours):,}; differing: {differing}")
-
   result = {
       "rows": args.rows, "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-      "python": platform.python_version(),
-      "reference_examples_per_s": args.rows / ref_wall, "reference_peak_rss_mib": ref_rss / 2**20,
-      "bertline_examples_per_s": args.rows / ours_wall, "bertline_peak_rss_mib": ours_rss / 2**20,
-      "speedup": ref_wall / ours_wall, "differing_examples": differing}
-  if args.scale:
-    big_wall, big_rss = bertline(args.rows * args.scale, f"{args.scale}x")
-    print(f"bertline x{args.scale}: {args.rows * args.scale / big_wall:,.0f} examples/s, "
-          f"{big_wall:.1f}s, peak RSS {big_rss / 2**20:,.0f} MiB", flush=True)
-    result.update({f"bertline_x{args.scale}_examples_per_s": args.rows * args.scale / big_wall,
-                   f"bertline_x{args.scale}_peak_rss_mib": big_rss / 2**20})
+      "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+      "reference_examples_per_s": args.rows / ref_wall, "reference_peak_rss_mib": ref_rss / 2**20}
+  failed = False
+  for runner in runners:
+    wall, rss, _, peaks = bertline(args.rows, "1x", runner)
+    out = os.path.join(work, f"out-{runner}-1x")  # the shards metadata.json lists
+    ours = read_records(os.path.join(out, schema.read_metadata(out).splits["train"].file_pattern))
+    differing = sum(1 for guid, feats in ref.items() if ours.get(guid) != feats)
+    failed |= bool(differing) or len(ref) != len(ours)
+    print(f"bertline {runner}: {args.rows / wall:,.0f} examples/s, {wall:.1f}s, tree peak RSS "
+          f"{rss / 2**20:,.0f} MiB (load before: {loads[f'{runner} 1x']:.2f}); examples "
+          f"{len(ours):,} vs reference {len(ref):,}, differing {differing}", flush=True)
+    print(f"  per-process peak RSS (MiB): {_mib(peaks)}", flush=True)
+    result[runner] = {"examples_per_s": args.rows / wall, "seconds": wall,
+                      "speedup": ref_wall / wall, "tree_peak_rss_mib": rss / 2**20,
+                      "process_peak_rss_mib": _mib(peaks), "differing_examples": differing,
+                      "load_before": loads[f"{runner} 1x"]}
+  if args.scale and runners:
+    runner = runners[0]
+    wall, rss, _, peaks = bertline(args.rows * args.scale, f"{args.scale}x", runner)
+    print(f"bertline {runner} x{args.scale}: {args.rows * args.scale / wall:,.0f} examples/s, "
+          f"{wall:.1f}s, tree peak RSS {rss / 2**20:,.0f} MiB", flush=True)
+    result[f"{runner}_x{args.scale}"] = {"examples_per_s": args.rows * args.scale / wall,
+                                         "tree_peak_rss_mib": rss / 2**20,
+                                         "process_peak_rss_mib": _mib(peaks)}
+  result["load_before"] = loads
+  result["quiet"] = all(load < 1.0 for load in loads.values())
   print(json.dumps(result, indent=2))
-  if differing or len(ref) != len(ours):
+  if not result["quiet"]:
+    print("NOT QUIET: a measurement started above load 1.0; do not publish these ratios.",
+          file=sys.stderr)
+  if failed:
     sys.exit("bertline's features differ from the reference's")
 
 

@@ -151,9 +151,10 @@ def _dask_cluster(options: PipelineOptions):
     return
   from dask.distributed import LocalCluster
   workers = os.cpu_count() or 1
-  # One single-threaded process per core: tokenizing holds the GIL.
+  # One single-threaded process per core: tokenizing holds the GIL. Every server (the
+  # scheduler's HTTP endpoint too, which would take :8787) on a free loopback port.
   with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                    dashboard_address=None) as cluster:
+                    dashboard_address="127.0.0.1:0") as cluster:
     log.info("Started a local Dask cluster of %d worker process(es) at %s.", workers,
              cluster.scheduler_address)
     dask.address = cluster.scheduler_address

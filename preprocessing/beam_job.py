@@ -62,15 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
                       help="comma-separated splits to process (default train,dev,test; splits "
                       "the task lacks are skipped when left at the default)")
   parser.add_argument("--num-shards", type=int, default=0,
-                      help="shards per split (default 0: let the runner decide; 1 locally)")
+                      help="TFRecord shards per split (default 0: one per --chunk-bytes range of "
+                      "the input, each written by one worker)")
   parser.add_argument("--compression", choices=sorted(schema.COMPRESSION_SUFFIX), default="none",
                       help="TFRecord compression (default none)")
   parser.add_argument("--batch-size", type=int, default=1024,
                       help="texts tokenized per graph call (default 1024; larger batches amortise the "
                       "per-call overhead, measured in benchmarks/preprocess.py)")
   parser.add_argument("--chunk-bytes", type=int, default=processors.DEFAULT_CHUNK_BYTES,
-                      help="bytes of input a worker tokenizes as one unit (default 1 MiB); "
-                      "smaller spreads a small corpus over more workers")
+                      help="bytes of input per unit of work (default 1 MiB); the driver cuts files "
+                      "by size alone, so smaller spreads a small corpus over more workers")
   parser.add_argument("--overwrite", action="store_true",
                       help="replace a finished output in --output-dir (refused by default)")
   return parser
@@ -254,6 +255,11 @@ def _validate(args, task: processors.TaskSpec) -> List[str]:
   if args.max_seq_length < 3:
     raise ValueError(f"--max-seq-length {args.max_seq_length} is too small: [CLS] and [SEP] "
                      "need 2 positions (3 for pairs). Use e.g. 128.")
+  if args.num_shards < 0:
+    raise ValueError(f"--num-shards {args.num_shards}: give 0 (one shard per input range) or a "
+                     "positive number of shards per split.")
+  if args.chunk_bytes < 1:
+    raise ValueError(f"--chunk-bytes {args.chunk_bytes}: give a positive size, e.g. 1048576.")
   if args.max_seq_length > 512:
     log.warning("--max-seq-length %d exceeds the 512 positions Google's BERT models were trained "
                 "with; training will refuse it unless the model has more.", args.max_seq_length)

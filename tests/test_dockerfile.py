@@ -122,3 +122,35 @@ def test_package_non_root_and_entrypoint(name):
   assert users and users[-1].split(":")[0] not in ("root", "0"), f"{name} must not run as root"
   assert [a for kind, a in instructions if kind == "ENTRYPOINT"] == ['["bertline"]']
   assert any("pip install" in a and "--no-deps ." in a for kind, a in instructions if kind == "RUN")
+
+
+WORKER = "Dockerfile.worker"
+
+
+def test_worker_image_lint_clean_on_beams_sdk_image_and_pins_match_pyproject():
+  hadolint = _hadolint()
+  result = subprocess.run([hadolint, "--no-color", os.path.join(ROOT, WORKER)], capture_output=True,
+                          text=True, timeout=60)
+  assert result.returncode == 0, result.stdout + result.stderr
+  instructions = _instructions(WORKER)
+  # Beam's own SDK image at the Beam version pyproject.toml allows, for the Python of the venv.
+  (base,) = [a for kind, a in instructions if kind == "FROM"]
+  match = re.fullmatch(r"apache/beam_python(\d+\.\d+)_sdk:(\S+)", base)
+  assert match, f"{WORKER} builds on apache/beam_pythonX.Y_sdk, not {base}"
+  beam = [Requirement(r) for r in _pyproject()["project"]["dependencies"]
+          if canonicalize_name(Requirement(r).name) == "apache-beam"][0]
+  assert beam.specifier.contains(match.group(2)), f"{base}: Beam outside pyproject's {beam}"
+  assert match.group(1) == f"{sys.version_info.major}.{sys.version_info.minor}"
+  # Its boot entrypoint is what Dataflow starts: never replaced.
+  assert not [a for kind, a in instructions if kind in ("ENTRYPOINT", "CMD")]
+  # Every runtime dependency but Beam (the image's own), at a version pyproject.toml allows.
+  pins = _pip_pins(WORKER)
+  for req in (Requirement(r) for r in _pyproject()["project"]["dependencies"]):
+    key = canonicalize_name(req.name)
+    if key == "apache-beam":
+      assert key not in pins, f"{WORKER} must keep the image's own Beam"
+      continue
+    assert key in pins and req.specifier.contains(pins[key][0], prereleases=True), (key, pins)
+  copied = {a.split()[0].rstrip("/") for kind, a in instructions if kind == "COPY"}
+  package_dirs = set(_pyproject()["tool"]["setuptools"]["package-dir"].values())
+  assert package_dirs <= copied, f"{WORKER} does not copy {package_dirs - copied}"

@@ -94,6 +94,10 @@ def test_bad_invocations_fail_before_any_work(tmp_path):
     beam_job.run(["--task", "mnli"] + base)
   with pytest.raises(ValueError, match="task 'cola' has no split 'valid'"):
     beam_job.run(["--task", "cola", "--splits", "train,valid"] + base)
+  with pytest.raises(ValueError, match="--num-shards -1: give 0"):
+    beam_job.run(["--task", "cola", "--num-shards", "-1"] + base)
+  with pytest.raises(ValueError, match="--chunk-bytes 0: give a positive size"):
+    beam_job.run(["--task", "cola", "--chunk-bytes", "0"] + base)
   with pytest.raises(ValueError, match="--max-seq-length 2 is too small"):
     beam_job.run(["--task", "cola", "--max-seq-length", "2"] + base)
   with pytest.raises(FileNotFoundError, match="--vocab-file .*nope.txt not found"):

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 
 from bertline import corpora, resources, schema
@@ -62,12 +63,13 @@ def _assert_same_output(a_dir, a, b_dir, b):
       assert fa.read() == fb.read(), split
 
 
-@pytest.fixture
-def cluster(tmp_path):
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
   """`dask scheduler` and two `dask worker` processes on 127.0.0.1; stopped afterwards."""
   from dask.distributed import Client
+  tmp_path = tmp_path_factory.mktemp("dask")
   scheduler_file = str(tmp_path / "scheduler.json")
-  common = ["--host", "127.0.0.1", "--no-dashboard"]
+  common = ["--host", "127.0.0.1", "--no-dashboard", "--dashboard-address", "127.0.0.1:0"]
   log = open(tmp_path / "dask.log", "w")
   procs = [subprocess.Popen([DASK, "scheduler", "--scheduler-file", scheduler_file, "--port", "0",
                              *common], stdout=log, stderr=subprocess.STDOUT)]
@@ -81,6 +83,11 @@ def cluster(tmp_path):
            *common], stdout=log, stderr=subprocess.STDOUT))
     with Client(scheduler_file=scheduler_file, timeout=60) as client:
       client.wait_for_workers(2, timeout=120)
+      # Everything it started listens on loopback only.
+      for proc in procs:
+        for c in psutil.Process(proc.pid).net_connections(kind="inet"):
+          if c.status == psutil.CONN_LISTEN:
+            assert c.laddr.ip in ("127.0.0.1", "::1"), (proc.args, c.laddr)
       yield client, scheduler_file
   finally:
     for proc in reversed(procs):
@@ -118,3 +125,26 @@ def test_dask_without_an_address_runs_a_local_cluster_on_loopback(corpus, direct
   assert b"\tlabel 'sarcastic' is not in the task's labels" in rejected
   assert b"expected at least 2 tab-separated columns, found 1\tno-tab-here" in rejected
   assert schema.read_metadata(out) == metadata
+
+
+def test_a_run_configs_beam_args_choose_the_dask_cluster(corpus, direct, cluster, tmp_path):
+  from bertline.components import steps
+  from bertline.pipeline import config as run_config
+  client, _ = cluster
+  address = client.scheduler_info()["address"]
+  path = tmp_path / "run.yaml"
+  path.write_text(f"""
+data:
+  path: {corpus}
+  task_config: {os.path.join(corpus, corpora.TWEETS_TASK_FILE)}
+  max_seq_length: 48
+  beam_args: ["--runner", "DaskRunner", "--dask_client_address", "{address}",
+              "--chunk-bytes", "40000"]
+model:
+  vocab_file: {VOCAB}
+""")
+  d = run_config.load(str(path)).data
+  out = str(tmp_path / "out")
+  steps.preprocess(d.path, out, d.task, d.task_config, VOCAB, d.do_lower_case, d.max_seq_length,
+                   d.num_shards, d.compression, list(d.beam_args))
+  _assert_same_output(direct[0], direct[1], out, schema.read_metadata(out))
