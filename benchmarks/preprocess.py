@@ -171,7 +171,12 @@ def run_measured(cmd: List[str]) -> Tuple[float, int, str, Dict[str, int]]:
   return wall, peak[0], out, peaks
 
 
-def load_average() -> float:
+def load_average(settle_s: float = 120.0, quiet: float = 0.7) -> float:
+  """The 1-minute load average, after waiting (up to `settle_s`) for the previous
+  measurement's own load to decay below `quiet`."""
+  deadline = time.time() + settle_s
+  while os.getloadavg()[0] >= quiet and time.time() < deadline:
+    time.sleep(5)
   return os.getloadavg()[0]
 
 

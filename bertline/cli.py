@@ -30,6 +30,8 @@ COMMANDS = {
                "Write a versioned SavedModel with raw-text, features and tf.Example signatures."),
     "push": ("bertline.evaluator.push",
              "Copy a blessed exported model to a registry (gs:// or local), versioned and atomic."),
+    "score": ("bertline.evaluator.batch_score",
+              "Score text files with an exported model on Beam (RunInference): JSON lines out."),
     "extract-features": ("bertline.trainer.extract_features",
                          "Per-token vectors of chosen layers, in extract_features.py's JSON-lines format."),
     "run": ("bertline.pipeline.local_run",

@@ -151,7 +151,30 @@ def export_push(model: Input[Model], evaluation: Input[Artifact], push_to: str, 
   return outcome.pushed
 
 
-FUNCTIONS = (resolve_data, preprocess, train, evaluate, export_push)
+def score(push_to: str, input_pattern: str, output: str, date: str, input_format: str,
+          text_a: str, text_b: str, id_key: str, compression: str, batch_size: int, beam_args: list,
+          scores: Output[Dataset]) -> str:
+  """`bertline score` with the model in production (the last version pushed to `push_to`).
+
+  Args:
+    input_pattern: files or a glob (gs://); `{date}` becomes the run's date.
+    output: where the predictions go; `{date}` as above; "" for the `scores` artifact.
+    input_format, text_a, text_b, id_key: how rows are read (`bertline score`'s --format,
+      --text-a, --text-b, --id).
+    compression, batch_size, beam_args: as `bertline score`'s flags.
+    scores: the predictions (when `output` is ""), with the run's summary as metadata.
+  Returns:
+    The directory holding the predictions.
+  """
+  from bertline.components import steps
+  summary = steps.score(push_to, input_pattern, output or scores.path, date, input_format,
+                        text_a, text_b, id_key, compression, batch_size, beam_args)
+  scores.metadata.update({k: summary[k] for k in ("model", "model_version", "rows", "scored",
+                                                  "rejected")})
+  return output or scores.path
+
+
+FUNCTIONS = (resolve_data, preprocess, train, evaluate, export_push, score)
 
 
 class Components(NamedTuple):
@@ -160,6 +183,7 @@ class Components(NamedTuple):
   train: object
   evaluate: object
   export_push: object
+  score: object
 
 
 def make(image: str) -> Components:

@@ -26,7 +26,7 @@ import logging
 import os
 from typing import Any, Dict, List, NamedTuple, Optional
 
-from bertline import corpora, fileio, resources, schema
+from bertline import corpora, fileio, registry, resources, schema
 
 log = logging.getLogger("bertline.pipeline")
 
@@ -133,7 +133,7 @@ def resolve_data(data_path: str, builtin: str, limit: int, task: str, task_confi
       raise FileNotFoundError(f"data.path {data_dir} not found"
                               + (f" (from {data_path!r} on {date})" if data_dir != data_path else "")
                               + ": point data.path at the directory of the task's TSV files")
-  last = latest_pushed(push_to) if (warm_start or baseline == "last_pushed") else ""
+  last = registry.latest_pushed(push_to) if (warm_start or baseline == "last_pushed") else ""
   return ResolvedData(data_dir, task, task_config, fingerprint_dir(data_dir), date,
                       warm_start_from=last if warm_start else "",
                       baseline_model=last if baseline == "last_pushed" else "")
@@ -177,31 +177,9 @@ def preprocess(data_dir: str, output_dir: str, task: str, task_config: str, voca
   return beam_job.run(argv + list(beam_args or [])).to_dict()
 
 
-def latest_pushed(target: str) -> str:
-  """The newest complete model version under a push target, or "" when there is none.
-
-  A version counts once its completion marker exists: push writes it last.
-  """
-  if not target or not fileio.exists(target):
-    return ""
-  for version in reversed(_versions(target)):
-    path = fileio.join(target, str(version))
-    if fileio.exists(fileio.join(path, schema.PUSH_COMPLETE_MARKER)):
-      return path
-  return ""
-
-
-def pushed_metadata(pushed_model: str) -> Dict[str, Any]:
-  """A pushed model's bertline_metadata.json ({} when it has none)."""
-  path = fileio.join(pushed_model, "assets", schema.ASSET_METADATA)
-  if not fileio.exists(path):
-    return {}
-  return json.loads(fileio.read_text(path))
-
-
 def pushed_model_dir(pushed_model: str) -> str:
   """The training model_dir a pushed model was exported from ("" if unknown)."""
-  return pushed_metadata(pushed_model).get("model_dir", "") or ""
+  return registry.pushed_metadata(pushed_model).get("model_dir", "") or ""
 
 
 def warm_start_checkpoint(pushed_model: str) -> str:
@@ -325,10 +303,10 @@ def already_pushed(push_to: str, model_dir: str, key: str) -> str:
   The same model: the same training key (see training_key), or, for versions
   pushed without one, the same model_dir.
   """
-  last = latest_pushed(push_to)
+  last = registry.latest_pushed(push_to)
   if not last:
     return ""
-  meta = pushed_metadata(last)
+  meta = registry.pushed_metadata(last)
   if key and meta.get("training_key") == key:
     return last
   local = model_dir if fileio.is_remote(model_dir) else os.path.abspath(model_dir)
@@ -352,7 +330,7 @@ def export_and_push(model_dir: str, export_dir: str, push_to: str, force: bool =
     return PushOutcome(last, True)
   blessing = fileio.join(evaluation_dir, schema.BLESSING_FILE) if evaluation_dir else ""
   blessing = blessing if blessing and fileio.exists(blessing) else None
-  existing = _versions(export_dir)
+  existing = registry.versions(export_dir)
   if existing:
     exported = fileio.join(export_dir, str(existing[-1]))
   else:
@@ -366,8 +344,21 @@ def export_and_push(model_dir: str, export_dir: str, push_to: str, force: bool =
   return PushOutcome(push_lib.push(exported, push_to, force=force, blessing=blessing), False)
 
 
-def _versions(base: str) -> List[int]:
-  """The numeric version directories under `base` (TF Serving's layout), ascending."""
-  if not fileio.exists(base):
-    return []
-  return sorted(int(n) for n in fileio.listdir(base) if schema.is_version(n))
+def score(push_to: str, input_pattern: str, output: str, date: str, input_format: str = "text",
+          text_a: str = "", text_b: str = "", id_key: str = "", compression: str = "none",
+          batch_size: int = 64, beam_args: Optional[List[str]] = None) -> Dict[str, Any]:
+  """`bertline score` with the model in production (the last version pushed to `push_to`).
+
+  `{date}` in the input and output becomes the run's date; a re-run of the
+  same date replaces that date's scores. Returns the summary it published.
+  """
+  from bertline.evaluator import batch_score
+  from bertline.evaluator.score_inputs import InputSpec
+  config = batch_score.ScoreConfig(
+      model=push_to, inputs=(resolve_date(input_pattern, date),),
+      output=resolve_date(output, date), input_spec=InputSpec(input_format, text_a, text_b, id_key),
+      compression=compression, batch_size=batch_size, overwrite=True,
+      beam_args=tuple(beam_args or ()))
+  log.info("score %s with the last version pushed to %s -> %s", config.inputs[0], push_to,
+           config.output)
+  return batch_score.run(config)

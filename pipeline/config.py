@@ -112,6 +112,33 @@ class PushConfig:
 
 
 @dataclasses.dataclass
+class ScoreConfig:
+  """Scoring new data with the model in production (`bertline score`), after push.
+
+  Attributes:
+    input: str. Files or a glob (local or gs://) of rows to score; may hold
+      `{date}`. Empty: the run scores nothing.
+    output: str. Where predictions go; may hold `{date}`. Default:
+      <work_dir>/scores/<date> for `bertline run` (set it for Kubeflow/Vertex).
+    format: str. "text", "tsv" or "jsonl" (see `bertline score --help`).
+    text_a, text_b, id: columns or fields, as `bertline score`'s flags.
+    compression: str. "none" or "gzip" for the predictions files.
+    batch_size: int. Rows per model call.
+    beam_args: list of str. Beam options (--runner DaskRunner, DataflowRunner...).
+  """
+
+  input: str = ""
+  output: str = ""
+  format: str = "text"
+  text_a: str = ""
+  text_b: str = ""
+  id: str = ""
+  compression: str = "none"
+  batch_size: int = 64
+  beam_args: List[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
 class StepResources:
   """What one pipeline task asks of the cluster.
 
@@ -148,7 +175,7 @@ class PipelineConfig:
     pipeline_root: str. Where Kubeflow/Vertex keep artifacts (gs://bucket/root).
     work_dir: str. `bertline run`'s local working directory.
     caching: bool. Reuse a step's result when its inputs are unchanged.
-    preprocess, train, evaluate, push: StepResources of each task.
+    preprocess, train, evaluate, push, score: StepResources of each task.
   """
 
   name: str = "bertline"
@@ -160,6 +187,7 @@ class PipelineConfig:
   train: StepResources = dataclasses.field(default_factory=_train_resources)
   evaluate: StepResources = dataclasses.field(default_factory=StepResources)
   push: StepResources = dataclasses.field(default_factory=lambda: StepResources(cpu="1", memory="4G"))
+  score: StepResources = dataclasses.field(default_factory=StepResources)
 
 
 @dataclasses.dataclass
@@ -191,6 +219,7 @@ class RunConfig:
   train: Dict[str, Any] = dataclasses.field(default_factory=dict)
   evaluate: EvaluateConfig = dataclasses.field(default_factory=EvaluateConfig)
   push: PushConfig = dataclasses.field(default_factory=PushConfig)
+  score: ScoreConfig = dataclasses.field(default_factory=ScoreConfig)
   pipeline: PipelineConfig = dataclasses.field(default_factory=PipelineConfig)
   schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
 
@@ -271,7 +300,20 @@ def validate(config: RunConfig, where: str = "config") -> RunConfig:
   if not config.push.to:
     raise ConfigError(f"{where}: push.to is missing: gs://bucket/models/NAME or a local directory")
   p = config.pipeline
-  for step in ("preprocess", "train", "evaluate", "push"):
+  sc = config.score
+  if sc.input:
+    from bertline.evaluator.score_inputs import FORMATS, InputSpec
+    configs.choice(sc.format, FORMATS, f"{where}: score.format")
+    configs.choice(sc.compression, ("none", "gzip"), f"{where}: score.compression")
+    _positive(sc.batch_size, f"{where}: score.batch_size", minimum=1)
+    try:
+      InputSpec(sc.format, sc.text_a, sc.text_b, sc.id)
+    except ValueError as e:  # it names `bertline score`'s flags: name this file's keys instead
+      message = str(e)
+      for flag in ("--format", "--text-a", "--text-b", "--id"):
+        message = message.replace(flag, "score." + flag[2:].replace("-", "_"))
+      raise ConfigError(f"{where}: {message}") from e
+  for step in ("preprocess", "train", "evaluate", "push", "score"):
     res: StepResources = getattr(p, step)
     key = f"{where}: pipeline.{step}"
     configs.choice(res.accelerator_type, ACCELERATOR_TYPES, f"{key}.accelerator_type")

@@ -38,6 +38,7 @@ class RunResult(NamedTuple):
   blessed: bool
   pushed: str
   answer: Optional[Dict[str, Any]]
+  scored: Optional[Dict[str, Any]] = None  # the score step's summary, when the config scores
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,8 +143,16 @@ def run(config: config_lib.RunConfig, work_dir: Optional[str] = None, run_date: 
     answer = ask(pushed, sentence)
     print(f"{pushed} (serving_default, raw text in) says {sentence!r} is "
           f"{answer.get(schema.OUTPUT_LABEL, '?')}: {json.dumps(answer)}")
+  scored = None
+  sc = config.score
+  if sc.input:  # with the model in production: this run's if it was pushed, else the last one
+    out = sc.output or os.path.join(work, "scores", date)
+    scored = steps.score(config.push.to, sc.input, out, date, sc.format, sc.text_a, sc.text_b,
+                         sc.id, sc.compression, sc.batch_size, list(sc.beam_args))
+    print(f"scored: {scored['scored']} rows, {scored['rejected']} rejected, with version "
+          f"{scored['model_version']} -> {steps.resolve_date(out, date)}")
   log.info("Pipeline finished in %.0fs", time.time() - started)
-  return RunResult(result.metrics, result.blessing, result.blessed, pushed, answer)
+  return RunResult(result.metrics, result.blessing, result.blessed, pushed, answer, scored)
 
 
 def _print_metrics(result: steps.Evaluation, model_dir: str) -> None:

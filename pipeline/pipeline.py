@@ -35,6 +35,16 @@ def _apply(task: dsl.PipelineTask, res: config_lib.StepResources, caching: bool)
   return task
 
 
+def _score(ops, config: config_lib.RunConfig, push_to, date) -> dsl.PipelineTask:
+  """The score task (never cached: it scores the date's data with today's production model)."""
+  sc = config.score
+  task = ops.score(push_to=push_to, input_pattern=sc.input, output=sc.output, date=date,
+                   input_format=sc.format, text_a=sc.text_a, text_b=sc.text_b, id_key=sc.id,
+                   compression=sc.compression, batch_size=sc.batch_size,
+                   beam_args=list(sc.beam_args)).set_display_name("score")
+  return _apply(task, config.pipeline.score, caching=False)
+
+
 def parameters(config: config_lib.RunConfig) -> Dict[str, Any]:
   """The pipeline's run-time parameters from a config (submission arguments)."""
   d, e = config.data, config.evaluate
@@ -118,5 +128,10 @@ def build(config: config_lib.RunConfig) -> Callable:
           training_key=trained.outputs["Output"]).set_display_name("export and push")
       # Never cached: the registry, not a cache entry, says whether a model is there.
       _apply(pushed, p.push, caching=False)
+      if config.score.input:
+        _score(ops, config, push_to, data.outputs["date"]).after(pushed)
+    if config.score.input:
+      with dsl.Else(name="not blessed"):
+        _score(ops, config, push_to, data.outputs["date"])  # with the model already in production
 
   return bertline_pipeline

@@ -30,7 +30,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from bertline import beam_runner, fileio, schema
+from bertline import beam_runner, fileio, line_shards, schema
 from bertline.preprocessing import processors
 
 log = logging.getLogger("bertline.preprocess")
@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--batch-size", type=int, default=1024,
                       help="texts tokenized per graph call (default 1024; larger batches amortise the "
                       "per-call overhead, measured in benchmarks/preprocess.py)")
-  parser.add_argument("--chunk-bytes", type=int, default=processors.DEFAULT_CHUNK_BYTES,
+  parser.add_argument("--chunk-bytes", type=int, default=line_shards.DEFAULT_CHUNK_BYTES,
                       help="bytes of input per unit of work (default 1 MiB); the driver cuts files "
                       "by size alone, so smaller spreads a small corpus over more workers")
   parser.add_argument("--overwrite", action="store_true",
@@ -82,7 +82,7 @@ class ShardTask(NamedTuple):
   split: str
   shard: int
   num_shards: int
-  ranges: Tuple[Tuple[processors.ByteRange, int], ...]
+  ranges: Tuple[Tuple[line_shards.ByteRange, int], ...]
   labels: Tuple[str, ...]
 
 
@@ -91,7 +91,7 @@ def _count_range(item, task: processors.TaskSpec, infer_labels: bool):
   split, index, r = item
   labels = (sorted(processors.labels_in(task, split, r))
             if infer_labels and split == "train" else [])
-  yield None, (split, index, processors.count_lines(r), labels)
+  yield None, (split, index, line_shards.count_lines(r), labels)
 
 
 class PlanShardsFn(beam.DoFn):
@@ -103,7 +103,7 @@ class PlanShardsFn(beam.DoFn):
   split's rows.
   """
 
-  def __init__(self, ranges: Dict[str, List[processors.ByteRange]], num_shards: Dict[str, int],
+  def __init__(self, ranges: Dict[str, List[line_shards.ByteRange]], num_shards: Dict[str, int],
                labels: Optional[List[str]]):
     self._ranges, self._num_shards, self._labels = ranges, num_shards, labels
 
@@ -115,19 +115,16 @@ class PlanShardsFn(beam.DoFn):
       labels = sorted(set().union(*(set(found) for _, _, _, found in counted)))
     key = 0
     for split, ranges in self._ranges.items():
-      starts, first = [], 0
-      for index, r in enumerate(ranges):
-        starts.append((r, first))
-        first += lines[(split, index)]
+      counts = [lines[(split, index)] for index in range(len(ranges))]
       num_shards = self._num_shards[split]
-      for shard in range(num_shards):
-        # Shard j takes ranges [j*R/S, (j+1)*R/S): consecutive, so it holds consecutive lines.
-        part = starts[shard * len(starts) // num_shards:(shard + 1) * len(starts) // num_shards]
-        yield key, ShardTask(split, shard, num_shards, tuple(part), tuple(labels))
+      for shard, (part, _) in enumerate(line_shards.shard_tasks(ranges, counts, num_shards)):
+        yield key, ShardTask(split, shard, num_shards, part, tuple(labels))
         key += 1
 
 
+# Built once per worker process, whichever DoFn instance asks (see EncodeShardFn.setup).
 _TOKENIZERS: Dict[Tuple[str, bool], object] = {}
+_ENCODERS: Dict[Tuple[str, bool, int, bool], object] = {}
 
 
 class EncodeShardFn(beam.DoFn):
@@ -164,7 +161,6 @@ class EncodeShardFn(beam.DoFn):
     if key not in _TOKENIZERS:
       _TOKENIZERS[key] = tokenization.BertTokenizer(self._vocab_file, self._do_lower_case)
     self._tokenizer = _TOKENIZERS[key]
-    self._encoders = {}  # pair or not -> tf.function, traced on first use
 
   def process(self, keyed):
     _, tasks = keyed
@@ -184,7 +180,7 @@ class EncodeShardFn(beam.DoFn):
     with tf.io.TFRecordWriter(tmp, options) as writer:
       batch: List[processors.Example] = []
       for r, first_line in task.ranges:
-        for index, line in enumerate(processors.read_range(r), start=first_line):
+        for index, line in enumerate(line_shards.read_range(r), start=first_line):
           row = processors.parse_row(self._task, task.split, spec, index, line, label_ids, r.path)
           if isinstance(row, processors.Rejected):
             counts["rejected"] += 1
@@ -211,12 +207,15 @@ class EncodeShardFn(beam.DoFn):
               counts: Dict[str, int], writer) -> None:
     tf = self._tf
     pair = batch[0].text_b is not None
-    if pair not in self._encoders:
-      self._encoders[pair] = self._features.make_encoder(self._tokenizer, self._max_seq_length, pair)
+    # Per process too: a tf.function traced again for every task (a fresh DoFn on Dask)
+    # costs seconds, and every trace's graph stays in memory.
+    key = (self._vocab_file, self._do_lower_case, self._max_seq_length, pair)
+    if key not in _ENCODERS:
+      _ENCODERS[key] = self._features.make_encoder(self._tokenizer, self._max_seq_length, pair)
     texts = [tf.constant([e.text_a for e in batch])]
     if pair:
       texts.append(tf.constant([e.text_b for e in batch]))
-    ints = {k: v.numpy() for k, v in self._encoders[pair](*texts).items()}
+    ints = {k: v.numpy() for k, v in _ENCODERS[key](*texts).items()}
     ints[schema.LABEL_IDS] = np.array([[label_ids[e.label]] for e in batch], np.int64)
     ints[schema.IS_REAL_EXAMPLE] = np.ones([len(batch), 1], np.int64)
     guids = [e.guid.encode("utf-8") for e in batch]
@@ -411,8 +410,8 @@ def _plan(args, task: processors.TaskSpec, splits: List[str]):
   ranges, num_shards = {}, {}
   for split in splits:
     path = fileio.join(args.data_dir, task.splits[split].file)
-    ranges[split] = processors.plan_ranges(path, fileio.size(path), args.chunk_bytes,
-                                           min_ranges=args.num_shards or 1)
+    ranges[split] = line_shards.plan_ranges(path, fileio.size(path), args.chunk_bytes,
+                                            min_ranges=args.num_shards or 1)
     num_shards[split] = args.num_shards or len(ranges[split])
     log.info("%s: %s in %d range(s), %d shard(s)", split, path, len(ranges[split]),
              num_shards[split])

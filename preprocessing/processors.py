@@ -18,6 +18,7 @@ import dataclasses
 from typing import Dict, Iterator, List, NamedTuple, Optional
 
 from bertline import configs, fileio
+from bertline.line_shards import DEFAULT_CHUNK_BYTES, ByteRange, read_range
 
 
 @dataclasses.dataclass
@@ -173,89 +174,6 @@ class Rejected(NamedTuple):
   line: int  # 1-based, as editors show it
   reason: str
   raw: bytes
-
-
-class ByteRange(NamedTuple):
-  """Bytes [start, end) of a file. It owns the lines that start inside it.
-
-  Ranges are cut from the file's size alone, so planning reads no file
-  contents; a worker finds its first line start itself (a line that begins
-  before `start` belongs to the range before), and reads past `end` to finish
-  its last line.
-  """
-  path: str
-  start: int
-  end: int
-
-
-DEFAULT_CHUNK_BYTES = 1 << 20
-_BLOCK = 1 << 16
-
-
-def plan_ranges(path: str, size: int, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
-                min_ranges: int = 1) -> List[ByteRange]:
-  """Cuts a file of `size` bytes into ranges of at most `chunk_bytes` (at least `min_ranges`).
-
-  An empty file is one empty range, so its split still has a shard and counts.
-  """
-  if size <= 0:
-    return [ByteRange(path, 0, 0)]
-  step = max(1, min(chunk_bytes, -(-size // max(1, min_ranges))))
-  return [ByteRange(path, s, min(size, s + step)) for s in range(0, size, step)]
-
-
-def count_lines(r: ByteRange) -> int:
-  """How many lines start inside the range (one read of its bytes).
-
-  A line starts at offset 0 and right after every LF; those after the file's
-  last byte start nothing. Reading [start - 1, end - 1) and counting LFs
-  counts exactly the starts in [start, end), since end never exceeds the size.
-  """
-  if r.end <= r.start:
-    return 0
-  with fileio.open_read(r.path) as f:
-    if r.start == 0:
-      return 1 + f.read(r.end - 1).count(b"\n")
-    f.seek(r.start - 1)
-    return f.read(r.end - r.start).count(b"\n")
-
-
-def _read_to_line_end(f) -> bytes:
-  """From the current position up to and including the next LF (or the end of the file)."""
-  parts = []
-  while True:
-    block = f.read(_BLOCK)
-    if not block:
-      break
-    cut = block.find(b"\n")
-    if cut >= 0:
-      parts.append(block[:cut + 1])
-      break
-    parts.append(block)
-  return b"".join(parts)
-
-
-def read_range(r: ByteRange) -> Iterator[bytes]:
-  """The lines the range owns, in order, without their LF / CRLF ends."""
-  if r.end <= r.start:
-    return
-  with fileio.open_read(r.path) as f:
-    first = r.start
-    if r.start > 0:
-      f.seek(r.start - 1)
-      if f.read(1) != b"\n":  # mid-line: that line belongs to the range before
-        first = r.start + len(_read_to_line_end(f))
-        if first >= r.end:
-          return
-    f.seek(first)
-    data = f.read(r.end - first)
-    if data and not data.endswith(b"\n"):
-      data += _read_to_line_end(f)  # the last line started inside: finish it
-  lines = data.split(b"\n")
-  if lines and lines[-1] == b"":
-    lines.pop()
-  for line in lines:
-    yield line[:-1] if line.endswith(b"\r") else line
 
 
 def iter_lines(path: str) -> Iterator[bytes]:

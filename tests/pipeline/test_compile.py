@@ -93,3 +93,39 @@ def test_config_sets_image_tpu_and_caching(tmp_path):
   assert dag["preprocess"]["cachingOptions"] == {}
   defaults = spec["root"]["inputDefinitions"]["parameters"]
   assert defaults["train_settings"]["defaultValue"] == {"max_steps": 7, "strategy": "tpu"}
+
+
+def test_a_score_section_scores_after_push_or_with_the_model_in_production(tmp_path):
+  config = config_lib.defaults([
+      "score.input=gs://b/new/{date}/*.jsonl", "score.output=gs://b/scores/{date}",
+      "score.format=jsonl", "score.id=key", "score.beam_args=[--runner, DataflowRunner]"])
+  spec = yaml.safe_load(_compile(tmp_path, config))
+  components = spec["components"]
+  branches = {name: comp["dag"]["tasks"] for name, comp in components.items()
+              if name.startswith("comp-condition-")}
+  blessed = [tasks for tasks in branches.values() if "export-push" in tasks]
+  (scored_after_push,) = [tasks["score"] for tasks in blessed]
+  assert scored_after_push["dependentTasks"] == ["export-push"]
+  assert scored_after_push["cachingOptions"] == {}
+  others = [tasks for tasks in branches.values()
+            if "export-push" not in tasks and any(t.startswith("score") for t in tasks)]
+  assert len(others) == 1  # dsl.Else: not blessed, the production model scores
+  (else_task,) = others[0].values()
+  assert "dependentTasks" not in else_task and else_task["taskInfo"]["name"] == "score"
+  params = scored_after_push["inputs"]["parameters"]
+  assert params["input_pattern"]["runtimeValue"]["constant"] == "gs://b/new/{date}/*.jsonl"
+  assert params["id_key"]["runtimeValue"]["constant"] == "key"
+  assert params["date"]["componentInputParameter"] == "pipelinechannel--resolve-data-date"
+  # Without a score section the pipeline has no score task (pipeline.yaml is unchanged).
+  assert "comp-score" not in yaml.safe_load(open(CHECKED_IN))["components"]
+
+
+def test_a_bad_score_section_names_the_key(tmp_path):
+  def load(*overrides):
+    return config_lib.from_dict({"data": {"builtin": "tweets"}}, overrides=list(overrides))
+  assert load("score.input=x.jsonl", "score.format=jsonl", "score.id=key").score.id == "key"
+  with pytest.raises(config_lib.ConfigError, match=r"score.format: 'csv' is not one of 'text', 'tsv', 'jsonl'"):
+    load("score.input=x.csv", "score.format=csv")
+  with pytest.raises(config_lib.ConfigError,
+                     match=r"score.format text reads the whole line as text_a: score.text_a"):
+    load("score.input=x.txt", "score.text_b=b")

@@ -40,7 +40,7 @@ def tiny_minilm(tmp_path_factory):
   return str(out)
 
 
-def _config(tiny_minilm, registry, threshold):
+def _config(tiny_minilm, registry, threshold, score=None):
   return config_lib.from_dict({
       "data": {"builtin": "tweets", "limit": 300, "max_seq_length": 32},
       "model": {"init_checkpoint": tiny_minilm},
@@ -48,7 +48,28 @@ def _config(tiny_minilm, registry, threshold):
                 "strategy": "cpu"},
       "evaluate": {"thresholds": {"eval_accuracy": threshold}, "baseline": "last_pushed"},
       "push": {"to": registry},
+      "score": score or {},
   })
+
+
+def _score_section(tmp_path):
+  """New rows to score after the push: real tweets (one bad line), one file per date."""
+  from bertline import corpora
+  def valid(text):
+    try:
+      return bool(text.decode("utf-8").strip())
+    except UnicodeDecodeError:
+      return False
+  rows = [text for _, text in corpora.read_tweets() if valid(text)][:40] + [b"\xff\xfe"]
+  (tmp_path / "new").mkdir()
+  (tmp_path / "new" / f"{steps.run_date()}.txt").write_bytes(b"\n".join(rows) + b"\n")
+  return {"input": str(tmp_path / "new" / "{date}.txt"),
+          "output": str(tmp_path / "scores" / "{date}")}
+
+
+def _scores(tmp_path):
+  with open(tmp_path / "scores" / steps.run_date() / "summary.json") as f:
+    return json.load(f)
 
 
 def _versions(registry):
@@ -74,10 +95,13 @@ def _blessings(root):
 
 def test_kfp_local_run_pushes_a_blessed_model_that_answers(tiny_minilm, tmp_path, monkeypatch):
   registry = str(tmp_path / "registry")
-  config = _config(tiny_minilm, registry, threshold=0.0)
+  config = _config(tiny_minilm, registry, threshold=0.0, score=_score_section(tmp_path))
   _run_with_kfp_local(config, tmp_path, monkeypatch)
 
   (version,) = _versions(registry)
+  # The run ended by scoring the day's new rows with the version it pushed.
+  scores = _scores(tmp_path)
+  assert (scores["model_version"], scores["scored"], scores["rejected"]) == (version, 40, 1)
   pushed = os.path.join(registry, version)
   answer = local_run.ask(pushed, "I love this phone, the battery lasts all day!")
   assert answer["label"] in ("negative", "neutral", "positive")
@@ -117,10 +141,11 @@ def test_kfp_local_run_does_not_push_an_unblessed_model(tiny_minilm, tmp_path, m
 def test_bertline_run_reuses_finished_steps_and_gates_on_the_baseline(tiny_minilm, tmp_path,
                                                                       capsys, caplog):
   registry = str(tmp_path / "registry")
-  config = _config(tiny_minilm, registry, threshold=0.0)
+  config = _config(tiny_minilm, registry, threshold=0.0, score=_score_section(tmp_path))
   work = str(tmp_path / "work")
   first = local_run.run(config, work_dir=work, sentence="what a horrible day")
   assert first.blessed and first.pushed == os.path.join(registry, _versions(registry)[0])
+  assert first.scored["model"] == first.pushed and first.scored["scored"] == 40
   assert first.answer["label"] in ("negative", "neutral", "positive")
   out = capsys.readouterr().out
   assert "confusion matrix" in out and f"pushed: {first.pushed}" in out
@@ -135,5 +160,8 @@ def test_bertline_run_reuses_finished_steps_and_gates_on_the_baseline(tiny_minil
   assert [m.split("]")[0] for m in reused] == ["[preprocess", "[train"]
   assert not second.blessed and second.pushed == "" and "not blessed" in out
   assert len(_versions(registry)) == 1
+  # Unblessed, the run still scores the day's rows: with the model in production.
+  assert second.scored["model"] == first.pushed and "scored: 40 rows, 1 rejected" in out
+  assert _scores(tmp_path)["model"] == first.pushed
   assert any("baseline" in r for r in second.blessing["reasons"])
   assert len(os.listdir(os.path.join(work, "model"))) == 1  # trained once

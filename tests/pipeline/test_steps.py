@@ -6,6 +6,7 @@ import os
 import pytest
 
 from bertline import schema
+from bertline.registry import latest_pushed
 from bertline.components import steps
 
 
@@ -75,14 +76,14 @@ def _push(registry, version, complete=True, model_dir=""):
 
 def test_latest_pushed_skips_incomplete_versions_and_warm_start_finds_its_model_dir(tmp_path):
   registry = tmp_path / "registry"
-  assert steps.latest_pushed(str(registry)) == ""
+  assert latest_pushed(str(registry)) == ""
   model_dir = tmp_path / "model"
   model_dir.mkdir()
   _push(registry, 9, model_dir=str(model_dir))
   good = _push(registry, 10, model_dir=str(model_dir))
   _push(registry, 11, complete=False)  # an interrupted push
   (registry / "notes").mkdir()
-  assert steps.latest_pushed(str(registry)) == good
+  assert latest_pushed(str(registry)) == good
   assert steps.warm_start_checkpoint(good) == str(model_dir)
   gone = _push(registry, 12, model_dir=str(tmp_path / "deleted"))
   assert steps.warm_start_checkpoint(gone) == ""  # cold start, with a warning

@@ -131,37 +131,3 @@ def test_errors_name_the_key_and_the_choices(tmp_path):
     processors.get_task(task_config=str(cfg))
   with pytest.raises(ValueError, match=r"unknown task 'qnli'; built-in tasks are cola, mnli"):
     processors.get_task("qnli")
-
-
-@pytest.mark.parametrize("chunk_bytes", [1, 3, 7, 64, 1 << 20])
-@pytest.mark.parametrize("final_newline", [True, False])
-def test_ranges_cover_every_line_once_with_its_index(tmp_path, chunk_bytes, final_newline):
-  # CRLF, empty lines, a line longer than a range, and a last line with or without its LF.
-  data = b"h\tx\r\na\tb\n\n" + b"long" * 20 + b"\tz\r\nlast\tline" + (b"\n" if final_newline else b"")
-  path = tmp_path / "t.tsv"
-  path.write_bytes(data)
-  expected = [line[:-1] if line.endswith(b"\r") else line for line in data.split(b"\n")]
-  if final_newline:
-    expected.pop()
-  ranges = processors.plan_ranges(str(path), len(data), chunk_bytes)
-  assert ranges[0].start == 0 and ranges[-1].end == len(data)
-  assert all(a.end == b.start for a, b in zip(ranges, ranges[1:]))
-  # Each range's count is exactly the lines it reads, so running sums are the line indices.
-  got, first = [], 0
-  for r in ranges:
-    lines = list(processors.read_range(r))
-    assert processors.count_lines(r) == len(lines), r
-    got += list(enumerate(lines, start=first))
-    first += len(lines)
-  assert got == list(enumerate(expected))
-  assert list(processors.iter_lines(str(path))) == expected
-
-
-def test_at_least_the_asked_number_of_ranges_and_an_empty_file_is_one_empty_range(tmp_path):
-  assert len(processors.plan_ranges("f", 10, 1 << 20, min_ranges=4)) == 4
-  assert len(processors.plan_ranges("f", 3, 1 << 20, min_ranges=8)) == 3  # one byte each
-  assert processors.plan_ranges("f", 0) == [processors.ByteRange("f", 0, 0)]
-  path = tmp_path / "e.tsv"
-  path.write_bytes(b"")
-  assert processors.count_lines(processors.ByteRange(str(path), 0, 0)) == 0
-  assert list(processors.read_range(processors.ByteRange(str(path), 0, 0))) == []

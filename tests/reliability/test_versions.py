@@ -3,7 +3,7 @@
 import os
 
 from bertline import errors, schema
-from bertline.components import steps
+from bertline.registry import latest_pushed
 from tests.reliability.conftest import bertline, last_line
 
 
@@ -26,4 +26,4 @@ def test_non_ascii_versions_are_refused_by_export_push_and_ignored_by_lookups(ex
   for name in ("٣", "²", "7"):
     (registry / name).mkdir(parents=True)
     (registry / name / schema.PUSH_COMPLETE_MARKER).write_text("{}")
-  assert steps.latest_pushed(str(registry)) == str(registry / "7")
+  assert latest_pushed(str(registry)) == str(registry / "7")
