@@ -14,6 +14,9 @@ ARG TENSORFLOW_TEXT_VERSION=2.21.1
 ARG APACHE_BEAM_VERSION=2.77.0
 ARG KFP_VERSION=2.17.0
 ARG GOOGLE_CLOUD_STORAGE_VERSION=3.17.1
+ARG GOOGLE_API_CORE_VERSION=2.44.0
+ARG GOOGLE_AUTH_VERSION=2.63.0
+ARG GOOGLE_CRC32C_VERSION=1.9.0
 ARG PYYAML_VERSION=6.0.4
 ARG SAFETENSORS_VERSION=0.8.0
 ARG NUMPY_VERSION=2.4.6
@@ -32,6 +35,9 @@ RUN python3 -m pip install --no-cache-dir \
       "apache-beam[gcp]==${APACHE_BEAM_VERSION}" \
       "kfp==${KFP_VERSION}" \
       "google-cloud-storage==${GOOGLE_CLOUD_STORAGE_VERSION}" \
+      "google-api-core==${GOOGLE_API_CORE_VERSION}" \
+      "google-auth==${GOOGLE_AUTH_VERSION}" \
+      "google-crc32c==${GOOGLE_CRC32C_VERSION}" \
       "pyyaml==${PYYAML_VERSION}" \
       "safetensors==${SAFETENSORS_VERSION}" \
       "numpy==${NUMPY_VERSION}" \

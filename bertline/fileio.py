@@ -80,6 +80,32 @@ def glob(pattern: str) -> List[str]:
   return _glob.glob(pattern)
 
 
+def remove(path: str) -> None:
+  if is_remote(path):
+    _gfile().remove(path)
+  else:
+    os.remove(path)
+
+
+def rmtree(path: str) -> None:
+  """Removes a directory tree; nothing if it is not there."""
+  if is_remote(path):
+    if _gfile().exists(path):
+      _gfile().rmtree(path)
+  else:
+    import shutil
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def rename(src: str, dst: str) -> None:
+  """Moves a file over `dst` (atomic locally; a copy and delete on object stores)."""
+  if is_remote(src):
+    _gfile().rename(src, dst, overwrite=True)
+  else:
+    os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
+    os.replace(src, dst)
+
+
 def read_bytes(path: str) -> bytes:
   if is_remote(path):
     with _gfile().GFile(path, "rb") as f:

@@ -29,7 +29,6 @@ import gzip
 import json
 import logging
 import os
-import shutil
 import time
 import uuid
 from typing import Any, Dict, Iterable, List, NamedTuple, Sequence, Tuple
@@ -47,6 +46,7 @@ PREDICTIONS_PREFIX = "predictions"
 REJECTED_FILE = f"{schema.REJECTED_DIR}/rows.tsv"
 REJECTED_HEADER = b"file\tline\treason\traw_row\n"
 COMPRESSIONS = ("none", "gzip")
+TEMPORARY_PREFIX = "_temporary-"  # a run writes here, then moves its files into place
 DEFAULT_BATCH_SIZE = 64
 
 
@@ -298,14 +298,18 @@ def run(config: ScoreConfig) -> Dict[str, Any]:
   options = beam_runner.pipeline_options(list(config.beam_args))
   with _output_claim(config.output):
     _check_output(config)
+    if not fileio.is_remote(config.output):  # under the claim: left by a killed run
+      for name in fileio.listdir(config.output):
+        if name.startswith(TEMPORARY_PREFIX):
+          fileio.rmtree(fileio.join(config.output, name))
     started = time.time()
-    work = fileio.join(config.output, f"_temporary-{uuid.uuid4().hex[:12]}")
+    work = fileio.join(config.output, f"{TEMPORARY_PREFIX}{uuid.uuid4().hex[:12]}")
     try:
       summary = _run_pipeline(config, model, files, columns, options, work)
       summary["seconds"] = round(time.time() - started, 1)
       _publish(config, work, summary)
     finally:
-      _rmtree(work)
+      fileio.rmtree(work)
   log.info("Scored %d rows, rejected %d, in %.0fs: %s", summary["scored"], summary["rejected"],
            summary["seconds"], config.output)
   return summary
@@ -375,40 +379,16 @@ def _publish(config: ScoreConfig, work: str, summary: Dict[str, Any]) -> None:
   out = config.output
   summary_path = fileio.join(out, SUMMARY_FILE)
   if fileio.exists(summary_path):  # --overwrite: the old run stops being finished first
-    _remove(summary_path)
+    fileio.remove(summary_path)
   for name in fileio.listdir(out):
-    if name.startswith(PREDICTIONS_PREFIX + "-") or name == schema.REJECTED_DIR:
-      _rmtree(fileio.join(out, name)) if fileio.isdir(fileio.join(out, name)) else \
-          _remove(fileio.join(out, name))
+    path = fileio.join(out, name)
+    if name == schema.REJECTED_DIR:
+      fileio.rmtree(path)
+    elif name.startswith(PREDICTIONS_PREFIX + "-"):
+      fileio.remove(path)
   for name in summary["files"] + [REJECTED_FILE]:
-    _rename(fileio.join(work, name), fileio.join(out, name))
+    fileio.rename(fileio.join(work, name), fileio.join(out, name))
   fileio.write_json_atomic(summary_path, summary)
-
-
-def _rename(src: str, dst: str) -> None:
-  if fileio.is_remote(src):
-    import tensorflow as tf
-    tf.io.gfile.rename(src, dst, overwrite=True)
-  else:
-    os.makedirs(os.path.dirname(dst), exist_ok=True)
-    os.replace(src, dst)
-
-
-def _remove(path: str) -> None:
-  if fileio.is_remote(path):
-    import tensorflow as tf
-    tf.io.gfile.remove(path)
-  else:
-    os.remove(path)
-
-
-def _rmtree(path: str) -> None:
-  if fileio.is_remote(path):
-    import tensorflow as tf
-    if tf.io.gfile.exists(path):
-      tf.io.gfile.rmtree(path)
-  else:
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def _output_claim(output: str):

@@ -21,7 +21,6 @@ import json
 import logging
 import contextlib
 import os
-import shutil
 import time
 import uuid
 from typing import Dict, List, NamedTuple, Optional, Tuple
@@ -340,15 +339,6 @@ def _output_claim(output_dir: str):
     yield
 
 
-def _rmtree(path: str) -> None:
-  if fileio.is_remote(path):
-    import tensorflow as tf
-    if tf.io.gfile.exists(path):
-      tf.io.gfile.rmtree(path)
-  else:
-    shutil.rmtree(path, ignore_errors=True)
-
-
 def _remove_other_runs(output_dir: str, keep: str) -> None:
   """After publishing: earlier runs' directories (and the flat layout of older versions)."""
   import re
@@ -357,15 +347,11 @@ def _remove_other_runs(output_dir: str, keep: str) -> None:
     path = fileio.join(output_dir, name)
     if name.startswith(schema.RUN_DIR_PREFIX) and name != keep:
       log.info("Removing %s, an earlier run replaced by %s.", path, keep)
-      _rmtree(path)
+      fileio.rmtree(path)
     elif name in (schema.REJECTED_DIR, schema.COUNTS_DIR):
-      _rmtree(path)
+      fileio.rmtree(path)
     elif legacy.match(name):
-      if fileio.is_remote(path):
-        import tensorflow as tf
-        tf.io.gfile.remove(path)
-      else:
-        os.remove(path)
+      fileio.remove(path)
 
 
 def _check_casing(vocab_file: str, do_lower_case: bool) -> None:
@@ -399,7 +385,7 @@ def run(argv: Optional[List[str]] = None, save_main_session: bool = True) -> sch
     try:
       metadata = _run_pipeline(args, task, splits, options, run_dir, run_name)
     except BaseException:
-      _rmtree(run_dir)  # nothing of a failed run stays, and nothing was published
+      fileio.rmtree(run_dir)  # nothing of a failed run stays, and nothing was published
       raise
     _remove_other_runs(args.output_dir, keep=run_name)
   return metadata
@@ -480,8 +466,8 @@ def _run_pipeline(args, task: processors.TaskSpec, splits: List[str], options: P
       log.warning("%s: %d examples have an empty or whitespace-only text; kept as [CLS] [SEP] "
                   "as run_classifier does (num_empty_text in metadata.json).", split,
                   counts["empty_text"])
-  _rmtree(fileio.join(run_dir, PARTS_DIR))
-  _rmtree(fileio.join(run_dir, schema.COUNTS_DIR))
+  fileio.rmtree(fileio.join(run_dir, PARTS_DIR))
+  fileio.rmtree(fileio.join(run_dir, schema.COUNTS_DIR))
 
   from bertline.preprocessing.tokenization import load_vocab
   metadata = schema.DataMetadata(

@@ -104,3 +104,47 @@ def test_bad_invocations_fail_before_any_work(tmp_path):
     beam_job.run(["--task", "cola", "--data-dir", data, "--vocab-file", "nope.txt",
                   "--output-dir", str(tmp_path / "o")])
   assert not os.path.exists(tmp_path / "o")
+
+
+def test_the_driver_reads_no_rows_whatever_the_corpus_size(tmp_path, monkeypatch):
+  """Planning uses file sizes; only a fixed-size head is read (line endings). The workers,
+  separate processes, read the rows."""
+  from bertline import fileio
+  real_open = fileio.open_read
+  read = {}
+
+  class Counting:
+    def __init__(self, path):
+      self._f, self._path = real_open(path), path
+
+    def __enter__(self):
+      return self
+
+    def __exit__(self, *exc):
+      self._f.close()
+
+    def read(self, *args):
+      data = self._f.read(*args)
+      read[self._path] = read.get(self._path, 0) + len(data)
+      return data
+
+    def __getattr__(self, name):
+      return getattr(self._f, name)
+
+  monkeypatch.setattr(fileio, "open_read", Counting)
+  tweets = [text for _, text in corpora.read_tweets() if b"\t" not in text]
+  for rows in (2000, 20000):
+    data = tmp_path / f"d{rows}"
+    data.mkdir()
+    body = b"".join(b"positive\t" + tweets[i % len(tweets)] + b"\n" for i in range(rows))
+    (data / "train.tsv").write_bytes(b"label\ttext\n" + body)
+    (data / "task.yaml").write_text("name: t\nlabels: [negative, neutral, positive]\nsplits:\n"
+                                    "  train: {file: train.tsv, header: true, text_a: 1, label: 0}\n")
+    metadata = beam_job.run(["--task-config", str(data / "task.yaml"), "--data-dir", str(data),
+                             "--vocab-file", VOCAB, "--max-seq-length", "16", "--output-dir",
+                             str(tmp_path / f"o{rows}"), "--splits", "train",
+                             "--chunk-bytes", "100000", "--direct_num_workers", "2"])
+    assert metadata.splits["train"].num_examples == rows
+  small, large = (read[str(tmp_path / f"d{n}" / "train.tsv")] for n in (2000, 20000))
+  assert small == large == 1 << 16  # the head only, however large the file
+  assert os.path.getsize(tmp_path / "d20000" / "train.tsv") > 20 * large
