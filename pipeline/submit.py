@@ -100,7 +100,8 @@ def vertex_sdk():
   try:
     from google.cloud import aiplatform
   except ImportError as e:
-    raise ValueError(f"--vertex needs the Vertex AI SDK: pip install 'bertline[vertex]' ({VERTEX_PACKAGE})") from e
+    raise ValueError(f"--vertex needs the Vertex AI SDK ({VERTEX_PACKAGE}): "
+                     "pip install 'bertline[vertex]'") from e
   return aiplatform
 
 

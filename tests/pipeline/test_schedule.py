@@ -149,5 +149,5 @@ def test_vertex_checks(tmp_path):
   try:
     import google.cloud.aiplatform  # noqa: F401
   except ImportError:
-    with pytest.raises(ValueError, match=r"pip install google-cloud-aiplatform"):
+    with pytest.raises(ValueError, match=r"needs the Vertex AI SDK \(google-cloud-aiplatform\): pip install .bertline\[vertex\]."):
       submit.main(["--config", MRPC, "--vertex", "--project", "p", "--region", "r"])
