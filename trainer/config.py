@@ -19,7 +19,8 @@ STRATEGIES = ("auto", "cpu", "gpu", "mirrored", "tpu", "multi-worker")
 PRECISIONS = ("none", "auto", "mixed_float16", "mixed_bfloat16")
 EARLY_STOPPING_METRICS = ("eval_loss", "eval_accuracy")
 # Keys the pipeline sets itself for each run (they are not run-config keys).
-RUN_KEYS = ("data_dir", "model_dir", "init_checkpoint")
+RUN_KEYS = ("data_dir", "model_dir", "init_checkpoint", "tensorboard_dir", "export",
+            "export_dir")
 
 
 @dataclasses.dataclass
@@ -74,6 +75,11 @@ class TrainConfig:
       attention dropout (None: keep the checkpoint's).
     log_every_steps: int. TensorBoard summary interval.
     progress: bool. Show a progress bar.
+    tensorboard_dir: str. Where TensorBoard events go (default <model_dir>/events;
+      on Vertex AI, AIP_TENSORBOARD_LOG_DIR).
+    export: bool. After training, export the best model (as `bertline export`).
+    export_dir: str. Where that export goes, as <export_dir>/<version> (on Vertex
+      AI, AIP_MODEL_DIR when not given).
   """
 
   data_dir: str = ""
@@ -110,6 +116,9 @@ class TrainConfig:
   hidden_dropout: Optional[float] = None
   log_every_steps: int = 10
   progress: bool = True
+  tensorboard_dir: str = ""
+  export: bool = False
+  export_dir: str = ""
 
   def __post_init__(self):
     for field in dataclasses.fields(self):

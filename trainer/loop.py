@@ -54,6 +54,7 @@ class TrainResult:
     model_dir: str.
     train_examples_per_second: float. Training speed of this process's steps
       after its first (which traces), evaluation and checkpointing excluded.
+    exported: str. The exported version directory, when the run was asked to export.
   """
 
   final_step: int
@@ -65,6 +66,7 @@ class TrainResult:
   preempted: bool = False
   model_dir: str = ""
   train_examples_per_second: float = 0.0
+  exported: str = ""
 
 
 def _scalar(name: str, value: float) -> None:
@@ -234,8 +236,9 @@ class Trainer:
                           best_info["value"] if best_info else None,
                           best_info["metrics"] if best_info else None, history)
     if info.is_chief:
-      train_writer = tf.summary.create_file_writer(os.path.join(md.events_dir, "train"))
-      eval_writer = tf.summary.create_file_writer(os.path.join(md.events_dir, "eval"))
+      events = c.tensorboard_dir or md.events_dir
+      train_writer = tf.summary.create_file_writer(os.path.join(events, "train"))
+      eval_writer = tf.summary.create_file_writer(os.path.join(events, "eval"))
     else:
       train_writer = eval_writer = tf.summary.create_noop_writer()
     learning_rate = self.optimizer.learning_rate

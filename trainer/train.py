@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import logging
 from typing import Any, Dict, List, Optional
 
@@ -214,7 +215,14 @@ def run(config: TrainConfig) -> TrainResult:
   from bertline.trainer.loss_scale import LossScale
 
   if not config.data_dir or not config.model_dir:
-    raise ValueError("--data-dir and --model-dir are required.")
+    raise ValueError("--data-dir and --model-dir are required (on Vertex AI, --model-dir "
+                     "defaults to $AIP_CHECKPOINT_DIR).")
+  if config.export and not config.export_dir:
+    raise ValueError("--export needs --export-dir (on Vertex AI it defaults to $AIP_MODEL_DIR).")
+  from bertline.trainer import vertex
+  tf_config = vertex.tf_config_from_cluster_spec()
+  if tf_config:  # TensorFlow's cluster resolver reads TF_CONFIG from the environment
+    os.environ["TF_CONFIG"] = tf_config
   metadata = schema.read_metadata(config.data_dir)
   if "train" not in metadata.splits:
     raise ValueError(f"{config.data_dir} has no train split (it has {sorted(metadata.splits)}).")
@@ -281,7 +289,13 @@ def run(config: TrainConfig) -> TrainResult:
   trainer = loop.Trainer(config, info, model, optimizer, loss_scale, metadata, md, manager,
                          best_manager, iterator,
                          xla=_use_xla(config, static_shapes=info.static_shapes))
-  return trainer.fit(schedule)
+  result = trainer.fit(schedule)
+  if config.export and info.is_chief and not result.preempted:
+    from bertline.evaluator import export as export_lib
+    exported = export_lib.export_model(config.model_dir, config.export_dir)
+    log.info("Exported the best model to %s", exported)
+    result = dataclasses.replace(result, exported=exported)
+  return result
 
 
 # --- the CLI -----------------------------------------------------------------------------
@@ -290,7 +304,12 @@ _FLAGS = {
     "data_dir": (str, "preprocess output directory (holds metadata.json)"),
     "init_checkpoint": (str, "pretrained model: Google/ALBERT checkpoint, Hugging Face dir, or "
                         "bertline model_dir"),
-    "model_dir": (str, "where checkpoints and configs go; re-run with it to resume"),
+    "model_dir": (str, "where checkpoints and configs go; re-run with it to resume (default on "
+                  "Vertex AI: $AIP_CHECKPOINT_DIR)"),
+    "tensorboard_dir": (str, "where TensorBoard events go (default <model-dir>/events; on Vertex "
+                        "AI $AIP_TENSORBOARD_LOG_DIR)"),
+    "export_dir": (str, "with --export: where the best model is exported as <dir>/<version> "
+                   "(default on Vertex AI: $AIP_MODEL_DIR)"),
     "model_config_file": (str, "config for training from random weights (no --init-checkpoint)"),
     "vocab_file": (str, "vocab.txt (default: the one beside --init-checkpoint)"),
     "epochs": (float, "passes over the training set (default 3)"),
@@ -342,6 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="comma-separated sequence lengths bounding batching buckets")
   parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                       help="show a progress bar (default on)")
+  parser.add_argument("--export", action="store_true", default=None,
+                      help="after training, export the best model with its raw-text signature "
+                      "(see bertline export) to --export-dir")
   return parser
 
 
@@ -360,7 +382,7 @@ def config_from_args(argv: Optional[List[str]]) -> TrainConfig:
     if not isinstance(data, dict):
       raise ValueError(f"--config {args.config}: expected a mapping of TrainConfig keys.")
     where = args.config
-  for key in list(_FLAGS) + ["xla", "trim_batches", "progress"]:
+  for key in list(_FLAGS) + ["xla", "trim_batches", "progress", "export"]:
     value = getattr(args, key)
     if value is not None:
       data[key] = value
@@ -372,7 +394,8 @@ def config_from_args(argv: Optional[List[str]]) -> TrainConfig:
     except ValueError as e:
       raise ValueError(f"--bucket-boundaries {args.bucket_boundaries!r}: expected "
                        "comma-separated integers, e.g. 32,64.") from e
-  return configs.from_dict(TrainConfig, data, where)
+  from bertline.trainer import vertex
+  return vertex.apply(configs.from_dict(TrainConfig, data, where))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -386,5 +409,6 @@ def main(argv: Optional[List[str]] = None) -> int:
                       if k.startswith("eval_") and isinstance(v, float))
   print(f"train: step {result.final_step}{'; stopped early' if result.stopped_early else ''}"
         f"{'; ' + metrics if metrics else ''}; best {result.best_checkpoint or '-'}; "
-        f"latest {result.latest_checkpoint}")
+        f"latest {result.latest_checkpoint}"
+        f"{'; exported ' + result.exported if result.exported else ''}")
   return 0
