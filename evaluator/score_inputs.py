@@ -57,6 +57,10 @@ class InputSpec:
                        "--id need --format tsv or jsonl")
     if self.format != "tsv" and self.header:
       raise ValueError("--header is for --format tsv")
+    named = [key for key in self.keys().values() if not key.lstrip("-").isdigit()]
+    if self.format == "tsv" and self.header is False and named:
+      raise ValueError(f"--no-header: columns {named} are names, which need a header line; give "
+                       "column indices (0, 1, ...) or drop --no-header")
 
   @property
   def text_a_key(self) -> str:
