@@ -237,7 +237,8 @@ def is_version(name: str) -> bool:
 PUSH_COMPLETE_MARKER = "_BERTLINE_PUSH_COMPLETE"
 
 # --- preprocess bookkeeping -------------------------------------------------------
-COUNTS_DIR = "_counts"  # per-split counts the Beam job writes for the driver
+COUNTS_DIR = "_counts"  # per-shard counts a Beam job's workers write for its driver
+REJECTED_PARTS_DIR = "_rejected_parts"  # per-shard rejected rows, gathered by the driver
 # Each preprocess run writes everything (shards, rejected rows, counts) under
 # its own <output_dir>/run-<id>/; metadata.json, written last, names the run.
 RUN_DIR_PREFIX = "run-"

@@ -265,8 +265,8 @@ class WriteShardFn(beam.DoFn):
       data = gzip.compress(data, mtime=0)
     fileio.write_bytes_atomic(fileio.join(self._work_dir, name + _suffix(self._compression)), data)
     if rejected:
-      fileio.write_bytes_atomic(fileio.join(self._work_dir, "_rejected", name + ".tsv"),
-                                b"".join(rejected))
+      part = fileio.join(self._work_dir, schema.REJECTED_PARTS_DIR, name + ".tsv")
+      fileio.write_bytes_atomic(part, b"".join(rejected))
     fileio.write_json_atomic(fileio.join(self._work_dir, schema.COUNTS_DIR, name + ".json"),
                              {"scored": len(lines), "rejected": len(rejected)})
     yield name
@@ -353,7 +353,7 @@ def _run_pipeline(config: ScoreConfig, model: ScoringModel, files: List[str],
     counts = json.loads(fileio.read_text(counts_path))
     scored += counts["scored"]
     rejected += counts["rejected"]
-    part = fileio.join(work, "_rejected", name + ".tsv")
+    part = fileio.join(work, schema.REJECTED_PARTS_DIR, name + ".tsv")
     if fileio.exists(part):
       rejected_rows.append(fileio.read_bytes(part))
   fileio.write_bytes_atomic(fileio.join(work, REJECTED_FILE), b"".join(rejected_rows))

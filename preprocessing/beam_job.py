@@ -194,8 +194,8 @@ class EncodeShardFn(beam.DoFn):
     tf.io.gfile.rename(tmp, path, overwrite=True)
     name = schema.shard_name(task.split, task.shard, task.num_shards)
     if rejected:
-      fileio.write_bytes_atomic(fileio.join(self._run_dir, PARTS_DIR, name + ".tsv"),
-                                b"\n".join(rejected) + b"\n")
+      part = fileio.join(self._run_dir, schema.REJECTED_PARTS_DIR, name + ".tsv")
+      fileio.write_bytes_atomic(part, b"\n".join(rejected) + b"\n")
     fileio.write_json_atomic(fileio.join(self._run_dir, schema.COUNTS_DIR, name + ".json"),
                              dict(counts, labels=list(task.labels)))
     beam.metrics.Metrics.counter("bertline", f"{task.split}_written").inc(counts["written"])
@@ -226,9 +226,6 @@ class EncodeShardFn(beam.DoFn):
         1 for e in batch if not e.text_a.strip() or (e.text_b is not None and not e.text_b.strip()))
     for record in self._tfexample.serialize_batch(ints, {schema.GUID: guids}):
       writer.write(record)
-
-
-PARTS_DIR = "_rejected_parts"  # per-shard rejected rows, gathered into rejected/<split>.tsv
 
 
 COUNT_KEYS = ("written", "rejected", "invalid_utf8", "empty_text")
@@ -466,7 +463,7 @@ def _run_pipeline(args, task: processors.TaskSpec, splits: List[str], options: P
       log.warning("%s: %d examples have an empty or whitespace-only text; kept as [CLS] [SEP] "
                   "as run_classifier does (num_empty_text in metadata.json).", split,
                   counts["empty_text"])
-  fileio.rmtree(fileio.join(run_dir, PARTS_DIR))
+  fileio.rmtree(fileio.join(run_dir, schema.REJECTED_PARTS_DIR))
   fileio.rmtree(fileio.join(run_dir, schema.COUNTS_DIR))
 
   from bertline.preprocessing.tokenization import load_vocab
@@ -502,7 +499,8 @@ def _gather_rejected(run_dir: str, split: str, num_shards: int, rejected_path: s
   """rejected/<split>.tsv: the header, then every shard's rejected rows in line order."""
   parts = [b"file\tline\treason\traw_row\n"]
   for shard in range(num_shards):
-    part = fileio.join(run_dir, PARTS_DIR, schema.shard_name(split, shard, num_shards) + ".tsv")
+    part = fileio.join(run_dir, schema.REJECTED_PARTS_DIR,
+                       schema.shard_name(split, shard, num_shards) + ".tsv")
     if fileio.exists(part):
       parts.append(fileio.read_bytes(part))
   fileio.write_bytes_atomic(rejected_path, b"".join(parts))
