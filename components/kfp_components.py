@@ -111,8 +111,9 @@ def evaluate(examples: Input[Dataset], model: Input[Model], split: str, threshol
   Args:
     thresholds: {metric: bound}, e.g. {"eval_accuracy": 0.9}.
     baseline_model: the model in production to compare with ("" for none).
-    metrics: scalar metrics, shown in the Kubeflow UI.
-    confusion: the confusion matrix, shown in the Kubeflow UI.
+    metrics: scalar metrics and per-class precision/recall/f1/support, shown in the
+      Kubeflow UI.
+    confusion: the confusion matrix and, for binary tasks, the ROC curve (UI).
     evaluation: metrics.json and blessing.json.
   Returns:
     Whether the model is blessed: export and push run only then. (A plain
@@ -122,9 +123,13 @@ def evaluate(examples: Input[Dataset], model: Input[Model], split: str, threshol
   from bertline.components import steps
   result = steps.evaluate(model.path, examples.path, evaluation.path, split, thresholds,
                           baseline_model, max_regression)
-  for name, value in steps.scalar_metrics(result.metrics).items():
+  for name, value in {**steps.scalar_metrics(result.metrics),
+                      **steps.per_class_metrics(result.metrics)}.items():
     metrics.log_metric(name, value)
   confusion.log_confusion_matrix(*steps.confusion(result.metrics, model.path))
+  roc = result.metrics.get("roc_curve")
+  if roc:  # binary tasks: the Kubeflow UI draws it
+    confusion.log_roc_curve(roc["fpr"], roc["tpr"], roc["thresholds"])
   evaluation.metadata.update({"blessed": result.blessed, "reasons": result.blessing["reasons"],
                               "baseline_model": baseline_model})
   return result.blessed

@@ -275,6 +275,12 @@ def evaluate(model_dir: str, data_dir: str, output_dir: str, split: str,
   return Evaluation(result["metrics"], result["blessing"], bool(result["blessing"]["blessed"]))
 
 
+def per_class_metrics(metrics: Dict[str, Any]) -> Dict[str, float]:
+  """precision/recall/f1/support of each class, as "<metric>_<label>" numbers for the UI."""
+  return {f"{name}_{label}": float(value) for name in ("precision", "recall", "f1", "support")
+          for label, value in metrics.get(name, {}).items()}
+
+
 def scalar_metrics(metrics: Dict[str, Any]) -> Dict[str, float]:
   """The metrics.json entries that are numbers (accuracy, loss, F1, ...), for the UI."""
   return {k: float(v) for k, v in sorted(metrics.items())

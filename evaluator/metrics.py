@@ -18,7 +18,7 @@ logits the evaluator collected.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -133,7 +133,40 @@ def classification_metrics(label_ids: np.ndarray, logits: np.ndarray,
       "confusion_matrix": [[int(round(v)) if float(v).is_integer() else float(v) for v in row]
                            for row in matrix],
   }
+  if num_labels == 2:
+    positive_probability = np.exp(log_softmax(logits))[:, POSITIVE_LABEL_ID]
+    real = weights > 0
+    metrics["roc_curve"] = roc_curve(label_ids[real], positive_probability[real], weights[real])
   return metrics
+
+
+def roc_curve(label_ids: np.ndarray, scores: np.ndarray,
+              weights: Optional[np.ndarray] = None) -> Dict[str, List[float]]:
+  """The ROC curve of a binary task, one point per distinct score (highest first).
+
+  Args:
+    label_ids: int [n]; the positive class is label id 1 (POSITIVE_LABEL_ID).
+    scores: float [n]; the positive class's probability.
+    weights: [n], 1 for real and 0 for padding examples; all ones when None.
+  Returns:
+    {"thresholds", "fpr", "tpr"}: at point i every example scoring >= thresholds[i]
+    is called positive. With no positive or no negative example, the rates
+    whose denominator is 0 are 0.
+  """
+  scores = np.asarray(scores, np.float64).reshape(-1)
+  positive = (np.asarray(label_ids).reshape(-1) == POSITIVE_LABEL_ID).astype(np.float64)
+  weights = np.ones_like(scores) if weights is None else np.asarray(weights, np.float64).reshape(-1)
+  order = np.argsort(-scores, kind="stable")
+  scores, positive, weights = scores[order], positive[order], weights[order]
+  true_pos = np.cumsum(positive * weights)
+  false_pos = np.cumsum((1 - positive) * weights)
+  # The last index of each run of equal scores: ties are called positive together.
+  if not scores.size:
+    return {"thresholds": [], "fpr": [], "tpr": []}
+  last = np.r_[np.nonzero(np.diff(scores))[0], scores.size - 1]
+  return {"thresholds": scores[last].tolist(),
+          "fpr": _safe_div(false_pos[last], false_pos[-1]).tolist(),
+          "tpr": _safe_div(true_pos[last], true_pos[-1]).tolist()}
 
 
 # Metrics a threshold or a baseline comparison can name, and whether higher is better.

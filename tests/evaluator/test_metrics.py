@@ -144,3 +144,27 @@ def test_bad_shapes_are_clear_errors():
     metrics.classification_metrics([3], np.zeros((1, 2)))
   with pytest.raises(ValueError, match="2 labels but 1 rows"):
     metrics.classification_metrics([0, 1], np.zeros((1, 2)))
+
+
+def test_roc_curve_matches_counting_at_every_threshold_and_its_area_the_rank_statistic():
+  rng = np.random.default_rng(7)
+  labels = rng.integers(0, 2, 300)
+  logits = np.stack([np.zeros(300), labels * 1.5 + rng.normal(size=300)], axis=1)
+  logits[::7, 1] = 0.25  # ties: called positive together
+  real = np.ones(300)
+  real[-20:] = 0  # padding examples count nowhere
+  roc = metrics.classification_metrics(labels, logits, real)["roc_curve"]
+  scores = np.exp(metrics.log_softmax(logits))[:, 1]  # the positive class's probability
+  keep = real > 0
+  s, y = scores[keep], labels[keep]
+  assert roc["thresholds"] == sorted(set(s.tolist()), reverse=True)
+  for t, fpr, tpr in zip(roc["thresholds"], roc["fpr"], roc["tpr"]):
+    called = s >= t
+    assert tpr == pytest.approx(np.sum(called & (y == 1)) / np.sum(y == 1))
+    assert fpr == pytest.approx(np.sum(called & (y == 0)) / np.sum(y == 0))
+  # Trapezoidal area from (0, 0) = P(positive scores above negative), ties counted half.
+  fpr, tpr = np.r_[0.0, roc["fpr"]], np.r_[0.0, roc["tpr"]]
+  area = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+  pos, neg = s[y == 1][:, None], s[y == 0][None, :]
+  assert area == pytest.approx(float(np.mean((pos > neg) + 0.5 * (pos == neg))))
+  assert "roc_curve" not in metrics.classification_metrics([0, 1, 2], np.eye(3))  # binary only
