@@ -82,6 +82,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.error(f"unknown command {args.command!r}; choose one of: {', '.join(COMMANDS)}")
   logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                       format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+  if not args.verbose:
+    _quiet_beam_import_notices()
   module_name, _ = COMMANDS[args.command]
   module = importlib.import_module(module_name)
   try:
@@ -92,6 +94,19 @@ def main(argv: Optional[List[str]] = None) -> int:
       traceback.print_exc()  # asked for, or a bug worth reporting whole
     print(f"bertline {args.command}: error: {message}", file=sys.stderr)
     return code
+
+
+# What importing Apache Beam logs about BigQuery clients bertline never uses: every Beam
+# command printed it, even `--help`. Kept with --verbose.
+_BEAM_IMPORT_NOTICES = ("apitools not found, and bigquery client libraries are not available",
+                        "No module named google.cloud.bigquery_storage_v1")
+
+
+def _quiet_beam_import_notices() -> None:
+  def keep(record: logging.LogRecord) -> bool:
+    return not any(notice in record.getMessage() for notice in _BEAM_IMPORT_NOTICES)
+  for handler in logging.getLogger().handlers:
+    handler.addFilter(keep)
 
 
 if __name__ == "__main__":

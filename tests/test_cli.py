@@ -36,3 +36,11 @@ def test_stage_help_and_bad_input_is_one_clear_line(tmp_path):
 def test_unknown_command():
   result = _bertline("fly")
   assert result.returncode == 2 and "unknown command 'fly'" in result.stderr
+
+
+def test_beams_import_notices_about_bigquery_are_kept_for_verbose_runs_only():
+  quiet = _bertline("score", "--help")
+  assert quiet.returncode == 0 and "usage: bertline score" in quiet.stdout
+  assert "apitools" not in quiet.stderr and "bigquery" not in quiet.stderr
+  verbose = _bertline("--verbose", "preprocess", "--help")
+  assert verbose.returncode == 0 and "apitools not found" in verbose.stderr
