@@ -174,6 +174,21 @@ def write_json_atomic(path: str, data: Any) -> None:
 
 
 @contextlib.contextmanager
+def output_claim(directory: str, lock_name: str, refused: str):
+  """A job's exclusive claim on its local output `directory` (made if absent) while it runs.
+
+  On object stores (gs://) no claim is taken: bertline's readers read only
+  the files a finished run's manifest lists, so two writers are never mixed.
+  """
+  if is_remote(directory):
+    yield
+    return
+  os.makedirs(directory, exist_ok=True)
+  with exclusive_claim(os.path.join(directory, lock_name), refused):
+    yield
+
+
+@contextlib.contextmanager
 def exclusive_claim(lock_path: str, refused: str):
   """Holds an exclusive, non-blocking flock on the local file `lock_path` while the block runs.
 

@@ -6,14 +6,17 @@ guids, score's FILE:LINE ids). The driver cuts each file into byte ranges from
 its size alone — it reads no contents, so launching a job costs the same for
 any corpus — and the workers count the lines each range owns; the running sum
 of those counts is each range's first line number, and `shard_tasks` groups
-consecutive ranges into output shards.
+consecutive ranges into output shards. Each shard's worker then reports to the
+driver through files (`write_report`: its counts, its rejected rows), which the
+driver gathers once the runner is done (`read_counts`, `gather_rejected`).
 """
 
 from __future__ import annotations
 
-from typing import Dict, Iterator, List, NamedTuple, Sequence, Tuple
+import json
+from typing import Any, Dict, Iterator, List, NamedTuple, Sequence, Tuple
 
-from bertline import fileio
+from bertline import fileio, schema
 
 
 class ByteRange(NamedTuple):
@@ -123,3 +126,43 @@ def shard_tasks(ranges: Sequence[ByteRange], lines: Sequence[int],
     lo, hi = shard * len(starts) // num_shards, (shard + 1) * len(starts) // num_shards
     out.append((tuple(starts[lo:hi]), sum(lines[lo:hi])))
   return out
+
+
+# --- What each shard's worker reports to the driver --------------------------------------------
+REJECTED_HEADER = b"file\tline\treason\traw_row\n"
+
+
+def rejected_row(file: str, line: int, reason: str, raw: bytes) -> bytes:
+  """One line of a rejected-rows TSV: file, line (from 1), reason, then the raw row as read."""
+  reason = reason.replace("\t", " ").replace("\n", " ")
+  return f"{file}\t{line}\t{reason}\t".encode("utf-8") + raw + b"\n"
+
+
+def write_report(work_dir: str, name: str, counts: Dict[str, Any], rejected: List[bytes]) -> None:
+  """A shard's counts (always) and rejected rows (when there are any), for the driver."""
+  if rejected:
+    fileio.write_bytes_atomic(fileio.join(work_dir, schema.REJECTED_PARTS_DIR, name + ".tsv"),
+                              b"".join(rejected))
+  fileio.write_json_atomic(fileio.join(work_dir, schema.COUNTS_DIR, name + ".json"), counts)
+
+
+def read_counts(work_dir: str, names: Sequence[str], job: str) -> List[Dict[str, Any]]:
+  """Every shard's counts, in order; a shard that never reported is an error."""
+  out = []
+  for name in names:
+    path = fileio.join(work_dir, schema.COUNTS_DIR, name + ".json")
+    if not fileio.exists(path):
+      raise RuntimeError(f"{path} is missing: shard {name} was never written, yet the runner "
+                         f"reported success. Nothing was published; run {job} again.")
+    out.append(json.loads(fileio.read_text(path)))
+  return out
+
+
+def gather_rejected(work_dir: str, names: Sequence[str], dest: str) -> None:
+  """`dest`: the header, then the shards' rejected rows in shard (so line) order."""
+  parts = [REJECTED_HEADER]
+  for name in names:
+    part = fileio.join(work_dir, schema.REJECTED_PARTS_DIR, name + ".tsv")
+    if fileio.exists(part):
+      parts.append(fileio.read_bytes(part))
+  fileio.write_bytes_atomic(dest, b"".join(parts))

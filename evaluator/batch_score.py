@@ -44,7 +44,6 @@ log = logging.getLogger("bertline.score")
 SUMMARY_FILE = "summary.json"
 PREDICTIONS_PREFIX = "predictions"
 REJECTED_FILE = f"{schema.REJECTED_DIR}/rows.tsv"
-REJECTED_HEADER = b"file\tline\treason\traw_row\n"
 COMPRESSIONS = ("none", "gzip")
 TEMPORARY_PREFIX = "_temporary-"  # a run writes here, then moves its files into place
 DEFAULT_BATCH_SIZE = 64
@@ -251,8 +250,7 @@ class WriteShardFn(beam.DoFn):
     for result in scored:
       row = result.example[1]
       if row.reason:
-        reason = row.reason.replace("\t", " ").replace("\n", " ")
-        rejected.append(f"{row.file}\t{row.line}\t{reason}\t".encode("utf-8") + row.raw + b"\n")
+        rejected.append(line_shards.rejected_row(row.file, row.line, row.reason, row.raw))
         continue
       probabilities = [float(p) for p in result.inference]
       best = max(range(len(probabilities)), key=probabilities.__getitem__)
@@ -264,11 +262,8 @@ class WriteShardFn(beam.DoFn):
     if self._compression == "gzip":
       data = gzip.compress(data, mtime=0)
     fileio.write_bytes_atomic(fileio.join(self._work_dir, name + _suffix(self._compression)), data)
-    if rejected:
-      part = fileio.join(self._work_dir, schema.REJECTED_PARTS_DIR, name + ".tsv")
-      fileio.write_bytes_atomic(part, b"".join(rejected))
-    fileio.write_json_atomic(fileio.join(self._work_dir, schema.COUNTS_DIR, name + ".json"),
-                             {"scored": len(lines), "rejected": len(rejected)})
+    line_shards.write_report(self._work_dir, name,
+                             {"scored": len(lines), "rejected": len(rejected)}, rejected)
     yield name
 
 
@@ -296,7 +291,9 @@ def run(config: ScoreConfig) -> Dict[str, Any]:
   files = expand_inputs(list(config.inputs))
   columns = {path: tsv_columns(spec, path) for path in files} if spec.format == "tsv" else {}
   options = beam_runner.pipeline_options(list(config.beam_args))
-  with _output_claim(config.output):
+  with fileio.output_claim(config.output, ".bertline-score.lock",
+                           f"another `bertline score` is writing to {config.output}; wait for "
+                           "it, or choose another --output"):
     _check_output(config)
     if not fileio.is_remote(config.output):  # under the claim: left by a killed run
       for name in fileio.listdir(config.output):
@@ -342,21 +339,11 @@ def _run_pipeline(config: ScoreConfig, model: ScoringModel, files: List[str],
                                                   config.compression, num_shards)))
     beam_runner.run(p)
 
-  scored = rejected = 0
-  rejected_rows = [REJECTED_HEADER]
-  for shard in range(num_shards):
-    name = _shard_name(shard, num_shards)
-    counts_path = fileio.join(work, schema.COUNTS_DIR, name + ".json")
-    if not fileio.exists(counts_path):
-      raise RuntimeError(f"{counts_path} is missing: shard {shard} was never written, yet the "
-                         "runner reported success. Nothing was published; run the job again.")
-    counts = json.loads(fileio.read_text(counts_path))
-    scored += counts["scored"]
-    rejected += counts["rejected"]
-    part = fileio.join(work, schema.REJECTED_PARTS_DIR, name + ".tsv")
-    if fileio.exists(part):
-      rejected_rows.append(fileio.read_bytes(part))
-  fileio.write_bytes_atomic(fileio.join(work, REJECTED_FILE), b"".join(rejected_rows))
+  names = [_shard_name(s, num_shards) for s in range(num_shards)]
+  reports = line_shards.read_counts(work, names, "score")
+  scored = sum(r["scored"] for r in reports)
+  rejected = sum(r["rejected"] for r in reports)
+  line_shards.gather_rejected(work, names, fileio.join(work, REJECTED_FILE))
   return {
       "model": model.path, "model_version": model.version, "labels": model.labels,
       "inputs": files, "format": config.input_spec.format, "rows": scored + rejected,
@@ -389,17 +376,6 @@ def _publish(config: ScoreConfig, work: str, summary: Dict[str, Any]) -> None:
   for name in summary["files"] + [REJECTED_FILE]:
     fileio.rename(fileio.join(work, name), fileio.join(out, name))
   fileio.write_json_atomic(summary_path, summary)
-
-
-def _output_claim(output: str):
-  """One `bertline score` at a time per local output directory (gs://: see preprocess)."""
-  import contextlib
-  if fileio.is_remote(output):
-    return contextlib.nullcontext()
-  os.makedirs(output, exist_ok=True)
-  return fileio.exclusive_claim(os.path.join(output, ".bertline-score.lock"),
-                                f"another `bertline score` is writing to {output}; wait for it, "
-                                "or choose another --output")
 
 
 # --- CLI ---------------------------------------------------------------------------------------

@@ -17,10 +17,7 @@ atomically, so a directory with a metadata.json is a finished run.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import contextlib
-import os
 import time
 import uuid
 from typing import Dict, List, NamedTuple, Optional, Tuple
@@ -183,7 +180,7 @@ class EncodeShardFn(beam.DoFn):
           row = processors.parse_row(self._task, task.split, spec, index, line, label_ids, r.path)
           if isinstance(row, processors.Rejected):
             counts["rejected"] += 1
-            rejected.append(_format_rejected(row))
+            rejected.append(line_shards.rejected_row(row.file, row.line, row.reason, row.raw))
           elif row is not None:
             batch.append(row)
             if len(batch) >= self._batch_size:
@@ -192,12 +189,9 @@ class EncodeShardFn(beam.DoFn):
       if batch:
         self._encode(batch, label_ids, counts, writer)
     tf.io.gfile.rename(tmp, path, overwrite=True)
-    name = schema.shard_name(task.split, task.shard, task.num_shards)
-    if rejected:
-      part = fileio.join(self._run_dir, schema.REJECTED_PARTS_DIR, name + ".tsv")
-      fileio.write_bytes_atomic(part, b"\n".join(rejected) + b"\n")
-    fileio.write_json_atomic(fileio.join(self._run_dir, schema.COUNTS_DIR, name + ".json"),
-                             dict(counts, labels=list(task.labels)))
+    line_shards.write_report(self._run_dir, schema.shard_name(task.split, task.shard,
+                                                               task.num_shards),
+                             dict(counts, labels=list(task.labels)), rejected)
     beam.metrics.Metrics.counter("bertline", f"{task.split}_written").inc(counts["written"])
     beam.metrics.Metrics.counter("bertline", f"{task.split}_rejected").inc(counts["rejected"])
     return path
@@ -237,11 +231,6 @@ def _is_utf8(data: bytes) -> bool:
     return True
   except UnicodeDecodeError:
     return False
-
-
-def _format_rejected(row: processors.Rejected) -> bytes:
-  reason = row.reason.replace("\t", " ")
-  return f"{row.file}\t{row.line}\t{reason}\t".encode("utf-8") + row.raw
 
 
 def _validate(args, task: processors.TaskSpec) -> List[str]:
@@ -317,25 +306,6 @@ def _has_rows(path: str, header: bool) -> bool:
   return len(lines) > (1 if header else 0) or len(head) == _HEAD_BYTES
 
 
-@contextlib.contextmanager
-def _output_claim(output_dir: str):
-  """An exclusive claim on a local output directory for the whole run.
-
-  A second `bertline preprocess` into the same directory is refused at once
-  instead of mixing its shards with the first's. (On gs:// no claim is taken:
-  readers still read only the files metadata.json lists, so two writers can
-  never be mixed, and the last to publish wins.)
-  """
-  if fileio.is_remote(output_dir):
-    yield
-    return
-  os.makedirs(output_dir, exist_ok=True)
-  with fileio.exclusive_claim(os.path.join(output_dir, ".bertline-preprocess.lock"),
-                              f"another `bertline preprocess` is writing to {output_dir}; "
-                              "wait for it, or choose another --output-dir"):
-    yield
-
-
 def _remove_other_runs(output_dir: str, keep: str) -> None:
   """After publishing: earlier runs' directories (and the flat layout of older versions)."""
   import re
@@ -375,7 +345,10 @@ def run(argv: Optional[List[str]] = None, save_main_session: bool = True) -> sch
            task.labels or "inferred from train", splits)
 
   options = beam_runner.pipeline_options(pipeline_args, save_main_session)
-  with _output_claim(args.output_dir):
+  # A second `bertline preprocess` into the same local directory is refused at once.
+  with fileio.output_claim(args.output_dir, ".bertline-preprocess.lock",
+                           f"another `bertline preprocess` is writing to {args.output_dir}; wait "
+                           "for it, or choose another --output-dir"):
     _check_output(args)  # again, now that no one else can be writing
     run_name = f"{schema.RUN_DIR_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
     run_dir = fileio.join(args.output_dir, run_name)
@@ -434,14 +407,15 @@ def _run_pipeline(args, task: processors.TaskSpec, splits: List[str], options: P
   labels: Optional[List[str]] = None
   split_info: Dict[str, schema.SplitInfo] = {}
   for split in splits:
-    counts = _gather_counts(run_dir, split, num_shards[split])
-    labels = counts.pop("labels")
+    names = [schema.shard_name(split, i, num_shards[split]) for i in range(num_shards[split])]
+    reports = line_shards.read_counts(run_dir, names, "preprocess")
+    counts = {key: sum(r[key] for r in reports) for key in COUNT_KEYS}
+    labels = reports[-1]["labels"]
     path = fileio.join(args.data_dir, task.splits[split].file)
     if not labels:
       raise processors.no_labels_error(task, fileio.join(args.data_dir, task.splits["train"].file))
     rejected_file = f"{run_name}/{schema.REJECTED_DIR}/{split}.tsv"
-    _gather_rejected(run_dir, split, num_shards[split],
-                     fileio.join(args.output_dir, rejected_file))
+    line_shards.gather_rejected(run_dir, names, fileio.join(args.output_dir, rejected_file))
     if not counts["written"] and _has_rows(path, task.splits[split].header):
       raise ValueError(
           f"{path}: not one example was written from its rows ({counts['rejected']} rejected"
@@ -475,35 +449,6 @@ def _run_pipeline(args, task: processors.TaskSpec, splits: List[str], options: P
   path = metadata.write(args.output_dir)  # the publish: readers see the old run or this one
   log.info("Wrote %s in %.1fs", path, time.time() - started)
   return metadata
-
-
-def _gather_counts(run_dir: str, split: str, num_shards: int) -> Dict:
-  """The sum of a split's per-shard counts; every shard must have reported."""
-  total = dict.fromkeys(COUNT_KEYS, 0)
-  labels = None
-  for shard in range(num_shards):
-    path = fileio.join(run_dir, schema.COUNTS_DIR, schema.shard_name(split, shard, num_shards)
-                       + ".json")
-    if not fileio.exists(path):
-      raise RuntimeError(f"{path} is missing: shard {shard} of {split} was never written, yet the "
-                         "runner reported success. Run preprocess again.")
-    counts = json.loads(fileio.read_text(path))
-    labels = counts.pop("labels")
-    for key in COUNT_KEYS:
-      total[key] += counts[key]
-  total["labels"] = labels
-  return total
-
-
-def _gather_rejected(run_dir: str, split: str, num_shards: int, rejected_path: str) -> None:
-  """rejected/<split>.tsv: the header, then every shard's rejected rows in line order."""
-  parts = [b"file\tline\treason\traw_row\n"]
-  for shard in range(num_shards):
-    part = fileio.join(run_dir, schema.REJECTED_PARTS_DIR,
-                       schema.shard_name(split, shard, num_shards) + ".tsv")
-    if fileio.exists(part):
-      parts.append(fileio.read_bytes(part))
-  fileio.write_bytes_atomic(rejected_path, b"".join(parts))
 
 
 def main(argv: List[str]) -> int:
