@@ -11,8 +11,10 @@ FROM tensorflow/tensorflow:2.21.0-gpu
 # The same pins as pyproject.toml and the Makefile (tests/test_dockerfile.py
 # checks it): the versions the test suite runs against.
 ARG TENSORFLOW_TEXT_VERSION=2.21.1
+ARG TENSORFLOW_SERVING_API_VERSION=2.21.0
 ARG APACHE_BEAM_VERSION=2.77.0
 ARG KFP_VERSION=2.17.0
+ARG GOOGLE_CLOUD_AIPLATFORM_VERSION=1.165.1
 ARG GOOGLE_CLOUD_STORAGE_VERSION=3.17.1
 ARG GOOGLE_API_CORE_VERSION=2.44.0
 ARG GOOGLE_AUTH_VERSION=2.63.0
@@ -32,8 +34,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # tweets, the Chinese reviews), whose declared dependencies are not needed.
 RUN python3 -m pip install --no-cache-dir \
       "tensorflow-text==${TENSORFLOW_TEXT_VERSION}" \
+      "tensorflow-serving-api==${TENSORFLOW_SERVING_API_VERSION}" \
       "apache-beam[gcp]==${APACHE_BEAM_VERSION}" \
       "kfp==${KFP_VERSION}" \
+      "google-cloud-aiplatform==${GOOGLE_CLOUD_AIPLATFORM_VERSION}" \
       "google-cloud-storage==${GOOGLE_CLOUD_STORAGE_VERSION}" \
       "google-api-core==${GOOGLE_API_CORE_VERSION}" \
       "google-auth==${GOOGLE_AUTH_VERSION}" \

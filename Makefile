@@ -27,7 +27,7 @@ $(RUNTIME_STAMP): pyproject.toml Makefile
 	@touch $(RUNTIME_STAMP)
 
 $(STAMP): $(RUNTIME_STAMP)
-	$(PIP) install -q -e '.[pipeline,dask,test]'
+	$(PIP) install -q -e '.[pipeline,dask,vertex,test]'
 	$(PIP) install -q --no-deps $(REFERENCE_PACKAGES)
 	@touch $(STAMP)
 

@@ -213,6 +213,18 @@ PREDICTIONS_FILE = "test_results.tsv"
 SIGNATURE_TEXT = "serving_default"
 SIGNATURE_FEATURES = "serve_features"
 SIGNATURE_EXAMPLES = "serve_examples"
+# TF Serving's Classify API (method tensorflow/serving/classify): serialized
+# tf.Example with the raw text features -> classes and scores. The key is the
+# one tf.estimator gave its classification signature.
+SIGNATURE_CLASSIFY = "classification"
+CLASSIFY_METHOD_NAME = "tensorflow/serving/classify"
+CLASSIFY_INPUTS = "inputs"      # TF Serving's kClassifyInputs
+CLASSIFY_CLASSES = "classes"    # kClassifyOutputClasses
+CLASSIFY_SCORES = "scores"      # kClassifyOutputScores
+# Files TF Serving reads beside the SavedModel: its warmup requests
+# (PredictionLog records it replays before serving a version) and the blessing.
+ASSETS_EXTRA = "assets.extra"
+WARMUP_REQUESTS = "tf_serving_warmup_requests"
 ASSET_VOCAB = "vocab.txt"
 ASSET_LABELS = "labels.txt"
 ASSET_METADATA = "bertline_metadata.json"

@@ -135,13 +135,20 @@ def evaluate(examples: Input[Dataset], model: Input[Model], split: str, threshol
   return result.blessed
 
 
-def export_push(model: Input[Model], evaluation: Input[Artifact], push_to: str, force: bool,
-                training_key: str, exported: Output[Model]) -> str:
+def export_push(examples: Input[Dataset], model: Input[Model], evaluation: Input[Artifact],
+                push_to: str, force: bool, training_key: str, check_serving: bool,
+                vertex_model: str, vertex_project: str, vertex_region: str,
+                exported: Output[Model]) -> str:
   """`bertline export` then `bertline push`; runs only for a blessed model.
 
   Args:
+    examples: the preprocess output; its first examples become TF Serving's warmup
+      requests, which push replays in a clean process before pushing.
     evaluation: the evaluate step's output (its blessing travels with the model).
     push_to: gs://bucket/models/NAME or a directory.
+    check_serving: replay the warmup requests before pushing (the serving check).
+    vertex_model, vertex_project, vertex_region: register the pushed version in the
+      Vertex AI Model Registry ("" for no registration).
     training_key: the train task's key: when the last pushed version has it,
       this model is already in production and nothing is exported or pushed.
     exported: the versioned SavedModel (raw-text signature).
@@ -150,7 +157,10 @@ def export_push(model: Input[Model], evaluation: Input[Artifact], push_to: str, 
   """
   from bertline.components import steps
   outcome = steps.export_and_push(model.path, exported.path, push_to, force,
-                                  evaluation_dir=evaluation.path, key=training_key)
+                                  evaluation_dir=evaluation.path, key=training_key,
+                                  examples_dir=examples.path, check_serving=check_serving,
+                                  vertex_model=vertex_model, vertex_project=vertex_project,
+                                  vertex_region=vertex_region)
   exported.metadata.update({"pushed_to": outcome.pushed,
                             "already_pushed": outcome.already_pushed})
   return outcome.pushed

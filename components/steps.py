@@ -320,16 +320,25 @@ def already_pushed(push_to: str, model_dir: str, key: str) -> str:
 
 
 def export_and_push(model_dir: str, export_dir: str, push_to: str, force: bool = False,
-                    evaluation_dir: str = "", key: str = "") -> PushOutcome:
+                    evaluation_dir: str = "", key: str = "", examples_dir: str = "",
+                    check_serving: bool = True, vertex_model: str = "", vertex_project: str = "",
+                    vertex_region: str = "") -> PushOutcome:
   """`bertline export` then `bertline push`, unless this model is already the last pushed one.
 
   Push reads the blessing.json in `evaluation_dir` (the evaluate step's
-  output) and refuses an unblessed model unless `force`. `key` is the run's
-  training_key: recorded in the export, and compared with the last pushed
-  version's, so that a re-run (or a cached training task) pushes no duplicate.
+  output) and refuses an unblessed model unless `force`; it replays the
+  export's warmup requests (built from `examples_dir`, the preprocess output)
+  in a clean process first unless `check_serving` is off, and registers the
+  version in the Vertex AI Model Registry when `vertex_model` is set. `key`
+  is the run's training_key: recorded in the export, and compared with the
+  last pushed version's, so that a re-run (or a cached training task) pushes
+  no duplicate.
   """
   from bertline.evaluator import export as export_lib
   from bertline.evaluator import push as push_lib
+  from bertline.evaluator import vertex_registry
+  vertex = (vertex_registry.VertexModel(vertex_model, vertex_project, vertex_region)
+            if vertex_model else None)
   last = already_pushed(push_to, model_dir, key)
   if last:
     log.info("%s is already the last pushed model (%s): nothing to push", model_dir, last)
@@ -342,12 +351,16 @@ def export_and_push(model_dir: str, export_dir: str, push_to: str, force: bool =
   else:
     # The blessing is stored with the export, so it travels along.
     exported = export_lib.export_model(model_dir, export_dir, blessing=blessing,
-                                       training_key=key)
+                                       training_key=key, warmup_data=examples_dir or None)
   pushed = fileio.join(push_to, os.path.basename(exported))
-  if fileio.exists(fileio.join(pushed, schema.PUSH_COMPLETE_MARKER)):
+  done = fileio.exists(fileio.join(pushed, schema.PUSH_COMPLETE_MARKER))
+  if done and vertex is None:
     log.info("%s is already pushed to %s", exported, pushed)
     return PushOutcome(pushed, True)
-  return PushOutcome(push_lib.push(exported, push_to, force=force, blessing=blessing), False)
+  # With a registration asked for, push again: an identical pushed version is
+  # not copied twice, only registered if it is not yet (a retried task).
+  return PushOutcome(push_lib.push(exported, push_to, force=force, blessing=blessing,
+                                   check_serving=check_serving, vertex=vertex), done)
 
 
 def score(push_to: str, input_pattern: str, output: str, date: str, input_format: str = "text",

@@ -3,7 +3,7 @@
     bertline export --model-dir work/model --export-dir work/export
 
 writes work/export/<version>/ (a numeric version: TF Serving's layout) with
-three signatures:
+four signatures:
 
 * `serving_default`: text_a (and, for sentence-pair tasks, text_b) string [b]
   -> probabilities float32 [b, n], label_id int32 [b], label string [b].
@@ -14,11 +14,21 @@ three signatures:
   same outputs (run_classifier's serving_input_fn).
 * `serve_examples`: serialized tf.Example string [b] (preprocess output) ->
   the same outputs.
+* `classification`: TF Serving's Classify API (method
+  tensorflow/serving/classify): `inputs`, serialized tf.Example string [b]
+  with bytes features text_a (and text_b) -> `classes` string [b, n] (the
+  label names) and `scores` float32 [b, n]. tf.saved_model.save writes every
+  signature as a predict method (tensorflow/serving#1512), so the method name
+  is set in saved_model.pb after saving and the fingerprint rewritten.
 
 assets/ holds vocab.txt, labels.txt and bertline_metadata.json (data
 metadata, metrics, train and model config); assets.extra/blessing.json the
-blessing when the model_dir has one (push reads it). The graph uses core
-TensorFlow and tensorflow-text ops only. The version is written to a hidden
+blessing when the model_dir has one (push reads it), and
+assets.extra/tf_serving_warmup_requests: PredictionLog records built from
+real examples of the training data, which TF Serving replays at load and
+`bertline push` replays in a clean process before pushing
+(evaluator/serving_check.py). The graph uses core TensorFlow and
+tensorflow-text ops only. The version is written to a hidden
 temporary directory and renamed into place: E/<version> is whole or absent.
 """
 
@@ -84,6 +94,20 @@ def _serving_module(classifier, tokenizer, labels: List[str], max_seq_length: in
       parsed = records.parse_batch(examples, spec)
       return self._outputs(*(parsed[name] for name in schema.SEQUENCE_FEATURES))
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string,
+                                                name=schema.CLASSIFY_INPUTS)])
+    def classify(self, inputs):
+      """TF Serving's Classify API: tf.Examples of raw text -> classes and scores."""
+      names = [schema.SERVING_TEXT_A] + ([schema.SERVING_TEXT_B] if has_text_b else [])
+      # No default: an example without its text is an error the client sees.
+      parsed = tf.io.parse_example(inputs, {name: tf.io.FixedLenFeature([], tf.string)
+                                            for name in names})
+      f = self.text_features(*(parsed[name] for name in names))
+      out = self._outputs(*(f[name] for name in schema.SEQUENCE_FEATURES))
+      classes = tf.tile(self.label_names[tf.newaxis], [tf.shape(inputs)[0], 1])
+      return {schema.CLASSIFY_CLASSES: classes,
+              schema.CLASSIFY_SCORES: out[schema.OUTPUT_PROBABILITIES]}
+
   module = ServingModule()
   # text -> features as a saved function too (not a signature): anyone can
   # check, from the SavedModel alone, the ids the served model reads.
@@ -113,8 +137,33 @@ def _serving_module(classifier, tokenizer, labels: List[str], max_seq_length: in
       schema.SIGNATURE_TEXT: serve_text.get_concrete_function(),
       schema.SIGNATURE_FEATURES: module.serve_features.get_concrete_function(),
       schema.SIGNATURE_EXAMPLES: module.serve_examples.get_concrete_function(),
+      schema.SIGNATURE_CLASSIFY: module.classify.get_concrete_function(),
   }
   return module, signatures
+
+
+def _set_method_names(path: str, methods: Dict[str, str]) -> None:
+  """Sets SignatureDef method names in a saved model (TF2 writes them all as predict).
+
+  TF Serving routes Classify requests only to a signature whose method is
+  tensorflow/serving/classify; TensorFlow itself ignores the method when it
+  loads. fingerprint.pb hashes saved_model.pb, so it is written again.
+  """
+  from tensorflow.core.protobuf import saved_model_pb2
+  from tensorflow.python.saved_model import fingerprinting_utils
+
+  pb = os.path.join(path, "saved_model.pb")
+  sm = saved_model_pb2.SavedModel()
+  with open(pb, "rb") as f:
+    sm.ParseFromString(f.read())
+  for meta_graph in sm.meta_graphs:
+    for name, method in methods.items():
+      meta_graph.signature_def[name].method_name = method
+  with open(pb, "wb") as f:
+    f.write(sm.SerializeToString())
+  if os.path.exists(os.path.join(path, "fingerprint.pb")):
+    os.remove(os.path.join(path, "fingerprint.pb"))
+    fingerprinting_utils.write_fingerprint(path)
 
 
 # Ops of the graph that are not core TensorFlow: all from tensorflow-text, and
@@ -154,6 +203,11 @@ def _metadata(loaded: scoring.LoadedModel, version: str, has_blessing: bool,
                           schema.OUTPUT_LABEL]},
           schema.SIGNATURE_FEATURES: {"inputs": list(schema.SEQUENCE_FEATURES)},
           schema.SIGNATURE_EXAMPLES: {"inputs": ["examples"]},
+          schema.SIGNATURE_CLASSIFY: {
+              "method": schema.CLASSIFY_METHOD_NAME, "inputs": [schema.CLASSIFY_INPUTS],
+              "example_features": [schema.SERVING_TEXT_A] + (
+                  [schema.SERVING_TEXT_B] if meta.has_text_b else []),
+              "outputs": [schema.CLASSIFY_CLASSES, schema.CLASSIFY_SCORES]},
       },
       "data_metadata": meta.to_dict(),
       "metrics": metrics,
@@ -167,9 +221,31 @@ def _metadata(loaded: scoring.LoadedModel, version: str, has_blessing: bool,
   }
 
 
+def _warmup_texts(loaded: scoring.LoadedModel, warmup_data: Optional[str], count: int):
+  """Real examples for the warmup requests: the training data's (or --warmup-data's)."""
+  from bertline.evaluator import serving_check
+  from bertline.preprocessing.tokenization import load_vocab
+
+  recorded = (loaded.train_config or {}).get("data_dir") or ""
+  data_dir = warmup_data or recorded
+  where = (f"--warmup-data {data_dir}" if warmup_data else
+           f"the training data {data_dir!r} ({schema.TRAIN_CONFIG_FILE}'s data_dir)")
+  if not data_dir or not fileio.exists(fileio.join(data_dir, schema.METADATA_FILE)):
+    raise FileNotFoundError(
+        f"{where if data_dir else schema.TRAIN_CONFIG_FILE + ' names no data_dir'}: no preprocess "
+        "output there to build TF Serving's warmup requests from; pass --warmup-data DIR, a "
+        "`bertline preprocess` output of this model's task.")
+  meta = schema.read_metadata(data_dir)
+  if meta.vocab_sha256 != loaded.data_metadata.vocab_sha256:
+    raise ValueError(f"{where} was tokenized with another vocab than {loaded.model_dir}; pass "
+                     "--warmup-data with data preprocessed with the model's vocab.txt.")
+  return serving_check.warmup_texts(data_dir, meta, load_vocab(loaded.vocab_file), count)
+
+
 def export_model(model_dir: str, export_dir: str, version: Optional[int] = None,
                  which: str = "best", blessing: Optional[str] = None,
-                 training_key: str = "") -> str:
+                 training_key: str = "", warmup_data: Optional[str] = None,
+                 warmup_examples: int = 8) -> str:
   """Exports model_dir's classifier to export_dir/<version>; returns that path.
 
   Args:
@@ -181,6 +257,9 @@ def export_model(model_dir: str, export_dir: str, version: Optional[int] = None,
       <model_dir>/blessing.json when evaluate wrote one there).
     training_key: str. The pipeline's training key (components/steps.py), recorded in
       bertline_metadata.json.
+    warmup_data: str or None. Preprocess output whose examples become TF Serving's
+      warmup requests (default: the training data, train_config.json's data_dir).
+    warmup_examples: int. How many of its examples the requests carry.
   Raises:
     FileExistsError: export_dir/<version> exists (an export is never replaced).
   """
@@ -204,11 +283,14 @@ def export_model(model_dir: str, export_dir: str, version: Optional[int] = None,
     raise FileNotFoundError(f"--blessing {blessing} not found; it is the blessing.json written by "
                             "`bertline evaluate`.")
 
+  if warmup_examples < 1:
+    raise ValueError(f"--warmup-examples {warmup_examples} must be at least 1")
   loaded = scoring.load_model_dir(model_dir, which)
   meta = loaded.data_metadata
   if fileio.sha256_file(loaded.vocab_file) != meta.vocab_sha256:
     raise ValueError(f"{loaded.vocab_file} is not the vocab the training data was tokenized with "
                      f"({schema.DATA_METADATA_COPY}'s vocab_sha256); the model_dir is inconsistent.")
+  texts = _warmup_texts(loaded, warmup_data, warmup_examples)
   tokenizer = BertTokenizer(loaded.vocab_file, meta.do_lower_case)
   module, signatures = _serving_module(loaded.classifier, tokenizer, loaded.labels,
                                        meta.max_seq_length, meta.has_text_b)
@@ -218,6 +300,7 @@ def export_model(model_dir: str, export_dir: str, version: Optional[int] = None,
   tmp = os.path.join(export_dir, f".{version}.tmp-{uuid.uuid4().hex}")
   try:
     tf.saved_model.save(module, tmp, signatures=signatures)
+    _set_method_names(tmp, {schema.SIGNATURE_CLASSIFY: schema.CLASSIFY_METHOD_NAME})
     assets = os.path.join(tmp, "assets")
     os.makedirs(assets, exist_ok=True)
     shutil.copyfile(loaded.vocab_file, os.path.join(assets, schema.ASSET_VOCAB))
@@ -226,9 +309,11 @@ def export_model(model_dir: str, export_dir: str, version: Optional[int] = None,
     with open(os.path.join(assets, schema.ASSET_METADATA), "w", encoding="utf-8") as f:
       f.write(fileio.to_json(_metadata(loaded, version, bool(blessing), training_key)))
     if blessing:
-      os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
-      with open(os.path.join(tmp, "assets.extra", schema.BLESSING_FILE), "wb") as f:
+      os.makedirs(os.path.join(tmp, schema.ASSETS_EXTRA), exist_ok=True)
+      with open(os.path.join(tmp, schema.ASSETS_EXTRA, schema.BLESSING_FILE), "wb") as f:
         f.write(fileio.read_bytes(blessing))
+    from bertline.evaluator import serving_check
+    serving_check.write_warmup_requests(tmp, texts, meta.has_text_b)
     _check_export(tmp, meta.has_text_b)
     os.rename(tmp, final)
   finally:
@@ -244,8 +329,8 @@ def _check_export(path: str, has_text_b: bool) -> None:
   import tensorflow as tf
 
   loaded = tf.saved_model.load(path)
-  missing = {schema.SIGNATURE_TEXT, schema.SIGNATURE_FEATURES, schema.SIGNATURE_EXAMPLES} - set(
-      loaded.signatures)
+  missing = {schema.SIGNATURE_TEXT, schema.SIGNATURE_FEATURES, schema.SIGNATURE_EXAMPLES,
+             schema.SIGNATURE_CLASSIFY} - set(loaded.signatures)
   if missing:
     raise AssertionError(f"export {path} lacks signature(s) {sorted(missing)}")
   args = {schema.SERVING_TEXT_A: tf.constant(["a smoke test"])}
@@ -254,6 +339,12 @@ def _check_export(path: str, has_text_b: bool) -> None:
   out = loaded.signatures[schema.SIGNATURE_TEXT](**args)
   if out[schema.OUTPUT_PROBABILITIES].shape[0] != 1:
     raise AssertionError(f"export {path}: the text signature returned {out}")
+  from bertline.evaluator import serving_check
+  example = serving_check.text_example("a smoke test", "of the export" if has_text_b else None)
+  out = loaded.signatures[schema.SIGNATURE_CLASSIFY](
+      **{schema.CLASSIFY_INPUTS: tf.constant([example.SerializeToString()])})
+  if out[schema.CLASSIFY_SCORES].shape[0] != 1:
+    raise AssertionError(f"export {path}: the classification signature returned {out}")
 
 
 def graph_op_names(path: str) -> List[str]:
@@ -282,8 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog="bertline export",
       description="Write <export-dir>/<version>/, a SavedModel with signatures serving_default "
-      "(raw text, tokenized in the graph), serve_features and serve_examples, for TF Serving "
-      "or Vertex AI.")
+      "(raw text, tokenized in the graph), serve_features, serve_examples and classification "
+      "(TF Serving's Classify API), plus TF Serving warmup requests built from real examples, "
+      "for TF Serving or Vertex AI.")
   parser.add_argument("--model-dir", required=True, help="training model_dir")
   parser.add_argument("--export-dir", required=True,
                       help="local base directory of versions (TF Serving's model base path)")
@@ -294,12 +386,19 @@ def build_parser() -> argparse.ArgumentParser:
                       help="which checkpoint (default best, else latest)")
   parser.add_argument("--blessing", help="blessing.json to store with the export (default: "
                       "<model-dir>/blessing.json when present); push reads it")
+  parser.add_argument("--warmup-data",
+                      help="preprocess output whose first examples become TF Serving's warmup "
+                      "requests (assets.extra/tf_serving_warmup_requests; default: the "
+                      "training data named in the model_dir's train_config.json)")
+  parser.add_argument("--warmup-examples", type=int, default=8,
+                      help="how many examples the warmup requests carry (default 8)")
   return parser
 
 
 def main(argv: List[str]) -> int:
   args = build_parser().parse_args(argv)
   path = export_model(args.model_dir, args.export_dir, args.version, args.checkpoint,
-                      args.blessing)
+                      args.blessing, warmup_data=args.warmup_data,
+                      warmup_examples=args.warmup_examples)
   print(f"export: {path}")
   return 0

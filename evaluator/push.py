@@ -25,6 +25,16 @@ The model lands at <to>/<version>/, TF Serving's layout. Guarantees:
   Transient errors (429, 5xx, dropped connections, corrupted transfers) are
   retried by google-cloud-storage's own policy, which those preconditions make
   safe; every upload is checked with crc32c.
+* Serving is checked first (TFX's InfraValidator, evaluator/serving_check.py):
+  the version is loaded in a separate clean process that cannot import
+  bertline and answers its own TF Serving warmup requests; a version that
+  fails is not pushed, and the reason is written into its blessing
+  (assets.extra/blessing.json). --skip-serving-check skips it (recorded).
+* With --vertex-model (a gs:// target), the pushed version is registered as a
+  version of that Vertex AI model (evaluator/vertex_registry.py). If only the
+  registration fails, re-running the same push registers it without copying
+  again: an identical pushed version (same files, same checksums) is
+  accepted in that case only.
 * Credentials are Application Default Credentials (`gcloud auth
   application-default login`, a service account on GKE/Vertex): nothing secret
   is read from a flag or written to a log. STORAGE_EMULATOR_HOST is honoured.
@@ -45,6 +55,7 @@ from typing import Dict, List, Optional, Tuple
 
 from bertline import errors, fileio, schema
 from bertline.evaluator import blessing as blessing_lib
+from bertline.evaluator import serving_check, vertex_registry
 
 log = logging.getLogger("bertline.push")
 
@@ -78,7 +89,30 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--blessing", help="blessing.json from bertline evaluate (default: "
                       f"<model>/{EXPORT_BLESSING}, stored there by bertline export)")
   parser.add_argument("--force", action="store_true",
-                      help="push even without a positive blessing (recorded in the push record)")
+                      help="push even without a positive blessing (recorded in the push record); "
+                      "a version that fails the serving check is never pushed")
+  parser.add_argument("--skip-serving-check", action="store_true",
+                      help="do not replay the version's TF Serving warmup requests in a clean "
+                      "process before pushing (recorded in the push record)")
+  parser.add_argument("--serving-timeout", type=float,
+                      default=serving_check.DEFAULT_TIMEOUT_S,
+                      help="seconds the clean serving process may take (default %(default)g)")
+  vertex = parser.add_argument_group(
+      "Vertex AI Model Registry", "register the pushed version (needs --to gs://... and "
+      "pip install 'bertline[vertex]')")
+  vertex.add_argument("--vertex-model", metavar="MODEL_ID",
+                      help="Vertex AI model ID the version is registered under (created by the "
+                      "first push, a new version by every later one)")
+  vertex.add_argument("--project", help="Google Cloud project (with --vertex-model)")
+  vertex.add_argument("--region", help="Vertex AI region, e.g. europe-west4 (with --vertex-model)")
+  vertex.add_argument("--vertex-display-name", default="",
+                      help="the model's display name (default: MODEL_ID)")
+  vertex.add_argument("--vertex-serving-image", default="",
+                      help="serving container (default: Vertex's prebuilt TensorFlow "
+                      f"{vertex_registry.DEFAULT_TF_SERVING_VERSION} CPU image for the region)")
+  vertex.add_argument("--vertex-endpoint", default="",
+                      help="Vertex AI API endpoint (default: the region's; for Private Service "
+                      "Connect)")
   return parser
 
 
@@ -151,13 +185,41 @@ def _blessing_status(model: str, blessing_path: Optional[str], force: bool) -> D
         f"No blessing for {model}: {path} not found. Run `bertline evaluate` and pass its "
         "blessing.json with --blessing (or export after evaluating), or push anyway with --force.")
   blessing = blessing_lib.read(path)
+  # The evaluation's verdict: a serving check recorded by an earlier push is not part of it.
+  evaluation = {**blessing, "checks": [c for c in blessing.get("checks", [])
+                                       if c.get("metric") != serving_check.CHECK_METRIC]}
+  evaluation["blessed"] = all(c.get("passed") for c in evaluation["checks"]) if evaluation[
+      "checks"] else blessing["blessed"]
+  blessing = evaluation
   if not blessing["blessed"] and not force:
     reasons = "; ".join(r for r in blessing.get("reasons", []) if r.startswith("FAIL")) or "?"
     raise ValueError(f"{model} is not blessed ({path}: {reasons}). Not pushed; use --force to "
                      "push it anyway (recorded in the push record).")
   if not blessing["blessed"]:
     log.warning("Pushing an unblessed model because of --force.")
-  return {"path": path, "blessed": blessing["blessed"], "reasons": blessing.get("reasons", [])}
+  return {"path": path, "blessed": blessing["blessed"], "reasons": blessing.get("reasons", []),
+          "record": blessing}
+
+
+def _check_serving(model: str, status: Dict, enabled: bool, timeout_s: float) -> Dict:
+  """Runs the serving check; records it in the export's blessing; raises if it failed."""
+  if not enabled:
+    log.warning("Serving check skipped (--skip-serving-check): %s was not loaded in a clean "
+                "process before the push.", model)
+    return {"status": "skipped"}
+  log.info("Serving check: replaying %s's TF Serving warmup requests in a clean process...",
+           model)
+  result = serving_check.check(model, timeout_s)
+  # Kept in the export's blessing when there is one, and always when it failed (so a
+  # later push without --force is refused too); otherwise in the push record only.
+  path = (serving_check.record(model, result, status.get("record"))
+          if status.get("record") or not result.passed else "")
+  if not result.passed:
+    raise serving_check.ServingCheckFailed(
+        f"{model} was not pushed: it failed the serving check ({result.reason}); recorded in "
+        f"{path}. Fix the export (re-run `bertline export`) and push again.")
+  log.info("Serving check passed in %.1f s: %s", result.seconds, result.reason)
+  return {**result.to_record(), "seconds": result.seconds}
 
 
 # --- destinations ---------------------------------------------------------------
@@ -190,7 +252,7 @@ def _remote_failure(what: str, error: Exception) -> "errors.RemoteError":
 
 
 def _push_gcs(model: str, files: List[str], digests: Dict[str, Dict[str, str]], to: str,
-              version: str, record: Dict) -> str:
+              version: str, record: Dict, accept_identical: bool = False) -> str:
   """Uploads every file with if_generation_match=0 (create only), the marker last the same way.
 
   Of two pushes racing to one version, every object can be created by one of
@@ -225,6 +287,10 @@ def _push_gcs(model: str, files: List[str], digests: Dict[str, Dict[str, str]], 
   except (gexc.GoogleAPICallError, gexc.RetryError, ConnectionError, OSError) as e:
     raise _remote_failure(f"listing {dest}", e) from e
   marker = prefix + schema.PUSH_COMPLETE_MARKER
+  if marker in existing and accept_identical and _same_files(bucket, marker, record, retry):
+    log.info("%s already holds this very version (same files and checksums): not copied again.",
+             dest)
+    return dest
   if marker in existing:
     raise FileExistsError(f"{dest} was already pushed (it has {schema.PUSH_COMPLETE_MARKER}); a "
                           "pushed version is never modified. Export a new version instead.")
@@ -265,6 +331,16 @@ def _push_gcs(model: str, files: List[str], digests: Dict[str, Dict[str, str]], 
       raise _remote_failure(f"pushing {model} to {dest}", e) from e
     raise  # FileExistsError (the version changed under us), local I/O errors: as they are
   return dest
+
+
+def _same_files(bucket, marker: str, record: Dict, retry) -> bool:
+  """Whether a pushed version's record lists exactly this push's files and checksums."""
+  try:
+    pushed = json.loads(bucket.blob(marker).download_as_bytes(retry=retry))
+  except (ValueError, OSError):
+    return False
+  return {rel: f.get("sha256") for rel, f in (pushed.get("files") or {}).items()} == {
+      rel: f["sha256"] for rel, f in record["files"].items()}
 
 
 def _delete_generation(bucket, name: str, generation: int, retry) -> None:
@@ -357,7 +433,10 @@ def read_push_record(dest: str) -> Dict:
   return json.loads(fileio.read_text(path))
 
 
-def push(model: str, to: str, force: bool = False, blessing: Optional[str] = None) -> str:
+def push(model: str, to: str, force: bool = False, blessing: Optional[str] = None,
+         check_serving: bool = True, serving_timeout_s: float = serving_check.DEFAULT_TIMEOUT_S,
+         vertex: Optional[vertex_registry.VertexModel] = None,
+         report: Optional[Dict] = None) -> str:
   """Pushes exported version directory `model` to `<to>/<version>`; returns that path.
 
   Args:
@@ -365,14 +444,30 @@ def push(model: str, to: str, force: bool = False, blessing: Optional[str] = Non
     to: str. gs://bucket/prefix, file:///path or a local path.
     force: bool. Push without a positive blessing (recorded).
     blessing: str or None. blessing.json path (default <model>/assets.extra/blessing.json).
+    check_serving: bool. Replay the version's warmup requests in a clean process
+      first (serving_check); a version that fails is not pushed.
+    serving_timeout_s: float. How long that process may take.
+    vertex: VertexModel or None. Also register the pushed version in the Vertex
+      AI Model Registry (needs a gs:// target).
+    report: dict or None. Filled with the push record (and `registered_as`, the
+      Vertex AI model version, when registered).
   Raises:
     FileExistsError: the version was already pushed (nothing is modified).
-    ValueError / FileNotFoundError: unblessed model, bad paths, unreachable bucket.
+    ValueError / FileNotFoundError: unblessed model, failed serving check, bad
+      paths, unreachable bucket.
   """
   model = model.rstrip("/")
   version = _check_source(model)
+  if vertex is not None:
+    if not to.startswith("gs://"):
+      raise ValueError(f"--vertex-model needs --to gs://BUCKET/path, not {to!r}: Vertex AI "
+                       "serves models from Cloud Storage.")
+    vertex_registry.sdk()  # an absent SDK is said before anything is done
+  fileio.check_credentials(to)
   status = _blessing_status(model, blessing, force)
-  files = _source_files(model)
+  files = _source_files(model)  # symlinks are refused before the (slower) serving check
+  check = _check_serving(model, status, check_serving, serving_timeout_s)
+  files = _source_files(model)  # again: the check may have written the export's blessing
   digests = {rel: _file_digests(os.path.join(model, rel)) for rel in files}
   record = {
       "source": os.path.abspath(model),
@@ -381,22 +476,51 @@ def push(model: str, to: str, force: bool = False, blessing: Optional[str] = Non
       "blessed": status["blessed"],
       "blessing": status["path"],
       "blessing_reasons": status["reasons"],
+      "serving_check": check,
       "files": {rel: {"size": os.path.getsize(os.path.join(model, rel)), **digests[rel]}
                 for rel in files},
       "pushed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
   }
   if to.startswith("gs://"):
-    dest = _push_gcs(model, files, digests, to, version, record)
+    dest = _push_gcs(model, files, digests, to, version, record,
+                     accept_identical=vertex is not None)
   elif fileio.is_remote(to) and not to.startswith("file://"):
     raise ValueError(f"--to {to}: unsupported scheme; use gs://bucket/path, file:///path or a path.")
   else:
     dest = _push_local(model, files, digests, to, version, record)
   log.info("Pushed %s to %s (%d files%s).", model, dest, len(files), ", FORCED" if force else "")
+  if vertex is not None:
+    meta_path = os.path.join(model, "assets", schema.ASSET_METADATA)
+    metadata = json.loads(fileio.read_text(meta_path)) if os.path.exists(meta_path) else {}
+    record["registered_as"] = vertex_registry.register_or_explain(
+        dest, vertex, metadata, record,
+        rerun=f"`bertline push --model {model} --to {to} --vertex-model {vertex.model_id} ...`")
+  if report is not None:
+    report.update(record)
   return dest
+
+
+def vertex_from_args(args: argparse.Namespace) -> Optional[vertex_registry.VertexModel]:
+  if not args.vertex_model:
+    if args.project or args.region:
+      raise ValueError("--project and --region go with --vertex-model (Vertex AI Model Registry)")
+    return None
+  return vertex_registry.VertexModel(
+      model_id=args.vertex_model, project=args.project or "", region=args.region or "",
+      display_name=args.vertex_display_name, serving_image=args.vertex_serving_image,
+      endpoint=args.vertex_endpoint)
 
 
 def main(argv: List[str]) -> int:
   args = build_parser().parse_args(argv)
-  dest = push(args.model, args.to, force=args.force, blessing=args.blessing)
+  if args.serving_timeout <= 0:
+    raise ValueError(f"--serving-timeout {args.serving_timeout:g} must be positive")
+  vertex = vertex_from_args(args)
+  record: Dict = {}
+  dest = push(args.model, args.to, force=args.force, blessing=args.blessing,
+              check_serving=not args.skip_serving_check, serving_timeout_s=args.serving_timeout,
+              vertex=vertex, report=record)
   print(f"push: {dest}")
+  if record.get("registered_as"):
+    print(f"push: registered in Vertex AI as {record['registered_as']}")
   return 0

@@ -105,10 +105,23 @@ class EvaluateConfig:
 
 @dataclasses.dataclass
 class PushConfig:
-  """`bertline push`: where blessed models go (gs://bucket/models/name or a local dir)."""
+  """`bertline push`: where blessed models go (gs://bucket/models/name or a local dir).
+
+  Attributes:
+    to: str. The registry: gs://bucket/models/NAME or a directory.
+    force: bool. Push even an unblessed model (recorded).
+    check_serving: bool. Replay the export's TF Serving warmup requests in a
+      clean process before pushing (`bertline push`'s serving check).
+    vertex_model, vertex_project, vertex_region: str. Also register each pushed
+      version as a version of this Vertex AI model (needs a gs:// push.to).
+  """
 
   to: str = "registry"
   force: bool = False
+  check_serving: bool = True
+  vertex_model: str = ""
+  vertex_project: str = ""
+  vertex_region: str = ""
 
 
 @dataclasses.dataclass
@@ -299,6 +312,17 @@ def validate(config: RunConfig, where: str = "config") -> RunConfig:
                       "the last model pushed there")
   if not config.push.to:
     raise ConfigError(f"{where}: push.to is missing: gs://bucket/models/NAME or a local directory")
+  if config.push.vertex_model:
+    if not config.push.to.startswith("gs://"):
+      raise ConfigError(f"{where}: push.vertex_model needs push.to in Cloud Storage "
+                        f"(gs://BUCKET/models/NAME), not {config.push.to!r}")
+    from bertline.evaluator.vertex_registry import VertexModel  # no SDK import
+    try:
+      VertexModel(config.push.vertex_model, config.push.vertex_project, config.push.vertex_region)
+    except ValueError as e:
+      message = str(e).replace("--vertex-model", "push.vertex_model").replace(
+          "--project", "push.vertex_project").replace("--region", "push.vertex_region")
+      raise ConfigError(f"{where}: {message}") from e
   p = config.pipeline
   sc = config.score
   if sc.input:

@@ -130,9 +130,12 @@ def run(config: config_lib.RunConfig, work_dir: Optional[str] = None, run_date: 
 
   pushed, answer = "", None
   if result.blessed:
+    pu = config.push
     outcome = steps.export_and_push(model_dir, os.path.join(work, "export", eval_key),
-                                    config.push.to, config.push.force, evaluation_dir=eval_dir,
-                                    key=train_key)
+                                    pu.to, pu.force, evaluation_dir=eval_dir, key=train_key,
+                                    examples_dir=examples, check_serving=pu.check_serving,
+                                    vertex_model=pu.vertex_model, vertex_project=pu.vertex_project,
+                                    vertex_region=pu.vertex_region)
     pushed = outcome.pushed
     print(f"pushed: {pushed}" + (" (this very model is already the last pushed one)"
                                  if outcome.already_pushed else ""))

@@ -57,7 +57,9 @@ def parameters(config: config_lib.RunConfig) -> Dict[str, Any]:
       "train_settings": config.train_settings(), "warm_start": config.warm_start,
       "eval_split": e.split, "thresholds": dict(e.thresholds), "baseline": e.baseline,
       "max_regression": e.max_regression, "push_to": config.push.to,
-      "force_push": config.push.force,
+      "force_push": config.push.force, "check_serving": config.push.check_serving,
+      "vertex_model": config.push.vertex_model, "vertex_project": config.push.vertex_project,
+      "vertex_region": config.push.vertex_region,
   }
 
 
@@ -91,6 +93,10 @@ def build(config: config_lib.RunConfig) -> Callable:
       max_regression: float = defaults["max_regression"],
       push_to: str = defaults["push_to"],
       force_push: bool = defaults["force_push"],
+      check_serving: bool = defaults["check_serving"],
+      vertex_model: str = defaults["vertex_model"],
+      vertex_project: str = defaults["vertex_project"],
+      vertex_region: str = defaults["vertex_region"],
   ):
     data = ops.resolve_data(
         data_path=data_path, builtin=builtin_data, limit=data_limit, task=task,
@@ -123,9 +129,11 @@ def build(config: config_lib.RunConfig) -> Callable:
     blessed = evaluated.outputs["Output"]
     with dsl.If(blessed == True, name="blessed"):  # noqa: E712 (a kfp condition, not Python's)
       pushed = ops.export_push(
-          model=trained.outputs["model"], evaluation=evaluated.outputs["evaluation"],
-          push_to=push_to, force=force_push,
-          training_key=trained.outputs["Output"]).set_display_name("export and push")
+          examples=examples.outputs["examples"], model=trained.outputs["model"],
+          evaluation=evaluated.outputs["evaluation"], push_to=push_to, force=force_push,
+          training_key=trained.outputs["Output"], check_serving=check_serving,
+          vertex_model=vertex_model, vertex_project=vertex_project,
+          vertex_region=vertex_region).set_display_name("export and push")
       # Never cached: the registry, not a cache entry, says whether a model is there.
       _apply(pushed, p.push, caching=False)
       if config.score.input:

@@ -22,8 +22,6 @@ from bertline.pipeline import config as config_lib
 
 log = logging.getLogger("bertline.pipeline")
 
-VERTEX_PACKAGE = "google-cloud-aiplatform"
-
 
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:
   """--host | --vertex --project --region, shared with `bertline schedule`."""
@@ -97,12 +95,8 @@ def kfp_client(host: str):
 
 
 def vertex_sdk():
-  try:
-    from google.cloud import aiplatform
-  except ImportError as e:
-    raise ValueError(f"--vertex needs the Vertex AI SDK ({VERTEX_PACKAGE}): "
-                     "pip install 'bertline[vertex]'") from e
-  return aiplatform
+  from bertline.evaluator import vertex_registry
+  return vertex_registry.sdk("--vertex")
 
 
 def vertex_job(aiplatform, args: argparse.Namespace, config: config_lib.RunConfig,

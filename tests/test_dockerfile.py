@@ -52,10 +52,11 @@ def _pyproject():
 
 
 def _runtime_requirements():
-  """What the image must satisfy: dependencies, and the pipeline and dataflow extras."""
+  """What the image must satisfy: dependencies, and the pipeline, dataflow and vertex extras."""
   project = _pyproject()["project"]
   extras = project["optional-dependencies"]
-  return [Requirement(r) for r in project["dependencies"] + extras["pipeline"] + extras["dataflow"]]
+  return [Requirement(r) for r in project["dependencies"] + extras["pipeline"] + extras["dataflow"]
+          + extras["vertex"]]
 
 
 def _hadolint():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 
 import pytest
 
@@ -58,7 +59,8 @@ def make_model_dir(path, data_dir, seed=0, with_checkpoint=True, metadata=None):
   with open(os.path.join(path, schema.DATA_METADATA_COPY), "w") as f:
     json.dump(metadata.to_dict(), f)
   with open(os.path.join(path, schema.TRAIN_CONFIG_FILE), "w") as f:
-    json.dump({"learning_rate": 5e-5, "seed": seed}, f)
+    # data_dir as train writes it: export builds its warmup requests from that data.
+    json.dump({"learning_rate": 5e-5, "seed": seed, "data_dir": data_dir or ""}, f)
   if with_checkpoint:
     manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model),
                                          os.path.join(path, schema.CHECKPOINT_SUBDIR), 3)
@@ -79,3 +81,27 @@ def exported(tiny_model, tmp_path_factory):
   export_dir = str(tmp_path_factory.mktemp("export"))
   path = export_model(tiny_model["model_dir"], export_dir, version=3)
   return {"path": path, "export_dir": export_dir}
+
+
+@pytest.fixture(scope="module")
+def gcs():
+  """A storage client on a fresh emulator; STORAGE_EMULATOR_HOST set for push."""
+  from gcp_storage_emulator.server import create_server
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  server = create_server("127.0.0.1", port, in_memory=True)
+  server.start()
+  old = os.environ.get("STORAGE_EMULATOR_HOST")
+  os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
+  try:
+    from google.cloud import storage
+    client = storage.Client()
+    client.create_bucket("models")
+    yield client
+  finally:
+    server.stop()
+    if old is None:
+      del os.environ["STORAGE_EMULATOR_HOST"]
+    else:
+      os.environ["STORAGE_EMULATOR_HOST"] = old

@@ -1,5 +1,6 @@
-"""The exported SavedModel: three signatures that agree, the preprocess stage's
-ids from raw text, and loading with no bertline code."""
+"""The exported SavedModel: signatures that agree (TF Serving's Classify API
+among them), the preprocess stage's ids from raw text, warmup requests from
+real examples, and loading with no bertline code."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from bertline import fileio, schema
 from bertline.evaluator import export, push, scoring
 from tests.evaluator.conftest import make_model_dir
 from tests.records import read_split
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 
 
 def _raw_texts(tsv_dir, split):
@@ -40,7 +43,8 @@ def test_layout_assets_and_refusals(exported, tiny_model, tweets_data):
   with open(os.path.join(assets, schema.ASSET_METADATA)) as f:
     meta = json.load(f)
   assert meta["data_metadata"] == schema.read_metadata(tweets_data["data"]).to_dict()
-  assert meta["train_config"] == {"learning_rate": 5e-5, "seed": 0}
+  assert meta["train_config"] == {"learning_rate": 5e-5, "seed": 0,
+                                  "data_dir": tweets_data["data"]}
   assert meta["model_config"]["hidden_size"] == 32 and meta["version"] == 3
   with pytest.raises(FileExistsError, match="version 3 was already exported"):
     export.export_model(tiny_model["model_dir"], exported["export_dir"], version=3)
@@ -157,10 +161,15 @@ def test_sentence_pairs_match_run_classifier_features(tmp_path):
       vocab_sha256=fileio.sha256_file(VOCAB), has_text_b=True)
   model_dir = str(tmp_path / "pairs")
   model = make_model_dir(model_dir, None, seed=3, metadata=metadata)
-  path = export.export_model(model_dir, str(tmp_path / "e"), version=1)
   reviews = [text for _, text in corpora.read_chinese_reviews(limit_per_class=24)]
   tweets = [text.decode("utf-8", "ignore") for _, text in corpora.read_tweets(limit=48)]
   pairs = list(zip(reviews, tweets))
+  # The warmup requests come from a preprocess output of the pair task (the
+  # model_dir records no training data here).
+  with pytest.raises(FileNotFoundError, match="--warmup-data DIR"):
+    export.export_model(model_dir, str(tmp_path / "e"), version=1)
+  warmup = _preprocess_pairs(tmp_path, pairs)
+  path = export.export_model(model_dir, str(tmp_path / "e"), version=1, warmup_data=warmup)
   rc = reference.reference_run_classifier()
   tok = reference.reference_tokenization().FullTokenizer(VOCAB, do_lower_case=True)
   want = [rc.convert_single_example(i, rc.InputExample(str(i), a, b, "0"), ["0", "1"], 40, tok)
@@ -183,6 +192,109 @@ def test_sentence_pairs_match_run_classifier_features(tmp_path):
                              model(ref_feats, training=False)["probabilities"].numpy(), atol=1e-5)
   with open(os.path.join(path, "assets", schema.ASSET_METADATA)) as f:
     assert json.load(f)["signatures"][schema.SIGNATURE_TEXT]["inputs"] == ["text_a", "text_b"]
+  # Pairs travel as pairs in the warmup requests and through the Classify API.
+  logs = _warmup_logs(path)
+  predict = logs[0].predict_log.request
+  assert sorted(predict.inputs) == ["text_a", "text_b"]
+  examples = [e.SerializeToString() for e in logs[2].classify_log.request.input.example_list.examples]
+  by_classify = loaded.signatures[schema.SIGNATURE_CLASSIFY](inputs=tf.constant(examples))
+  by_predict = loaded.signatures[schema.SIGNATURE_TEXT](
+      **{k: tf.constant(tf.make_ndarray(v)) for k, v in predict.inputs.items()})
+  np.testing.assert_allclose(by_classify["scores"].numpy(), by_predict["probabilities"].numpy(),
+                             atol=1e-6)
+
+
+def _preprocess_pairs(tmp_path, pairs):
+  """A pair task's preprocess output (examples/tasks/reviews_pairs.yaml's layout)."""
+  from bertline.preprocessing import beam_job
+  from tests.evaluator.conftest import VOCAB
+  tsv = tmp_path / "pairs_tsv"
+  tsv.mkdir()
+  clean = [(a.replace("\t", " ").replace("\n", " "), b.replace("\t", " ").replace("\n", " "))
+           for a, b in pairs]
+  for split in ("train", "dev", "test"):
+    (tsv / f"{split}.tsv").write_text("".join(f"{i}\t{a}\t{b}\t{i % 2}\n"
+                                              for i, (a, b) in enumerate(clean)), encoding="utf-8")
+  out = str(tmp_path / "pairs_data")
+  beam_job.run(["--task-config", os.path.join(ROOT, "examples", "tasks", "reviews_pairs.yaml"),
+                "--data-dir", str(tsv), "--vocab-file", VOCAB, "--max-seq-length", "40",
+                "--output-dir", out, "--num-shards", "1"])
+  return out
+
+
+def _warmup_logs(path):
+  from tensorflow_serving.apis import prediction_log_pb2
+  file = os.path.join(path, schema.ASSETS_EXTRA, schema.WARMUP_REQUESTS)
+  return [prediction_log_pb2.PredictionLog.FromString(r.numpy())
+          for r in tf.data.TFRecordDataset(file)]
+
+
+def test_warmup_requests_carry_real_examples_of_the_training_data(exported, tweets_data):
+  """TF Serving's warmup file: a batched and a single predict request and a classify
+  request, all over the dev split's first rows decoded from their ids."""
+  from bertline.preprocessing.tokenization import BertTokenizer
+  from tests.evaluator.conftest import VOCAB
+  logs = _warmup_logs(exported["path"])
+  assert [log.WhichOneof("log_type") for log in logs] == ["predict_log", "predict_log",
+                                                          "classify_log"]
+  batched, single = (log.predict_log.request for log in logs[:2])
+  assert batched.model_spec.signature_name == single.model_spec.signature_name == "serving_default"
+  texts = [t.decode() for t in tf.make_ndarray(batched.inputs["text_a"])]
+  assert len(texts) == 8 and [t.decode() for t in tf.make_ndarray(single.inputs["text_a"])] == texts[:1]
+  classify = logs[2].classify_log.request
+  assert classify.model_spec.signature_name == schema.SIGNATURE_CLASSIFY
+  assert [e.features.feature["text_a"].bytes_list.value[0].decode()
+          for e in classify.input.example_list.examples] == texts
+  # The texts are the dev split's first records: tokenized again, they give those ids.
+  meta = schema.read_metadata(tweets_data["data"])
+  files = meta.split_files(tweets_data["data"], "dev")
+  spec = schema.feature_spec(meta.max_seq_length, labels=False, guid=False)
+  first = [tf.io.parse_single_example(r, spec) for r in tf.data.TFRecordDataset(files).take(8)]
+  tokenizer = BertTokenizer(VOCAB, True)
+  ids = tokenizer.tokenize(tf.constant(texts))
+  unk = tokenizer.unk_id  # [UNK] pieces are dropped from the decoded text
+  for got, ex in zip(ids.to_list(), first):
+    want = ex["input_ids"].numpy()[ex["input_mask"].numpy().astype(bool)][1:-1]
+    assert got == [i for i in want.tolist() if i != unk]
+
+
+def test_classification_signature_is_tf_servings_classify(exported, tweets_data):
+  from tensorflow.core.protobuf import saved_model_pb2
+  from tensorflow.python.saved_model.pywrap_saved_model import fingerprinting
+  from bertline.evaluator import serving_check
+  sm = saved_model_pb2.SavedModel()
+  with open(os.path.join(exported["path"], "saved_model.pb"), "rb") as f:
+    sm.ParseFromString(f.read())
+  defs = sm.meta_graphs[0].signature_def
+  sig = defs[schema.SIGNATURE_CLASSIFY]
+  assert sig.method_name == "tensorflow/serving/classify"
+  assert list(sig.inputs) == ["inputs"] and sig.inputs["inputs"].dtype == tf.string.as_datatype_enum
+  assert sig.outputs["classes"].dtype == tf.string.as_datatype_enum
+  assert sig.outputs["scores"].dtype == tf.float32.as_datatype_enum
+  # The others stay predict (__saved_model_init_op is TensorFlow's own, not a signature).
+  assert {defs[k].method_name for k in defs
+          if k != schema.SIGNATURE_CLASSIFY and not k.startswith("__")} == {
+      "tensorflow/serving/predict"}
+  # fingerprint.pb was written again for the edited saved_model.pb.
+  from tensorflow.core.protobuf import fingerprint_pb2
+  written = fingerprint_pb2.FingerprintDef.FromString(
+      open(os.path.join(exported["path"], "fingerprint.pb"), "rb").read())
+  fresh = fingerprint_pb2.FingerprintDef.FromString(
+      fingerprinting.CreateFingerprintDef(exported["path"]))
+  assert written.saved_model_checksum == fresh.saved_model_checksum
+  # Scores are serving_default's probabilities; classes the label names, per row.
+  loaded = tf.saved_model.load(exported["path"])
+  texts = list(_raw_texts(tweets_data["tsv"], "dev").values())[:16]
+  examples = [serving_check.text_example(t.decode("utf-8", "ignore"), None).SerializeToString()
+              for t in texts]
+  out = loaded.signatures[schema.SIGNATURE_CLASSIFY](inputs=tf.constant(examples))
+  want = loaded.signatures[schema.SIGNATURE_TEXT](
+      text_a=tf.constant([t.decode("utf-8", "ignore") for t in texts]))["probabilities"]
+  np.testing.assert_allclose(out["scores"].numpy(), want.numpy(), atol=1e-6)
+  assert out["classes"].numpy().tolist() == [[b"negative", b"neutral", b"positive"]] * 16
+  empty = tf.train.Example().SerializeToString()  # no text_a: the client gets an error
+  with pytest.raises(tf.errors.InvalidArgumentError, match="text_a"):
+    loaded.signatures[schema.SIGNATURE_CLASSIFY](inputs=tf.constant([empty]))
 
 
 @pytest.mark.slow

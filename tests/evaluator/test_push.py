@@ -8,6 +8,7 @@ test_export.py.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import os
@@ -19,29 +20,10 @@ from bertline import cli, errors, schema
 from bertline.evaluator import blessing as blessing_lib
 from bertline.evaluator import push as push_lib
 
-
-@pytest.fixture(scope="module")
-def gcs():
-  """A storage client on a fresh emulator; STORAGE_EMULATOR_HOST set for push."""
-  from gcp_storage_emulator.server import create_server
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-  server = create_server("127.0.0.1", port, in_memory=True)
-  server.start()
-  old = os.environ.get("STORAGE_EMULATOR_HOST")
-  os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
-  try:
-    from google.cloud import storage
-    client = storage.Client()
-    client.create_bucket("models")
-    yield client
-  finally:
-    server.stop()
-    if old is None:
-      del os.environ["STORAGE_EMULATOR_HOST"]
-    else:
-      os.environ["STORAGE_EMULATOR_HOST"] = old
+# These exports are stand-ins (push copies whatever files an export holds), so
+# the serving check, which loads a real SavedModel, is off here; it is tested
+# on real exports in test_serving_check.py and tests/reliability/test_serving_faults.py.
+_push = functools.partial(push_lib.push, check_serving=False)
 
 
 @pytest.fixture(autouse=True)
@@ -92,7 +74,7 @@ def _bucket_tree(client, prefix):
 
 def test_gcs_push_uploads_verifies_and_marks_complete_last(gcs, tmp_path):
   model = _export(tmp_path)
-  dest = push_lib.push(model, "gs://models/sentiment")
+  dest = _push(model, "gs://models/sentiment")
   assert dest == "gs://models/sentiment/1700000000"
   got = _bucket_tree(gcs, "sentiment/1700000000/")
   record = json.loads(got.pop(schema.PUSH_COMPLETE_MARKER))
@@ -111,10 +93,10 @@ def test_gcs_push_uploads_verifies_and_marks_complete_last(gcs, tmp_path):
   generations = {n: b.generation for n, b in blobs.items()}
   other = _export(tmp_path / "other", payload=b"other")
   with pytest.raises(FileExistsError, match="already pushed"):
-    push_lib.push(other, "gs://models/sentiment", force=True)
+    _push(other, "gs://models/sentiment", force=True)
   assert {b.name.rsplit("/1700000000/", 1)[1]: b.generation
           for b in gcs.list_blobs("models", prefix="sentiment/")} == generations
-  assert push_lib.push(other, "gs://models/sentiment2") == "gs://models/sentiment2/1700000000"
+  assert _push(other, "gs://models/sentiment2") == "gs://models/sentiment2/1700000000"
 
 
 def test_interrupted_upload_is_replaced_by_a_rerun(gcs, tmp_path, monkeypatch):
@@ -131,7 +113,7 @@ def test_interrupted_upload_is_replaced_by_a_rerun(gcs, tmp_path, monkeypatch):
 
   monkeypatch.setattr(Blob, "upload_from_filename", dies_on_third)
   with pytest.raises(KeyboardInterrupt):
-    push_lib.push(first, "gs://models/interrupted")
+    _push(first, "gs://models/interrupted")
   partial = _bucket_tree(gcs, "interrupted/7/")
   assert len(partial) == 2 and schema.PUSH_COMPLETE_MARKER not in partial
   assert "saved_model.pb" not in partial  # TF Serving would not try to load it
@@ -139,7 +121,7 @@ def test_interrupted_upload_is_replaced_by_a_rerun(gcs, tmp_path, monkeypatch):
 
   # The re-run (here of a re-exported model) replaces the unfinished push.
   second = _export(tmp_path / "b", version="7", payload=b"second attempt")
-  push_lib.push(second, "gs://models/interrupted")
+  _push(second, "gs://models/interrupted")
   got = _bucket_tree(gcs, "interrupted/7/")
   record = json.loads(got.pop(schema.PUSH_COMPLETE_MARKER))
   assert got == _tree(second)
@@ -160,7 +142,7 @@ def test_dropped_connections_are_retried_by_the_storage_librarys_policy(gcs, tmp
     return real(self, method, url, *args, **kwargs)
 
   monkeypatch.setattr(requests.Session, "request", flaky)
-  push_lib.push(model, "gs://models/flaky")
+  _push(model, "gs://models/flaky")
   assert len(dropped) == 2 and len(no_backoff_wait) == 2  # retried after a backoff, twice
   got = _bucket_tree(gcs, "flaky/3/")
   got.pop(schema.PUSH_COMPLETE_MARKER)
@@ -173,16 +155,16 @@ def test_a_checksum_mismatch_fails_and_removes_this_pushs_objects(gcs, tmp_path,
   monkeypatch.setattr(push_lib, "_file_digests",
                       lambda p: {**real(p), "crc32c": "AAAAAA=="} if p.endswith("fingerprint.pb") else real(p))
   with pytest.raises(errors.RemoteError, match=r"pushing .* failed \(ChecksumMismatch: .*crc32c"):
-    push_lib.push(model, "gs://models/corrupt")
+    _push(model, "gs://models/corrupt")
   assert _bucket_tree(gcs, "corrupt/4/") == {}  # no marker, and nothing of this push left
 
 
 def test_unblessed_needs_force_which_is_recorded(gcs, tmp_path):
   model = _export(tmp_path, version="5", blessed=False)
   with pytest.raises(ValueError, match=r"not blessed .*FAIL eval_accuracy 0.5 < 0.9.*--force"):
-    push_lib.push(model, "gs://models/gate")
+    _push(model, "gs://models/gate")
   assert _bucket_tree(gcs, "gate/") == {}
-  push_lib.push(model, "gs://models/gate", force=True)
+  _push(model, "gs://models/gate", force=True)
   record = json.loads(_bucket_tree(gcs, "gate/5/")[schema.PUSH_COMPLETE_MARKER])
   assert record["forced"] is True and record["blessed"] is False
   assert any(r.startswith("FAIL eval_accuracy") for r in record["blessing_reasons"])
@@ -190,14 +172,14 @@ def test_unblessed_needs_force_which_is_recorded(gcs, tmp_path):
 
 def test_bad_input_is_a_clear_cli_error(gcs, tmp_path, capsys):
   model = _export(tmp_path, version="6")
-  assert cli.main(["push", "--model", model, "--to", "gs://no-such-bucket/m"]) == errors.BAD_INPUT
+  assert cli.main(["push", "--skip-serving-check", "--model", model, "--to", "gs://no-such-bucket/m"]) == errors.BAD_INPUT
   assert "bucket gs://no-such-bucket does not exist" in capsys.readouterr().err
   (tmp_path / "x").mkdir()
   (tmp_path / "x" / "saved_model.pb").write_bytes(b"")
-  assert cli.main(["push", "--model", str(tmp_path / "x"), "--to", str(tmp_path / "r")]) == errors.BAD_INPUT
+  assert cli.main(["push", "--skip-serving-check", "--model", str(tmp_path / "x"), "--to", str(tmp_path / "r")]) == errors.BAD_INPUT
   assert "'x' is not a numeric version" in capsys.readouterr().err
   os.remove(os.path.join(model, push_lib.EXPORT_BLESSING))
-  assert cli.main(["push", "--model", model, "--to", str(tmp_path / "r")]) == errors.BAD_INPUT
+  assert cli.main(["push", "--skip-serving-check", "--model", model, "--to", str(tmp_path / "r")]) == errors.BAD_INPUT
   assert "No blessing" in capsys.readouterr().err
   assert not os.path.exists(tmp_path / "r" / "6")
 
@@ -216,13 +198,13 @@ def test_local_target_is_atomic_and_never_overwritten(tmp_path, monkeypatch):
 
   monkeypatch.setattr(push_lib.shutil, "copyfile", dies_on_second)
   with pytest.raises(OSError, match="disk full"):
-    push_lib.push(model, str(registry))
+    _push(model, str(registry))
   assert not (registry / "11").exists()  # readers see nothing of it
   # and the failed push removed its own staging: a full disk is not left full
   assert [p for p in os.listdir(registry) if p.startswith(".11.partial-")] == []
   monkeypatch.setattr(push_lib.shutil, "copyfile", real_copy)
 
-  dest = push_lib.push(model, "file://" + str(registry), blessing=os.path.join(model, push_lib.EXPORT_BLESSING))
+  dest = _push(model, "file://" + str(registry), blessing=os.path.join(model, push_lib.EXPORT_BLESSING))
   assert dest == str(registry / "11")
   # Only the version (and its hidden claim file, which TF Serving ignores).
   assert sorted(os.listdir(registry)) == [".11.lock", "11"]
@@ -235,7 +217,7 @@ def test_local_target_is_atomic_and_never_overwritten(tmp_path, monkeypatch):
     push_lib.read_push_record(model)
   before = _tree(dest)
   with pytest.raises(FileExistsError, match="already pushed"):
-    push_lib.push(model, str(registry), force=True)
+    _push(model, str(registry), force=True)
   assert _tree(dest) == before
 
 
@@ -248,5 +230,5 @@ def test_unreachable_server_is_retried_then_a_clear_error(tmp_path, monkeypatch,
   model = _export(tmp_path, version="8")
   with pytest.raises(errors.RemoteError, match=r"listing gs://models/x/8 failed \(RetryError: "
                      r".*after retries"):
-    push_lib.push(model, "gs://models/x")
+    _push(model, "gs://models/x")
   assert no_backoff_wait  # retried with backoff before giving up

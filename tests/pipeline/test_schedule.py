@@ -4,6 +4,7 @@ import http.server
 import io
 import json
 import os
+import sys
 import threading
 
 import pytest
@@ -142,12 +143,17 @@ def test_vertex_checks(tmp_path):
     submit.main(["--config", MRPC, "--vertex", "--project", "p"])
   with pytest.raises(ValueError, match=r"push\.to 'registry' is a local path"):
     submit.main(["--config", MRPC, "--vertex", "--project", "p", "--region", "r",
-                 "--set", "push.to=registry"])
+                 "--set", "push.to=registry", "--set", "push.vertex_model="])
   with pytest.raises(ValueError, match=r"pipeline\.pipeline_root .*gs://BUCKET"):
     submit.main(["--config", MRPC, "--vertex", "--project", "p", "--region", "r",
                  "--set", "pipeline.pipeline_root="])
-  try:
-    import google.cloud.aiplatform  # noqa: F401
-  except ImportError:
-    with pytest.raises(ValueError, match=r"needs the Vertex AI SDK \(google-cloud-aiplatform\): pip install .bertline\[vertex\]."):
-      submit.main(["--config", MRPC, "--vertex", "--project", "p", "--region", "r"])
+
+
+def test_vertex_without_its_sdk_names_the_extra(monkeypatch):
+  # The SDK is installed for the tests: hide it as if absent (an entry of None in
+  # sys.modules makes an import fail; the attribute would still satisfy `from ... import`).
+  import google.cloud
+  monkeypatch.setitem(sys.modules, "google.cloud.aiplatform", None)
+  monkeypatch.delattr(google.cloud, "aiplatform", raising=False)
+  with pytest.raises(ValueError, match=r"--vertex needs the Vertex AI SDK \(google-cloud-aiplatform\): pip install .bertline\[vertex\]."):
+    submit.main(["--config", MRPC, "--vertex", "--project", "p", "--region", "r"])

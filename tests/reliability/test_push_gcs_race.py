@@ -7,11 +7,18 @@ tested here: Google's service itself, and the library's retry of a request whose
 precondition already held when it was first sent (the service answers 412).
 """
 
+import functools
+
 import pytest
 from google.api_core import exceptions as gexc
 
 from bertline import schema
 from bertline.evaluator import push as push_lib
+
+# These exports are stand-ins (push copies whatever files an export holds), so
+# the serving check, which loads a real SavedModel, is off here; it is tested
+# on real exports in test_serving_check.py and tests/reliability/test_serving_faults.py.
+_push = functools.partial(push_lib.push, check_serving=False)
 
 PREFIX = "models/m/3/"
 
@@ -78,6 +85,10 @@ class _Client:
 @pytest.fixture
 def fake_gcs(monkeypatch):
   from google.cloud import storage
+
+  from bertline import fileio
+  # The in-memory bucket stands in for the service, so no credentials are involved.
+  monkeypatch.setattr(fileio, "check_credentials", lambda *paths: None)
   bucket = _Bucket()
   monkeypatch.setattr(_Client, "bucket_", bucket)
   monkeypatch.setattr(storage, "Client", _Client)
@@ -100,7 +111,7 @@ def test_the_loser_of_a_race_fails_and_deletes_only_its_own_objects(fake_gcs, tm
   foreign = PREFIX + "variables/variables.index"
   fake_gcs.hooks[foreign] = lambda: fake_gcs.objects.__setitem__(foreign, (999, b"index-theirs"))
   with pytest.raises(FileExistsError, match=r"another push of version 3 wrote an object first"):
-    push_lib.push(ours, "gs://bucket/models/m", force=True)
+    _push(ours, "gs://bucket/models/m", force=True)
   assert fake_gcs.objects == {foreign: (999, b"index-theirs")}  # theirs untouched, ours gone
 
 
@@ -109,7 +120,7 @@ def test_a_marker_written_by_the_other_push_first_is_never_overwritten(fake_gcs,
   marker = PREFIX + schema.PUSH_COMPLETE_MARKER
   fake_gcs.hooks[marker] = lambda: fake_gcs.objects.__setitem__(marker, (777, b"{}"))
   with pytest.raises(FileExistsError):
-    push_lib.push(ours, "gs://bucket/models/m", force=True)
+    _push(ours, "gs://bucket/models/m", force=True)
   assert fake_gcs.objects == {marker: (777, b"{}")}
 
 
@@ -123,7 +134,7 @@ def test_an_object_replaced_during_the_push_stops_it_before_the_marker(fake_gcs,
 
   fake_gcs.hooks[PREFIX + "saved_model.pb"] = replace_ours
   with pytest.raises(FileExistsError, match=r"changed during this push"):
-    push_lib.push(ours, "gs://bucket/models/m", force=True)
+    _push(ours, "gs://bucket/models/m", force=True)
   assert PREFIX + schema.PUSH_COMPLETE_MARKER not in fake_gcs.objects
   assert fake_gcs.objects[victim][1] == b"labels from another model"  # not ours to delete
 
@@ -131,7 +142,7 @@ def test_an_object_replaced_during_the_push_stops_it_before_the_marker(fake_gcs,
 def test_an_unfinished_pushs_objects_are_replaced_by_generation(fake_gcs, tmp_path):
   ours = _export(tmp_path, "ours")
   fake_gcs.objects[PREFIX + "saved_model.pb"] = (5, b"half")
-  dest = push_lib.push(ours, "gs://bucket/models/m", force=True)
+  dest = _push(ours, "gs://bucket/models/m", force=True)
   assert dest == "gs://bucket/models/m/3"
   names = {n[len(PREFIX):] for n in fake_gcs.objects}
   assert schema.PUSH_COMPLETE_MARKER in names and len(names) == 5

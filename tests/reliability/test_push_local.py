@@ -20,7 +20,9 @@ def test_two_concurrent_pushes_of_one_version_publish_exactly_one_whole_model(ex
   for round_ in range(3):
     target = os.path.join(registry, str(round_))
     env = dict(os.environ, NO_GCE_CHECK="True")
-    procs = [subprocess.Popen([sys.executable, "-m", "bertline", "push", "--model",
+    # The claim is what is tested here; the serving check is in test_serving_faults.py.
+    procs = [subprocess.Popen([sys.executable, "-m", "bertline", "push", "--skip-serving-check",
+                               "--model",
                                exported["path"], "--to", target, "--force"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
              for _ in range(2)]
@@ -49,15 +51,16 @@ def test_an_orphaned_staging_directory_is_replaced_by_the_next_push(exported, tm
 
 
 def test_a_full_disk_is_one_line_exit_5_and_leaves_no_staging_behind(exported, small_fs):
-  result = bertline("push", "--model", exported["path"], "--to", str(small_fs / "r"), "--force")
+  result = bertline("push", "--skip-serving-check", "--model", exported["path"], "--to",
+                    str(small_fs / "r"), "--force")
   assert result.returncode == errors.STORAGE, result.stderr
   assert "no space left on the device" in last_line(result) and "Traceback" not in result.stderr
   assert _hidden(str(small_fs / "r")) == [] and not os.path.exists(small_fs / "r" / "3")
 
 
 def test_a_read_only_target_is_one_line_exit_5(exported, read_only_fs):
-  result = bertline("push", "--model", exported["path"], "--to", str(read_only_fs / "r"),
-                    "--force")
+  result = bertline("push", "--skip-serving-check", "--model", exported["path"], "--to",
+                    str(read_only_fs / "r"), "--force")
   assert result.returncode == errors.STORAGE, result.stderr
   assert "read-only" in last_line(result) and "Traceback" not in result.stderr
 
@@ -66,7 +69,8 @@ def test_a_target_that_is_a_file_or_under_a_file_is_named(exported, tmp_path):
   afile = tmp_path / "afile"
   afile.write_text("x")
   for to in (afile, afile / "registry"):
-    result = bertline("push", "--model", exported["path"], "--to", str(to), "--force")
+    result = bertline("push", "--skip-serving-check", "--model", exported["path"], "--to",
+                      str(to), "--force")
     assert result.returncode == errors.BAD_INPUT, result.stderr
     assert "is a file" in last_line(result) and str(afile) in last_line(result)
     assert "Traceback" not in result.stderr
