@@ -109,6 +109,21 @@ def test_accelerator_needs_a_count_and_tpu_needs_the_tpu_strategy():
                                            "train.strategy=tpu"])
 
 
+def test_vertex_registration_needs_cloud_storage_and_a_valid_model_id():
+  with pytest.raises(ConfigError, match=r"push\.vertex_model needs push\.to in Cloud Storage"):
+    config_lib.from_dict(VALID, overrides=["push.vertex_model=m", "push.to=registry"])
+  with pytest.raises(ConfigError, match=r"push\.vertex_model needs push\.vertex_project and "
+                     r"push\.vertex_region"):
+    config_lib.from_dict(VALID, overrides=["push.vertex_model=m", "push.to=gs://b/m"])
+  with pytest.raises(ConfigError, match=r"push\.vertex_model '-m': a Vertex AI model ID"):
+    config_lib.from_dict(VALID, overrides=["push.vertex_model=-m", "push.to=gs://b/m",
+                                           "push.vertex_project=p", "push.vertex_region=r"])
+  ok = config_lib.from_dict(VALID, overrides=["push.vertex_model=sentiment", "push.to=gs://b/m",
+                                              "push.vertex_project=p",
+                                              "push.vertex_region=europe-west4"])
+  assert ok.push.vertex_model == "sentiment" and ok.push.check_serving is True
+
+
 def test_overrides_are_typed_and_checked(tmp_path):
   path = _write(tmp_path, VALID)
   config = config_lib.load(path, ["train.max_steps=50", "pipeline.caching=false",
