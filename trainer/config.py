@@ -80,6 +80,13 @@ class TrainConfig:
     export: bool. After training, export the best model (as `bertline export`).
     export_dir: str. Where that export goes, as <export_dir>/<version> (on Vertex
       AI, AIP_MODEL_DIR when not given).
+    teacher: str. Distillation (trainer/distill.py): a fine-tuned bertline
+      model_dir whose soft targets the model learns from ("" for none).
+    student_layers: int. The student's transformer layers, initialised from the
+      teacher's (every L/N-th) unless init_checkpoint names a student checkpoint.
+    temperature: float. Softmax temperature of the soft targets.
+    alpha: float. Weight of the true labels' cross-entropy; 1 - alpha weighs
+      the temperature-scaled KL divergence from the teacher.
   """
 
   data_dir: str = ""
@@ -119,6 +126,10 @@ class TrainConfig:
   tensorboard_dir: str = ""
   export: bool = False
   export_dir: str = ""
+  teacher: str = ""
+  student_layers: int = 0
+  temperature: float = 2.0
+  alpha: float = 0.5
 
   def __post_init__(self):
     for field in dataclasses.fields(self):
@@ -149,6 +160,19 @@ class TrainConfig:
     if not 0 <= self.classifier_dropout < 1:
       raise configs.ConfigError(
           f"classifier_dropout must be in [0, 1), got {self.classifier_dropout}.")
+    if self.temperature <= 0:
+      raise configs.ConfigError(f"temperature must be positive, got {self.temperature}.")
+    if not 0 <= self.alpha <= 1:
+      raise configs.ConfigError(f"alpha must be in [0, 1], got {self.alpha}.")
+    if self.student_layers < 0:
+      raise configs.ConfigError(f"student_layers must be 0 or more, got {self.student_layers}.")
+    if self.student_layers and not self.teacher:
+      raise configs.ConfigError("student_layers (--student-layers) needs teacher (--teacher): "
+                                "the model_dir to distil from.")
+    if self.teacher and not (self.student_layers or self.init_checkpoint):
+      raise configs.ConfigError("teacher (--teacher) needs student_layers (--student-layers, "
+                                "the student's depth) or init_checkpoint (--student-init, the "
+                                "student's starting checkpoint).")
 
   @classmethod
   def from_dict(cls, data: Dict[str, Any], where: str = "train config") -> "TrainConfig":

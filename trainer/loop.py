@@ -123,12 +123,14 @@ class Trainer:
     best_manager: CheckpointManager of best/.
     iterator: the training input iterator (its position is in the checkpoint).
     xla: bool. XLA-compile each replica's forward and backward pass.
+    teacher: distill.Teacher or None. Distillation: the loss is the teacher's
+      soft targets mixed with the labels (evaluation stays the plain one).
   """
 
   def __init__(self, config: TrainConfig, info: StrategyInfo, model, optimizer,
                loss_scale: LossScale, metadata: schema.DataMetadata, md: ModelDir,
                manager: tf.train.CheckpointManager, best_manager: tf.train.CheckpointManager,
-               iterator, xla: bool):
+               iterator, xla: bool, teacher=None):
     self.config = config
     self.info = info
     self.strategy = info.strategy
@@ -140,6 +142,7 @@ class Trainer:
     self.manager = manager
     self.best_manager = best_manager
     self.iterator = iterator
+    self.teacher = teacher
     self.variables = model.trainable_variables
     self.global_batch = float(config.batch_size)
     self._forward_backward = (tf.function(self.forward_backward, jit_compile=True,
@@ -153,7 +156,11 @@ class Trainer:
     """Summed loss and gradients of sum(loss)/global_batch over one (micro-)batch."""
     with tf.GradientTape() as tape:
       logits = self.model(batch, training=True)["logits"]
-      loss = tf.reduce_sum(modeling.per_example_loss(batch[schema.LABEL_IDS], logits))
+      if self.teacher is not None:
+        losses = self.teacher.loss(batch, logits)
+      else:
+        losses = modeling.per_example_loss(batch[schema.LABEL_IDS], logits)
+      loss = tf.reduce_sum(losses)
       scaled = self.loss_scale.scaled(loss / self.global_batch, scale)
     grads = tape.gradient(scaled, self.variables)
     grads = [tf.convert_to_tensor(g) for g in grads]

@@ -36,7 +36,19 @@ __all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "run", "main"]
 def _model_files(config: TrainConfig, metadata: schema.DataMetadata):
   """(ModelConfig, vocab file, PretrainedFiles or None) for this run."""
   from bertline.trainer.model_config import ModelConfig
-  if config.init_checkpoint:
+  if config.teacher and not config.init_checkpoint:
+    # Distillation: the teacher's architecture with fewer layers, its vocabulary.
+    from bertline.model_dir import ModelDir
+    from bertline.trainer import distill
+    teacher = ModelDir(config.teacher)
+    if not fileio.exists(teacher.file(schema.MODEL_CONFIG_FILE)):
+      raise FileNotFoundError(f"--teacher {config.teacher} is not a bertline model_dir (no "
+                              f"{schema.MODEL_CONFIG_FILE}); pass the --model-dir of a finished "
+                              "`bertline train`.")
+    files = None
+    model_config = distill.student_config(teacher.model_config(), config.student_layers)
+    vocab = teacher.vocab_file
+  elif config.init_checkpoint:
     from bertline.trainer import checkpoints
     files = checkpoints.resolve_pretrained(config.init_checkpoint)
     model_config = files.validate_for(max_seq_length=metadata.max_seq_length,
@@ -66,6 +78,11 @@ def _model_files(config: TrainConfig, metadata: schema.DataMetadata):
         f"{vocab} is not the vocabulary {config.data_dir} was preprocessed with (sha256 "
         f"{fileio.sha256_file(vocab)[:12]} vs metadata.json's {metadata.vocab_sha256[:12]}). "
         "Re-run `bertline preprocess --vocab-file` with the model's vocab.txt.")
+  if config.teacher and config.student_layers and (
+      model_config.num_hidden_layers != config.student_layers):
+    raise ValueError(f"--student-layers {config.student_layers}, but the student's checkpoint "
+                     f"{config.init_checkpoint} has {model_config.num_hidden_layers} layers; "
+                     "drop one of them.")
   if config.hidden_dropout is not None:
     d = model_config.to_dict()
     d.update(hidden_dropout_prob=config.hidden_dropout,
@@ -254,6 +271,11 @@ def run(config: TrainConfig) -> TrainResult:
     md.write_json(schema.TRAIN_CONFIG_FILE, configs.to_dict(config))
 
   model = _build_model(config, info, model_config, len(metadata.labels))
+  teacher = None
+  if config.teacher:
+    from bertline.trainer import distill
+    _, teacher_model = distill.load_teacher(config.teacher, metadata, info.strategy)
+    teacher = distill.Teacher(teacher_model, config.temperature, config.alpha)
   with info.strategy.scope():
     optimizer = optimization.create_optimizer(config.learning_rate, num_train_steps, warmup,
                                               config.weight_decay, config.clip_norm or None)
@@ -285,10 +307,16 @@ def run(config: TrainConfig) -> TrainResult:
   elif pretrained is not None:
     from bertline.trainer import checkpoints
     checkpoints.load_pretrained(model, pretrained)  # logs what it loaded
+  elif teacher is not None:
+    layer_map = distill.student_layer_map(teacher.model.config.num_hidden_layers,
+                                          model_config.num_hidden_layers)
+    copied = distill.init_from_teacher(model, teacher.model, layer_map)
+    log.info("Student initialised from the teacher %s: %d weights, transformer layers %s.",
+             config.teacher, copied, layer_map)
 
   trainer = loop.Trainer(config, info, model, optimizer, loss_scale, metadata, md, manager,
                          best_manager, iterator,
-                         xla=_use_xla(config, static_shapes=info.static_shapes))
+                         xla=_use_xla(config, static_shapes=info.static_shapes), teacher=teacher)
   result = trainer.fit(schedule)
   if config.export and info.is_chief and not result.preempted:
     from bertline.evaluator import export as export_lib
@@ -335,6 +363,12 @@ _FLAGS = {
     "shuffle_buffer": (int, "training examples in the shuffle buffer (default 10000)"),
     "classifier_dropout": (float, "dropout on the pooled output (default 0.1)"),
     "hidden_dropout": (float, "override the model's hidden and attention dropout"),
+    # Distillation (bertline distill): a student trained on a teacher's soft targets.
+    "teacher": (str, "distil: the fine-tuned teacher's model_dir (see bertline distill)"),
+    "student_layers": (int, "distil: the student's number of transformer layers"),
+    "temperature": (float, "distil: softmax temperature of the soft targets (default 2.0)"),
+    "alpha": (float, "distil: weight of the true labels' loss; 1 - alpha is the teacher's "
+              "(default 0.5)"),
 }
 
 
@@ -367,8 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
-def config_from_args(argv: Optional[List[str]]) -> TrainConfig:
-  args = build_parser().parse_args(argv)
+def config_from_args(argv: Optional[List[str]], parser=None) -> TrainConfig:
+  """The TrainConfig of a command line (`parser`: train's, or distill's, which extends it)."""
+  args = (parser or build_parser()).parse_args(argv)
   data: Dict[str, Any] = {}
   where = "command line"
   if args.config:
@@ -399,15 +434,18 @@ def config_from_args(argv: Optional[List[str]]) -> TrainConfig:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-  config = config_from_args(argv)
-  result = run(config)
+  return report(run(config_from_args(argv)), "train")
+
+
+def report(result: TrainResult, command: str) -> int:
+  """Prints a run's outcome on one line; returns the exit code (143: interrupted, saved)."""
   if result.preempted:
-    print(f"train: interrupted at step {result.final_step}; saved {result.latest_checkpoint}. "
+    print(f"{command}: interrupted at step {result.final_step}; saved {result.latest_checkpoint}. "
           "Re-run the same command to resume.")
     return errors.INTERRUPTED
   metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.final_metrics.items()
                       if k.startswith("eval_") and isinstance(v, float))
-  print(f"train: step {result.final_step}{'; stopped early' if result.stopped_early else ''}"
+  print(f"{command}: step {result.final_step}{'; stopped early' if result.stopped_early else ''}"
         f"{'; ' + metrics if metrics else ''}; best {result.best_checkpoint or '-'}; "
         f"latest {result.latest_checkpoint}"
         f"{'; exported ' + result.exported if result.exported else ''}")
