@@ -40,7 +40,7 @@ def _export_minilm(work: str, hf_model) -> str:
   """A bertline model_dir with MiniLM + transformers' head, exported."""
   import tensorflow as tf
 
-  from bertline import fileio, resources, schema
+  from bertline import resources, schema
   from bertline.evaluator import export
   from bertline.preprocessing.tokenization import load_vocab
   from bertline.trainer import checkpoints
@@ -61,15 +61,22 @@ def _export_minilm(work: str, hf_model) -> str:
   with open(os.path.join(model_dir, schema.LABELS_FILE), "w") as f:
     f.write("".join(label + "\n" for label in LABELS))
   shutil.copyfile(vocab, os.path.join(model_dir, schema.VOCAB_FILE))
-  metadata = schema.DataMetadata(task="tweets", labels=LABELS, splits={},
-                                 max_seq_length=MAX_SEQ_LENGTH, do_lower_case=True,
-                                 vocab_sha256=fileio.sha256_file(vocab),
-                                 vocab_size=len(load_vocab(vocab)))
+  # A few real tweets, preprocessed: export builds TF Serving's warmup requests from them.
+  from bertline import corpora
+  from bertline.preprocessing import beam_job
+  tsv, data = os.path.join(work, "tsv"), os.path.join(work, "data")
+  corpora.write_tweets_tsv(tsv, limit=60, dev_fraction=0.5, test_fraction=0.0)
+  beam_job.run(["--task-config", os.path.join(tsv, corpora.TWEETS_TASK_FILE), "--data-dir", tsv,
+                "--vocab-file", vocab, "--max-seq-length", str(MAX_SEQ_LENGTH), "--output-dir",
+                data, "--num-shards", "1"])
+  metadata = schema.read_metadata(data)
+  assert metadata.labels == LABELS and metadata.vocab_size == len(load_vocab(vocab))
   with open(os.path.join(model_dir, schema.DATA_METADATA_COPY), "w") as f:
     json.dump(metadata.to_dict(), f)
   tf.train.CheckpointManager(tf.train.Checkpoint(model=model),
                              os.path.join(model_dir, schema.CHECKPOINT_SUBDIR), 1).save()
-  return export.export_model(model_dir, os.path.join(work, "export"), version=1)
+  return export.export_model(model_dir, os.path.join(work, "export"), version=1,
+                             warmup_data=data)
 
 
 def _percentile(values, q):
