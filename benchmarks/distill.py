@@ -29,14 +29,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-
-
-def _settle(quiet: float = 1.0, settle_s: float = 120.0) -> float:
-  """The 1-minute load average, after waiting up to settle_s for it to fall below `quiet`."""
-  deadline = time.time() + settle_s
-  while os.getloadavg()[0] >= quiet and time.time() < deadline:
-    time.sleep(5)
-  return os.getloadavg()[0]
+sys.path.insert(0, os.path.dirname(__file__))
+from preprocess import load_average  # noqa: E402  (benchmarks/preprocess.py)
 
 
 def _size_mib(path: str) -> float:
@@ -99,14 +93,14 @@ def main() -> None:
 
   for name in models:  # warm up both (tracing, first allocations)
     run(name, texts[:32]), run(name, texts[:1])
-  load_lat = _settle()
+  load_lat = load_average(quiet=1.0)
   lat = {name: [] for name in models}
   for t in texts[:args.texts]:
     for name in models:
       s = time.perf_counter()
       run(name, [t])
       lat[name].append((time.perf_counter() - s) * 1000)
-  load_tp = _settle()
+  load_tp = load_average(quiet=1.0)
   batches = [texts[i:i + 32] for i in range(0, len(texts) - 31, 32)]
   rounds = {name: [] for name in models}
   for _ in range(3):

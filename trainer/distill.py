@@ -121,8 +121,8 @@ class Teacher:
                              teacher_logits, self.temperature, self.alpha)
 
 
-def load_teacher(path: str, metadata: schema.DataMetadata, strategy):
-  """(ModelDir, classifier) of the teacher, checked against the data; built in `strategy`."""
+def teacher_dir(path: str):
+  """The teacher's ModelDir; an error naming --teacher when it is not a bertline model_dir."""
   from bertline import fileio
   from bertline.model_dir import ModelDir
   md = ModelDir(path)
@@ -130,6 +130,13 @@ def load_teacher(path: str, metadata: schema.DataMetadata, strategy):
     raise FileNotFoundError(f"--teacher {path} is not a bertline model_dir (no "
                             f"{schema.MODEL_CONFIG_FILE}); pass the --model-dir of a finished "
                             "`bertline train`.")
+  return md
+
+
+def load_teacher(path: str, metadata: schema.DataMetadata, strategy):
+  """(ModelDir, classifier) of the teacher, checked against the data; built in `strategy`."""
+  from bertline import fileio
+  md = teacher_dir(path)
   if md.labels() != list(metadata.labels):
     raise ValueError(f"--teacher {path} was trained with labels {md.labels()}, the data has "
                      f"{list(metadata.labels)}: distil on data of the teacher's task.")

@@ -38,13 +38,8 @@ def _model_files(config: TrainConfig, metadata: schema.DataMetadata):
   from bertline.trainer.model_config import ModelConfig
   if config.teacher and not config.init_checkpoint:
     # Distillation: the teacher's architecture with fewer layers, its vocabulary.
-    from bertline.model_dir import ModelDir
     from bertline.trainer import distill
-    teacher = ModelDir(config.teacher)
-    if not fileio.exists(teacher.file(schema.MODEL_CONFIG_FILE)):
-      raise FileNotFoundError(f"--teacher {config.teacher} is not a bertline model_dir (no "
-                              f"{schema.MODEL_CONFIG_FILE}); pass the --model-dir of a finished "
-                              "`bertline train`.")
+    teacher = distill.teacher_dir(config.teacher)
     files = None
     model_config = distill.student_config(teacher.model_config(), config.student_layers)
     vocab = teacher.vocab_file
