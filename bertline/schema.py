@@ -228,6 +228,9 @@ WARMUP_REQUESTS = "tf_serving_warmup_requests"
 ASSET_VOCAB = "vocab.txt"
 ASSET_LABELS = "labels.txt"
 ASSET_METADATA = "bertline_metadata.json"
+# A quantized version (`export --quantize`): TF Lite flatbuffer in place of
+# saved_model.pb + variables/, same signatures, same assets.
+TFLITE_FILE = "model.tflite"
 # serving_default's inputs and outputs (clients and `bertline run`'s check read these).
 SERVING_TEXT_A = "text_a"
 SERVING_TEXT_B = "text_b"

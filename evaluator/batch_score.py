@@ -34,9 +34,11 @@ import uuid
 from typing import Any, Dict, Iterable, List, NamedTuple, Sequence, Tuple
 
 import apache_beam as beam
+import numpy as np
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 
 from bertline import beam_runner, fileio, line_shards, registry, schema
+from bertline.evaluator import scoring
 from bertline.evaluator.score_inputs import FORMATS, InputSpec, Row, expand_inputs, parse, tsv_columns
 
 log = logging.getLogger("bertline.score")
@@ -101,11 +103,12 @@ class ScoringModel(NamedTuple):
 def resolve_model(model: str) -> ScoringModel:
   """An exported version directory, or the last pushed version under a push target."""
   path = model.rstrip("/")
-  if not fileio.exists(fileio.join(path, "saved_model.pb")):
+  if not scoring.is_export(path):
     pushed = registry.latest_pushed(path)
     if not pushed:
       raise FileNotFoundError(
-          f"--model {model}: neither an exported version (no saved_model.pb) nor a push target "
+          f"--model {model}: neither an exported version (no saved_model.pb or "
+          f"{schema.TFLITE_FILE}) nor a push target "
           "holding a complete pushed version. Give `bertline export`'s <export-dir>/<version> or "
           "`bertline push --to`'s directory.")
     log.info("Scoring with %s, the last pushed version under %s.", pushed, model)
@@ -201,7 +204,11 @@ class RawTextModelHandler(ModelHandler):
     if self._path not in _MODELS:
       import tensorflow as tf
       import tensorflow_text  # noqa: F401  (registers the in-graph tokenizer's ops)
-      loaded = tf.saved_model.load(self._path)
+      from bertline.evaluator import quantize
+      if quantize.is_tflite(self._path):  # `export --quantize`: tokenizer/ + model.tflite
+        loaded = quantize.TFLiteModel(self._path)
+      else:
+        loaded = tf.saved_model.load(self._path)
       _MODELS[self._path] = _Loaded(loaded, loaded.signatures[schema.SIGNATURE_TEXT])
     return _MODELS[self._path]
 
@@ -215,7 +222,7 @@ class RawTextModelHandler(ModelHandler):
       inputs = {schema.SERVING_TEXT_A: tf.constant([r.text_a for r in rows])}
       if self._pair:
         inputs[schema.SERVING_TEXT_B] = tf.constant([r.text_b for r in rows])
-      probabilities = signature(**inputs)[schema.OUTPUT_PROBABILITIES].numpy()
+      probabilities = np.asarray(signature(**inputs)[schema.OUTPUT_PROBABILITIES])
     scored = iter(probabilities)
     for key, row in batch:
       value = next(scored) if isinstance(row, Row) and not row.reason else None

@@ -73,7 +73,7 @@ def run(model_dir: str, data_dir: str, split: str = "dev", baseline_model: Optio
   metrics = candidate["metrics"]
   baseline_metrics = None
   if baseline_model:
-    if not scoring.is_saved_model(baseline_model):
+    if not scoring.is_export(baseline_model):
       raise FileNotFoundError(f"--baseline-model {baseline_model} is not an exported model "
                               "(no saved_model.pb); pass the version directory now in production, "
                               "e.g. gs://bucket/models/NAME/1700000000.")

@@ -47,7 +47,7 @@ def run(model: str, data_dir: str, split: str = "test", output: Optional[str] = 
   import tensorflow as tf
   probs = tf.nn.softmax(tf.constant(scores["logits"]), axis=-1).numpy()
   predicted = probs.argmax(-1)
-  output = output or (fileio.join(model, schema.PREDICTIONS_FILE) if not scoring.is_saved_model(model)
+  output = output or (fileio.join(model, schema.PREDICTIONS_FILE) if not scoring.is_export(model)
                       else schema.PREDICTIONS_FILE)
   lines = []
   for i in range(len(probs)):

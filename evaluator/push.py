@@ -140,7 +140,7 @@ def _source_files(model: str) -> List[str]:
                          "those. Re-run `bertline export`.")
     for name in names:
       files.append(os.path.relpath(os.path.join(root, name), model).replace(os.sep, "/"))
-  files.sort(key=lambda p: (p == SAVED_MODEL_PB, p))
+  files.sort(key=lambda p: (p in (SAVED_MODEL_PB, schema.TFLITE_FILE), p))
   return files
 
 
@@ -169,9 +169,11 @@ def _check_source(model: str) -> str:
   if not schema.is_version(version):
     raise ValueError(f"--model {model}: the last path component {version!r} is not a numeric "
                      "version; pass E/<version> (TF Serving loads numeric version directories).")
-  if not os.path.exists(os.path.join(model, SAVED_MODEL_PB)):
-    raise FileNotFoundError(f"--model {model} has no {SAVED_MODEL_PB}: not a SavedModel "
-                            "(or its export did not finish). Re-run `bertline export`.")
+  if not (os.path.exists(os.path.join(model, SAVED_MODEL_PB)) or
+          os.path.exists(os.path.join(model, schema.TFLITE_FILE))):
+    raise FileNotFoundError(f"--model {model} has no {SAVED_MODEL_PB} (nor {schema.TFLITE_FILE}): "
+                            "not an export (or its export did not finish). Re-run "
+                            "`bertline export`.")
   return version
 
 
@@ -459,6 +461,11 @@ def push(model: str, to: str, force: bool = False, blessing: Optional[str] = Non
   model = model.rstrip("/")
   version = _check_source(model)
   if vertex is not None:
+    if os.path.exists(os.path.join(model, schema.TFLITE_FILE)):
+      raise ValueError(f"--vertex-model with {model}: a quantized export ({schema.TFLITE_FILE}) "
+                       "is not a SavedModel, and Vertex AI's TensorFlow serving images load "
+                       "SavedModels only. Push it without --vertex-model, or register a float32 "
+                       "export (`bertline export --quantize none`).")
     if not to.startswith("gs://"):
       raise ValueError(f"--vertex-model needs --to gs://BUCKET/path, not {to!r}: Vertex AI "
                        "serves models from Cloud Storage.")

@@ -72,6 +72,11 @@ def is_saved_model(path: str) -> bool:
   return fileio.exists(fileio.join(path, "saved_model.pb"))
 
 
+def is_export(path: str) -> bool:
+  """An exported version: a float SavedModel, or a quantized one (model.tflite)."""
+  return is_saved_model(path) or fileio.exists(fileio.join(path, schema.TFLITE_FILE))
+
+
 def check_same_labels(model_labels: List[str], data_labels: List[str], model: str,
                       data_dir: str) -> None:
   """Label ids only mean the same thing when the label lists are identical."""
@@ -190,8 +195,34 @@ def saved_model_logits_fn(path: str):
   return run, labels, meta
 
 
+def tflite_logits_fn(path: str):
+  """features -> log-probabilities of a quantized export (its model.tflite).
+
+  Returns (fn, labels, bertline metadata).
+  """
+  from bertline.evaluator import quantize
+
+  model = quantize.TFLiteModel(path)
+  meta_path = fileio.join(path, "assets", schema.ASSET_METADATA)
+  meta = json.loads(fileio.read_text(meta_path)) if fileio.exists(meta_path) else {}
+
+  def run(features):
+    probs = model.serve_features(*(np.asarray(features[name]) for name in
+                                   schema.SEQUENCE_FEATURES))[schema.OUTPUT_PROBABILITIES]
+    return np.log(np.maximum(probs.astype(np.float64), 1e-30))
+
+  run.loaded = model
+  return run, model.labels, meta
+
+
 def model_logits_fn(model: str, which: str = "best"):
   """(logits_fn, labels, vocab_sha256 or None, description) for a model_dir or an export."""
+  from bertline.evaluator import quantize
+  if quantize.is_tflite(model):
+    fn, labels, meta = tflite_logits_fn(model)
+    vocab_sha = (meta.get("data_metadata") or {}).get("vocab_sha256")
+    return fn, labels, vocab_sha, {"kind": "tflite", "path": model,
+                                   "quantize": (meta.get("quantization") or {}).get("mode")}
   if is_saved_model(model):
     fn, labels, meta = saved_model_logits_fn(model)
     vocab_sha = (meta.get("data_metadata") or {}).get("vocab_sha256")

@@ -127,7 +127,7 @@ def text_example(text_a: str, text_b: Optional[str]):
 
 
 def warmup_logs(texts: List[Tuple[str, Optional[str]]], has_text_b: bool,
-                model_name: str = "bertline") -> List[Any]:
+                model_name: str = "bertline", classify: bool = True) -> List[Any]:
   """PredictionLog records: a batched and a single predict request, and a classify request."""
   from tensorflow_serving.apis import (classification_pb2, input_pb2, model_pb2, predict_pb2,
                                        prediction_log_pb2)
@@ -142,17 +142,19 @@ def warmup_logs(texts: List[Tuple[str, Optional[str]]], has_text_b: bool,
       request.inputs[name].CopyFrom(proto)
     logs.append(prediction_log_pb2.PredictionLog(
         predict_log=prediction_log_pb2.PredictLog(request=request)))
-  classify = classification_pb2.ClassificationRequest(
+  if not classify:
+    return logs
+  request = classification_pb2.ClassificationRequest(
       model_spec=spec(schema.SIGNATURE_CLASSIFY),
       input=input_pb2.Input(example_list=input_pb2.ExampleList(
           examples=[text_example(a, b) for a, b in texts])))
   logs.append(prediction_log_pb2.PredictionLog(
-      classify_log=prediction_log_pb2.ClassifyLog(request=classify)))
+      classify_log=prediction_log_pb2.ClassifyLog(request=request)))
   return logs
 
 
 def write_warmup_requests(version_dir: str, texts: List[Tuple[str, Optional[str]]],
-                          has_text_b: bool) -> str:
+                          has_text_b: bool, classify: bool = True) -> str:
   """Writes <version_dir>/assets.extra/tf_serving_warmup_requests; returns its path."""
   import tensorflow as tf
   if not texts:
@@ -160,7 +162,7 @@ def write_warmup_requests(version_dir: str, texts: List[Tuple[str, Optional[str]
   path = os.path.join(version_dir, schema.ASSETS_EXTRA, schema.WARMUP_REQUESTS)
   os.makedirs(os.path.dirname(path), exist_ok=True)
   with tf.io.TFRecordWriter(path) as writer:
-    for log in warmup_logs(texts, has_text_b):
+    for log in warmup_logs(texts, has_text_b, classify=classify):
       writer.write(log.SerializeToString())
   return path
 

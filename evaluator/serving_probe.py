@@ -21,6 +21,13 @@ is never served — and checks each answer as TF Serving's handlers would:
   `classes` (DT_STRING) and/or `scores` (DT_FLOAT) — what TF Serving's
   classifier insists on — and is called with the request's tf.Examples.
 
+A quantized version (`export --quantize`: model.tflite and tokenizer/, no
+saved_model.pb) is replayed as bertline serves it: each predict request on
+serving_default goes through tokenizer/'s text_to_features (a SavedModel),
+then model.tflite's serve_features in TF Lite's interpreter; the same
+probability checks apply, and a classify request is refused (model.tflite has
+no Classify signature).
+
 Prints one JSON line: {"passed": bool, "reason": str, "requests": int, ...}.
 """
 
@@ -35,6 +42,8 @@ MAX_WARMUP_RECORDS = 1000  # TF Serving reads no more than this many
 PREDICT_METHOD = "tensorflow/serving/predict"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 DEFAULT_SIGNATURE = "serving_default"
+TFLITE = "model.tflite"
+TOKENIZER = "tokenizer"
 
 
 class _NoBertline(importlib.abc.MetaPathFinder):
@@ -130,6 +139,39 @@ def _classify(tf, np, model, defs, request, index):
   return name
 
 
+class _QuantizedModel:
+  """tokenizer/ then model.tflite, behind the SavedModel calls _predict makes."""
+
+  def __init__(self, tf, np, path):
+    import warnings
+    self._tf, self._np = tf, np
+    self._tokenizer = tf.saved_model.load(os.path.join(path, TOKENIZER))
+    with warnings.catch_warnings():
+      warnings.simplefilter("ignore")
+      with open(os.path.join(path, TFLITE), "rb") as f:
+        interpreter = tf.lite.Interpreter(model_content=f.read())
+    self._features = interpreter.get_signature_runner("serve_features")
+    self._inputs = sorted(self._tokenizer.signatures["text_to_features"].structured_input_signature[1])
+    self.signatures = {DEFAULT_SIGNATURE: self._serve_text}
+
+  def _serve_text(self, **inputs):
+    np = self._np
+    features = self._tokenizer.signatures["text_to_features"](**inputs)
+    feeds = {k: features[k].numpy().astype(np.int32) for k in
+             ("input_ids", "input_mask", "segment_ids")}
+    out = self._features(**feeds)
+    return {k: self._tf.constant(v) for k, v in out.items()}
+
+
+def _quantized_defs(model):
+  """What _predict checks of a SignatureDef, for a quantized version's serving_default."""
+  class Def:
+    method_name = PREDICT_METHOD
+    inputs = {name: None for name in model._inputs}
+    outputs = {"probabilities": None, "label_id": None}
+  return {DEFAULT_SIGNATURE: Def()}
+
+
 def probe(path):
   start = time.time()
   warmup = os.path.join(path, WARMUP)
@@ -141,11 +183,19 @@ def probe(path):
   import tensorflow_text  # noqa: F401  (the tokenizer's ops, which TF Serving links)
   from tensorflow_serving.apis import prediction_log_pb2
 
-  defs = _signature_defs(path)
+  quantized = os.path.isfile(os.path.join(path, TFLITE))
   try:
-    model = tf.saved_model.load(path, tags=["serve"])
+    if quantized:
+      model = _QuantizedModel(tf, np, path)
+      defs = _quantized_defs(model)
+    else:
+      defs = _signature_defs(path)
+      model = tf.saved_model.load(path, tags=["serve"])
+  except Failed:
+    raise
   except Exception as e:  # noqa: BLE001  Any load failure is the answer.
-    raise Failed(f"the SavedModel does not load ({type(e).__name__}: "
+    what = f"{TOKENIZER}/ + {TFLITE}" if quantized else "the SavedModel"
+    raise Failed(f"{what} does not load ({type(e).__name__}: "
                  f"{str(e).strip().splitlines()[0][:300] if str(e).strip() else ''})") from e
   used = set()
   count = 0
@@ -158,19 +208,23 @@ def probe(path):
       kind = log.WhichOneof("log_type")
       if kind == "predict_log":
         used.add(_predict(tf, np, model, defs, log.predict_log.request, index))
+      elif kind == "classify_log" and quantized:
+        raise Failed(f"warmup request {index} is a classify request; a quantized version "
+                     f"({TFLITE}) has no Classify signature")
       elif kind == "classify_log":
         used.add(_classify(tf, np, model, defs, log.classify_log.request, index))
       else:
         raise Failed(f"warmup request {index} is a {kind}, which bertline exports never serve")
       count += 1
-  except tf.errors.OpError as e:
+  except (tf.errors.OpError, RuntimeError, ValueError) as e:  # RuntimeError/ValueError: TF Lite
     raise Failed(f"replaying {WARMUP} failed ({type(e).__name__}: "
-                 f"{e.message.strip().splitlines()[0][:300]})") from e
+                 f"{(getattr(e, 'message', None) or str(e)).strip().splitlines()[0][:300]})") from e
   if not count:
     raise Failed(f"{WARMUP} holds no requests")
   return {"passed": True, "requests": count, "signatures": sorted(used),
           "reason": f"{count} warmup requests ({', '.join(sorted(used))}) answered by a clean "
-                    f"process without bertline",
+                    f"process without bertline" + (f" ({TOKENIZER}/ + {TFLITE})" if quantized
+                                                   else ""),
           "bertline_imported": "bertline" in sys.modules,
           "seconds": round(time.time() - start, 2)}
 

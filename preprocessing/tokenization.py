@@ -49,6 +49,7 @@ _MN = 16          # category Mn: dropped when lower-casing (accent stripping)
 _SPLIT = 32       # str.isspace(): str.split() also splits here (U+2028, U+2029)
 _CASED = 64       # cased and not case-ignorable (for the final-sigma rule)
 _IGNORABLE = 128  # case-ignorable (skipped by the final-sigma rule)
+_KEY_SHIFT = 8    # bits above the flags: 1 + the lower()+NFD table row, 0 for none
 
 _MAX_CODE_POINT = 0x110000
 _CAPITAL_SIGMA = 0x3A3
@@ -174,11 +175,14 @@ class BertTokenizer(tf.Module):
     self.pad_id = schema.PAD_ID
     flags, ccc, keys, values, splits = unicode_tables()
     # int32 tables: tf.gather on uint8 is not supported by every kernel/device.
-    self._flags = tf.constant(flags.astype(np.int32), name="char_flags")
+    # Above the flag bits, each code point's flags hold 1 + its index among the
+    # characters that lower() + NFD change (0: unchanged). One gather instead of
+    # a hash table: no table resource, so the graph also converts to TF Lite.
+    dense = np.zeros(_MAX_CODE_POINT, np.int64)
+    dense[keys] = np.arange(1, len(keys) + 1)
+    self._flags = tf.constant((flags.astype(np.int64) | (dense << _KEY_SHIFT)).astype(np.int32),
+                              name="char_flags")
     self._ccc = tf.constant(ccc.astype(np.int32), name="combining_class")
-    self._lower_table = tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(
-            tf.constant(keys), tf.range(len(keys), dtype=tf.int64)), default_value=-1)
     self._lower_values = tf.constant(values, name="lower_nfd_values")
     self._lower_starts = tf.constant(splits[:-1], name="lower_nfd_starts")
     self._lower_lengths = tf.constant(np.diff(splits), name="lower_nfd_lengths")
@@ -222,7 +226,7 @@ class BertTokenizer(tf.Module):
 
     Returns the new code points and their text rows.
     """
-    key = self._lower_table.lookup(tf.cast(cps, tf.int64))
+    key = tf.cast(tf.bitwise.right_shift(tf.gather(self._flags, cps), _KEY_SHIFT), tf.int64) - 1
     safe_key = tf.maximum(key, 0)
     lengths = tf.where(key >= 0, tf.gather(self._lower_lengths, safe_key), tf.ones_like(key))
     source = tf.repeat(tf.range(tf.size(cps, out_type=tf.int64)), lengths)

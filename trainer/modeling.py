@@ -244,7 +244,8 @@ class TransformerLayer(keras.layers.Layer):
     # Softmax in float32: float16 exp overflows; padding gets -10000 as in BERT,
     # which underflows to exactly 0 probability.
     scores = tf.cast(scores, tf.float32) * (1.0 / math.sqrt(self.head_size))
-    mask = tf.cast(input_mask, tf.float32)[:, tf.newaxis, tf.newaxis, :]
+    # reshape, not [:, None, None, :]: TFLite has no strided slice with new axes.
+    mask = tf.reshape(tf.cast(input_mask, tf.float32), [batch, 1, 1, seq])
     scores += (1.0 - mask) * -10000.0
     probs = tf.nn.softmax(scores, axis=-1)
     probs = self.attention_dropout(probs, training=training)

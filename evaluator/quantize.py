@@ -1,0 +1,198 @@
+"""Quantized exports: the classifier as TensorFlow Lite, float16 or int8.
+
+    bertline export --model-dir work/model --export-dir work/export --quantize int8
+
+writes work/export/<version>/ as
+
+    model.tflite   the classifier, signature serve_features (input_ids,
+                   input_mask, segment_ids -> probabilities, label_id), in
+                   place of saved_model.pb + variables/
+    tokenizer/     a SavedModel, signature text_to_features: the export's own
+                   in-graph tokenizer (text_a [, text_b] -> the three id
+                   tensors), TensorFlow + tensorflow-text ops
+    assets/, assets.extra/   as for a float export (warmup requests: predict)
+
+`TFLiteModel` serves it: serve_features straight from model.tflite, and
+serving_default (raw text -> probabilities, label_id, label) as tokenizer/
+then model.tflite — the same signature names and outputs as the float
+export. `bertline predict / score / evaluate --model VERSION_DIR` load it.
+
+Why TensorFlow Lite (benchmarks/quantize.py, BENCHMARKS.md): its dynamic-
+range int8 kernels (int8 weights per channel, activations quantized per
+batch at run time, int8 GEMMs accumulating in int32) ran the MiniLM
+classifier at 2.8x TensorFlow's float32 graph on this 2-core AVX-512 CPU at a
+quarter of the size, with only builtin ops, in the runtime the tensorflow
+package already ships. The tokenizer is not in model.tflite: its string ops
+need TF Lite's Select-TF-ops (Flex) delegate, which TensorFlow 2.21's Python
+interpreter does not link ("Select TensorFlow op(s) ... not supported by this
+interpreter", seen here), so it stays a (small) SavedModel beside it.
+TF Serving and Vertex AI's TensorFlow images serve SavedModels, not this:
+push refuses --vertex-model for a quantized version.
+
+Modes:
+* none: the float32 SavedModel (the default; nothing here).
+* float16: weights stored as float16 (half the size), computed in float32.
+* int8: dynamic-range quantization of the dense layers' weights; embeddings,
+  LayerNorm and softmax stay float32.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import warnings
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+from bertline import fileio, schema
+
+MODES = ("none", "float16", "int8")
+TOKENIZER_DIR = "tokenizer"
+TOKENIZER_SIGNATURE = "text_to_features"
+
+
+def is_tflite(path: str) -> bool:
+  """Whether `path` is a quantized export version (model.tflite, no saved_model.pb)."""
+  return fileio.exists(fileio.join(path, schema.TFLITE_FILE))
+
+
+def _frozen_features_module(saved_model_dir: str):
+  """A variable-free SavedModel module with the export's serve_features signature.
+
+  The TF Lite converter leaves a Keras 3 model's resource variables
+  uninitialised when it reads the SavedModel itself (outputs NaN, weights
+  missing from the file: seen here), so the signature is frozen first (weights
+  become constants) and re-saved under its name.
+  """
+  import tensorflow as tf
+  from tensorflow.python.framework.convert_to_constants import (
+      convert_variables_to_constants_v2)
+
+  loaded = tf.saved_model.load(saved_model_dir)
+  signature = loaded.signatures[schema.SIGNATURE_FEATURES]
+  names = list(schema.SEQUENCE_FEATURES)
+  frozen = convert_variables_to_constants_v2(signature)
+  # The classifier's outputs only: `label` (a string gather) is not a TF Lite builtin.
+  outputs = {k: v for k, v in signature.structured_outputs.items()
+             if k != schema.OUTPUT_LABEL}
+  keys = list(signature.structured_outputs)
+
+  @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name=n) for n in names],
+               autograph=False)
+  def serve_features(input_ids, input_mask, segment_ids):
+    flat = frozen(input_ids, input_mask, segment_ids)
+    out = tf.nest.pack_sequence_as(signature.structured_outputs, flat)
+    return {k: out[k] for k in keys if k in outputs}
+
+  module = tf.Module()
+  module.serve_features = serve_features
+  return module, serve_features.get_concrete_function()
+
+
+def convert(saved_model_dir: str, mode: str) -> bytes:
+  """The TF Lite flatbuffer of an export's serve_features signature, quantized by `mode`."""
+  import tensorflow as tf
+
+  if mode not in MODES or mode == "none":
+    raise ValueError(f"--quantize {mode!r}: choose float16 or int8 (none exports the float32 "
+                     "SavedModel)")
+  module, concrete = _frozen_features_module(saved_model_dir)
+  with tempfile.TemporaryDirectory(prefix="bertline-tflite-") as tmp:
+    tf.saved_model.save(module, tmp, signatures={schema.SIGNATURE_FEATURES: concrete})
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        tmp, signature_keys=[schema.SIGNATURE_FEATURES])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode == "float16":
+      converter.target_spec.supported_types = [tf.float16]
+    with warnings.catch_warnings():
+      warnings.simplefilter("ignore")
+      return converter.convert()
+
+
+def save_tokenizer(module, has_text_b: bool, path: str) -> None:
+  """Saves the serving module's text -> features function as its own SavedModel."""
+  import tensorflow as tf
+
+  holder = tf.Module()
+  holder.tokenizer = module.tokenizer
+  holder.text_to_features = module.text_to_features
+  tf.saved_model.save(holder, path, signatures={
+      TOKENIZER_SIGNATURE: module.text_to_features.get_concrete_function()})
+
+
+def _interpreter(content: bytes, num_threads: int):
+  import tensorflow as tf
+  with warnings.catch_warnings():
+    # tf.lite.Interpreter's deprecation notice: LiteRT's (ai-edge-litert) runs the same
+    # file; TensorFlow 2.21 still ships this one, so nothing more is installed.
+    warnings.simplefilter("ignore")
+    return tf.lite.Interpreter(model_content=content, num_threads=num_threads)
+
+
+class TFLiteModel:
+  """A quantized export version, called like a loaded SavedModel's signatures.
+
+      model = TFLiteModel("work/export/3")
+      model.signatures["serving_default"](text_a=tf.constant(["great phone"]))
+      model.signatures["serve_features"](input_ids=..., input_mask=..., segment_ids=...)
+
+  Outputs are numpy arrays. One interpreter, called under a lock (TF Lite
+  interpreters are not thread-safe); any batch size and length (the
+  signature runner resizes its inputs).
+  """
+
+  def __init__(self, path: str, num_threads: Optional[int] = None):
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (the tokenizer's ops)
+
+    self.path = path
+    self._interpreter = _interpreter(fileio.read_bytes(fileio.join(path, schema.TFLITE_FILE)),
+                                     num_threads or os.cpu_count() or 1)
+    self._features = self._interpreter.get_signature_runner(schema.SIGNATURE_FEATURES)
+    self._tokenizer = tf.saved_model.load(fileio.join(path, TOKENIZER_DIR))
+    self._to_features = self._tokenizer.signatures[TOKENIZER_SIGNATURE]
+    self.labels = fileio.read_text(fileio.join(path, "assets", schema.ASSET_LABELS)).splitlines()
+    self._lock = threading.Lock()
+    self.signatures = {schema.SIGNATURE_FEATURES: self.serve_features,
+                       schema.SIGNATURE_TEXT: self.serve_text}
+
+  def serve_features(self, input_ids, input_mask, segment_ids) -> Dict[str, np.ndarray]:
+    feeds = {schema.INPUT_IDS: input_ids, schema.INPUT_MASK: input_mask,
+             schema.SEGMENT_IDS: segment_ids}
+    feeds = {k: np.asarray(v, np.int32) for k, v in feeds.items()}
+    # Cut to the longest real sequence, as the float export's graph does: exact (the mask
+    # hides the rest) and much cheaper for short texts.
+    length = max(int(feeds[schema.INPUT_MASK].sum(axis=1).max(initial=0)), 1)
+    feeds = {k: np.ascontiguousarray(v[:, :length]) for k, v in feeds.items()}
+    with self._lock:
+      out = {k: np.copy(v) for k, v in self._features(**feeds).items()}
+    out[schema.OUTPUT_LABEL] = np.array(
+        [self.labels[i].encode("utf-8") for i in out[schema.OUTPUT_LABEL_ID]], dtype=object)
+    return out
+
+  def serve_text(self, text_a, text_b=None) -> Dict[str, np.ndarray]:
+    import tensorflow as tf
+    args = {schema.SERVING_TEXT_A: tf.convert_to_tensor(text_a, tf.string)}
+    if text_b is not None:
+      args[schema.SERVING_TEXT_B] = tf.convert_to_tensor(text_b, tf.string)
+    features = self._to_features(**args)
+    return self.serve_features(*(features[name].numpy() for name in schema.SEQUENCE_FEATURES))
+
+
+def agreement(float_dir: str, quantized: TFLiteModel, texts: List[Any],
+              has_text_b: bool) -> Dict[str, Any]:
+  """How far the quantized classifier is from the float32 export on `texts`."""
+  import tensorflow as tf
+
+  loaded = tf.saved_model.load(float_dir)
+  args = {schema.SERVING_TEXT_A: tf.constant([a for a, _ in texts])}
+  if has_text_b:
+    args[schema.SERVING_TEXT_B] = tf.constant([b or "" for _, b in texts])
+  want = loaded.signatures[schema.SIGNATURE_TEXT](**args)[schema.OUTPUT_PROBABILITIES].numpy()
+  got = quantized.serve_text(**{k: v for k, v in args.items()})[schema.OUTPUT_PROBABILITIES]
+  return {"examples": len(texts),
+          "max_abs_probability_diff": float(np.abs(got - want).max()),
+          "same_label": float(np.mean(got.argmax(-1) == want.argmax(-1)))}
