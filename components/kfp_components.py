@@ -1,7 +1,7 @@
 """The kfp v2 components: thin, typed wrappers around components/steps.py.
 
-One component per stage — resolve_data, preprocess, train, evaluate,
-export_push — each a lightweight Python component whose body imports bertline
+One component per stage — resolve_data, preprocess, train, distill (when
+the run config has a distill section), evaluate, export_push, score — each a lightweight Python component whose body imports bertline
 inside the project image and calls the step function that `bertline run` calls
 too. Artifacts carry the results between steps (Dataset, Model) and to the
 Kubeflow UI (Metrics: accuracy, loss, F1; ClassificationMetrics: the confusion
@@ -103,6 +103,25 @@ def train(examples: Input[Dataset], fingerprint: str, init_checkpoint: str, trai
   return key
 
 
+def distill(examples: Input[Dataset], teacher: Input[Model], fingerprint: str,
+            teacher_key: str, distill_settings: dict, model: Output[Model]) -> str:
+  """`bertline distill`: a student of the train task's model into `model` (resumable).
+
+  Args:
+    teacher: the train task's model_dir.
+    teacher_key: its training key (part of the student's).
+    distill_settings: the student's TrainConfig keys (student_layers, temperature, alpha, ...).
+  Returns:
+    The student's training key (steps.distill_key), which export and push compare.
+  """
+  from bertline.components import steps
+  key = steps.distill_key(examples.path, fingerprint, teacher_key, distill_settings)
+  steps.distill(examples.path, teacher.path, model.path, distill_settings)
+  model.metadata.update({"teacher": teacher.path, "framework": "tensorflow",
+                         "training_key": key})
+  return key
+
+
 def evaluate(examples: Input[Dataset], model: Input[Model], split: str, thresholds: dict,
              baseline_model: str, max_regression: float, metrics: Output[Metrics],
              confusion: Output[ClassificationMetrics], evaluation: Output[Artifact]) -> bool:
@@ -137,7 +156,7 @@ def evaluate(examples: Input[Dataset], model: Input[Model], split: str, threshol
 
 def export_push(examples: Input[Dataset], model: Input[Model], evaluation: Input[Artifact],
                 push_to: str, force: bool, training_key: str, check_serving: bool,
-                vertex_model: str, vertex_project: str, vertex_region: str,
+                vertex_model: str, vertex_project: str, vertex_region: str, quantize: str,
                 exported: Output[Model]) -> str:
   """`bertline export` then `bertline push`; runs only for a blessed model.
 
@@ -149,6 +168,7 @@ def export_push(examples: Input[Dataset], model: Input[Model], evaluation: Input
     check_serving: replay the warmup requests before pushing (the serving check).
     vertex_model, vertex_project, vertex_region: register the pushed version in the
       Vertex AI Model Registry ("" for no registration).
+    quantize: export's --quantize (none, float16, int8).
     training_key: the train task's key: when the last pushed version has it,
       this model is already in production and nothing is exported or pushed.
     exported: the versioned SavedModel (raw-text signature).
@@ -160,7 +180,7 @@ def export_push(examples: Input[Dataset], model: Input[Model], evaluation: Input
                                   evaluation_dir=evaluation.path, key=training_key,
                                   examples_dir=examples.path, check_serving=check_serving,
                                   vertex_model=vertex_model, vertex_project=vertex_project,
-                                  vertex_region=vertex_region)
+                                  vertex_region=vertex_region, quantize=quantize)
   exported.metadata.update({"pushed_to": outcome.pushed,
                             "already_pushed": outcome.already_pushed})
   return outcome.pushed
@@ -189,13 +209,14 @@ def score(push_to: str, input_pattern: str, output: str, date: str, input_format
   return output or scores.path
 
 
-FUNCTIONS = (resolve_data, preprocess, train, evaluate, export_push, score)
+FUNCTIONS = (resolve_data, preprocess, train, distill, evaluate, export_push, score)
 
 
 class Components(NamedTuple):
   resolve_data: object
   preprocess: object
   train: object
+  distill: object
   evaluate: object
   export_push: object
   score: object

@@ -259,6 +259,30 @@ def train(data_dir: str, model_dir: str, init_checkpoint: str, train_settings: D
   return init
 
 
+def distill_key(examples_dir: str, fingerprint: str, teacher_key: str,
+                distill_settings: Dict[str, Any]) -> str:
+  """The student's training key: the teacher's key stands where the checkpoint would."""
+  return training_key(examples_dir, fingerprint, f"distilled from {teacher_key}",
+                      distill_settings)
+
+
+def distill(data_dir: str, teacher_dir: str, model_dir: str,
+            distill_settings: Dict[str, Any]) -> None:
+  """`bertline distill`: a student of `teacher_dir` (the train step's model) into `model_dir`.
+
+  The student starts from the teacher's own layers (distill_settings'
+  student_layers); a preempted run raises, and its retry resumes.
+  """
+  from bertline.trainer import train as train_lib
+  config = train_lib.TrainConfig.from_dict(
+      dict(normalize_train_settings(distill_settings), data_dir=data_dir, model_dir=model_dir,
+           teacher=teacher_dir), where="distill settings")
+  result = train_lib.run(config)
+  if result.preempted:
+    raise RuntimeError(f"distillation was interrupted at step {result.final_step} (SIGTERM); "
+                       f"{result.latest_checkpoint} is saved and a retry resumes from it")
+
+
 class Evaluation(NamedTuple):
   metrics: Dict[str, Any]
   blessing: Dict[str, Any]
@@ -322,14 +346,15 @@ def already_pushed(push_to: str, model_dir: str, key: str) -> str:
 def export_and_push(model_dir: str, export_dir: str, push_to: str, force: bool = False,
                     evaluation_dir: str = "", key: str = "", examples_dir: str = "",
                     check_serving: bool = True, vertex_model: str = "", vertex_project: str = "",
-                    vertex_region: str = "") -> PushOutcome:
+                    vertex_region: str = "", quantize: str = "none") -> PushOutcome:
   """`bertline export` then `bertline push`, unless this model is already the last pushed one.
 
   Push reads the blessing.json in `evaluation_dir` (the evaluate step's
   output) and refuses an unblessed model unless `force`; it replays the
   export's warmup requests (built from `examples_dir`, the preprocess output)
   in a clean process first unless `check_serving` is off, and registers the
-  version in the Vertex AI Model Registry when `vertex_model` is set. `key`
+  version in the Vertex AI Model Registry when `vertex_model` is set; `quantize`
+  is export's (none, float16, int8). `key`
   is the run's training_key: recorded in the export, and compared with the
   last pushed version's, so that a re-run (or a cached training task) pushes
   no duplicate.
@@ -339,6 +364,8 @@ def export_and_push(model_dir: str, export_dir: str, push_to: str, force: bool =
   from bertline.evaluator import vertex_registry
   vertex = (vertex_registry.VertexModel(vertex_model, vertex_project, vertex_region)
             if vertex_model else None)
+  # The same model quantized otherwise is another artifact: a new version, not "already there".
+  key = f"{key}-{quantize}" if key and quantize != "none" else key
   last = already_pushed(push_to, model_dir, key)
   if last:
     log.info("%s is already the last pushed model (%s): nothing to push", model_dir, last)
@@ -351,7 +378,8 @@ def export_and_push(model_dir: str, export_dir: str, push_to: str, force: bool =
   else:
     # The blessing is stored with the export, so it travels along.
     exported = export_lib.export_model(model_dir, export_dir, blessing=blessing,
-                                       training_key=key, warmup_data=examples_dir or None)
+                                       training_key=key, warmup_data=examples_dir or None,
+                                       quantize=quantize)
   pushed = fileio.join(push_to, os.path.basename(exported))
   done = fileio.exists(fileio.join(pushed, schema.PUSH_COMPLETE_MARKER))
   if done and vertex is None:

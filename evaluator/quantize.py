@@ -154,6 +154,7 @@ class TFLiteModel:
     self._features = self._interpreter.get_signature_runner(schema.SIGNATURE_FEATURES)
     self._tokenizer = tf.saved_model.load(fileio.join(path, TOKENIZER_DIR))
     self._to_features = self._tokenizer.signatures[TOKENIZER_SIGNATURE]
+    self.text_inputs = sorted(self._to_features.structured_input_signature[1])
     self.labels = fileio.read_text(fileio.join(path, "assets", schema.ASSET_LABELS)).splitlines()
     self._lock = threading.Lock()
     self.signatures = {schema.SIGNATURE_FEATURES: self.serve_features,

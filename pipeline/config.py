@@ -125,6 +125,19 @@ class PushConfig:
 
 
 @dataclasses.dataclass
+class ExportConfig:
+  """`bertline export` of the blessed model.
+
+  Attributes:
+    quantize: str. none (a float32 SavedModel, for TF Serving and Vertex AI),
+      float16 or int8 (TF Lite beside the export's tokenizer:
+      evaluator/quantize.py; served by bertline predict/score, not TF Serving).
+  """
+
+  quantize: str = "none"
+
+
+@dataclasses.dataclass
 class ScoreConfig:
   """Scoring new data with the model in production (`bertline score`), after push.
 
@@ -225,12 +238,19 @@ class RunConfig:
     train: dict. `bertline train`'s settings: keys of the trainer's own
       TrainConfig (trainer/config.py), validated by it, unset ones keeping its
       defaults; plus `warm_start` (bool, the pipeline's).
+    distill: dict. Empty: no distillation. Otherwise a `distill` step runs
+      after train (`bertline distill` with the trained model as teacher) and
+      the student is what is evaluated, blessed and pushed: student_layers
+      (required), temperature, alpha, and any train key to set differently for
+      the student (the train section's values are the defaults).
   """
 
   data: DataConfig = dataclasses.field(default_factory=DataConfig)
   model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
   train: Dict[str, Any] = dataclasses.field(default_factory=dict)
+  distill: Dict[str, Any] = dataclasses.field(default_factory=dict)
   evaluate: EvaluateConfig = dataclasses.field(default_factory=EvaluateConfig)
+  export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
   push: PushConfig = dataclasses.field(default_factory=PushConfig)
   score: ScoreConfig = dataclasses.field(default_factory=ScoreConfig)
   pipeline: PipelineConfig = dataclasses.field(default_factory=PipelineConfig)
@@ -247,8 +267,15 @@ class RunConfig:
     """The trainer's settings of this run (TrainConfig keys), sorted; the rest are its defaults."""
     return {k: v for k, v in sorted(self.train.items()) if k != WARM_START}
 
+  def distill_settings(self) -> Dict[str, Any]:
+    """The student's settings: the train section's, then the distill section's ({} for none)."""
+    if not self.distill:
+      return {}
+    return dict(sorted({**self.train_settings(), **self.distill}.items()))
 
-def check_train_section(train: Dict[str, Any], where: str) -> train_config_lib.TrainConfig:
+
+def check_train_section(train: Dict[str, Any], where: str, section: str = "train",
+                        run_keys: Optional[Dict[str, Any]] = None) -> train_config_lib.TrainConfig:
   """Validates the train section with the trainer's own TrainConfig; returns it (paths unset).
 
   The keys are TrainConfig's, less the paths each step sets (RUN_KEYS), plus
@@ -258,25 +285,26 @@ def check_train_section(train: Dict[str, Any], where: str) -> train_config_lib.T
   settings = dict(train)
   warm_start = settings.pop(WARM_START, False)
   if not isinstance(warm_start, bool):
-    raise ConfigError(f"{where}.train.{WARM_START}: expected true or false, got {warm_start!r}")
+    raise ConfigError(f"{where}.{section}.{WARM_START}: expected true or false, got {warm_start!r}")
   fields = {f.name for f in dataclasses.fields(train_config_lib.TrainConfig)}
   valid = sorted((fields - set(train_config_lib.RUN_KEYS)) | {WARM_START})
   for key in sorted(settings):
     if key in train_config_lib.RUN_KEYS:
-      raise ConfigError(f"{where}.train.{key}: the pipeline sets it for each run; remove it"
+      raise ConfigError(f"{where}.{section}.{key}: the pipeline sets it for each run; remove it"
                         + (" and set model.init_checkpoint" if key == "init_checkpoint" else ""))
     if key not in fields:
-      raise ConfigError(f"{where}.train: unknown key {key!r}; valid keys are: {', '.join(valid)}")
+      raise ConfigError(f"{where}.{section}: unknown key {key!r}; valid keys are: {', '.join(valid)}")
   try:
-    return configs.from_dict(train_config_lib.TrainConfig, settings, f"{where}.train")
+    return configs.from_dict(train_config_lib.TrainConfig, {**settings, **(run_keys or {})},
+                             f"{where}.{section}")
   except ConfigError as e:
     message = str(e)
-    if message.startswith(f"{where}.train"):
+    if message.startswith(f"{where}.{section}"):
       raise
     # TrainConfig's own checks start with the key: "batch_size must be at least 1, ...".
     key = message.split(" ", 1)[0].rstrip(":")
-    raise ConfigError(f"{where}.train.{message}" if key in fields
-                      else f"{where}.train: {message}") from e
+    raise ConfigError(f"{where}.{section}.{message}" if key in fields
+                      else f"{where}.{section}: {message}") from e
 
 
 def validate(config: RunConfig, where: str = "config") -> RunConfig:
@@ -297,6 +325,22 @@ def validate(config: RunConfig, where: str = "config") -> RunConfig:
     raise ConfigError(f"{where}: model.init_checkpoint is missing: a checkpoint to fine-tune, or "
                       f"{MINILM!r}")
   t = check_train_section(config.train, where)
+  if config.distill:
+    if WARM_START in config.distill:
+      raise ConfigError(f"{where}.distill.{WARM_START}: a train key only (the teacher warm-starts)")
+    if not config.distill.get("student_layers"):
+      raise ConfigError(f"{where}.distill.student_layers is missing: the student's number of "
+                        "transformer layers (e.g. 3 for a 6-layer teacher); remove the distill "
+                        "section for no distillation")
+    # The teacher is the train step's model: a placeholder stands for its path here.
+    check_train_section(config.distill_settings(), where, section="distill",
+                        run_keys={"teacher": "(the train step's model)"})
+  from bertline.evaluator import quantize as quantize_lib  # no TensorFlow at import
+  configs.choice(config.export.quantize, quantize_lib.MODES, f"{where}: export.quantize")
+  if config.export.quantize != "none" and config.push.vertex_model:
+    raise ConfigError(f"{where}: export.quantize {config.export.quantize!r} with "
+                      "push.vertex_model: Vertex AI's TensorFlow images serve SavedModels, not "
+                      "TF Lite; set export.quantize none or clear push.vertex_model")
   e = config.evaluate
   configs.choice(e.baseline, BASELINES, f"{where}: evaluate.baseline")
   from bertline.evaluator import metrics as metrics_lib  # numpy only: no TensorFlow

@@ -121,8 +121,17 @@ def run(config: config_lib.RunConfig, work_dir: Optional[str] = None, run_date: 
     steps.train(examples, model_dir, config.model.init_checkpoint, settings,
                 resolved.warm_start_from)
     _mark_done(model_dir, train_key)
+  if config.distill:  # the student, not the teacher, is evaluated and pushed
+    student_settings = config.distill_settings()
+    student_key = steps.distill_key(examples, resolved.fingerprint, train_key, student_settings)
+    student_dir = os.path.join(work, "student", student_key)
+    if _step("distill", student_dir, student_key):
+      steps.distill(examples, model_dir, student_dir, student_settings)
+      _mark_done(student_dir, student_key, teacher=model_dir)
+    model_dir, train_key = student_dir, student_key
 
-  eval_key = _key(train_key, e.split, e.thresholds, resolved.baseline_model, e.max_regression)
+  eval_key = _key(train_key, e.split, e.thresholds, resolved.baseline_model, e.max_regression,
+                  config.export.quantize)
   eval_dir = os.path.join(work, "evaluation", eval_key)
   result = steps.evaluate(model_dir, examples, eval_dir, e.split, e.thresholds,
                           resolved.baseline_model, e.max_regression)
@@ -135,7 +144,8 @@ def run(config: config_lib.RunConfig, work_dir: Optional[str] = None, run_date: 
                                     pu.to, pu.force, evaluation_dir=eval_dir, key=train_key,
                                     examples_dir=examples, check_serving=pu.check_serving,
                                     vertex_model=pu.vertex_model, vertex_project=pu.vertex_project,
-                                    vertex_region=pu.vertex_region)
+                                    vertex_region=pu.vertex_region,
+                                    quantize=config.export.quantize)
     pushed = outcome.pushed
     print(f"pushed: {pushed}" + (" (this very model is already the last pushed one)"
                                  if outcome.already_pushed else ""))
@@ -178,15 +188,21 @@ def ask(model_path: str, text_a: str, text_b: Optional[str] = None) -> Dict[str,
   Returns the signature's outputs as Python values (schema.OUTPUT_*: the
   probabilities, the label id and the label name).
   """
+  import numpy as np
   import tensorflow as tf
   import tensorflow_text  # noqa: F401  Registers the in-graph tokenizer's ops (TF Serving links them).
-  model = tf.saved_model.load(model_path)
+  from bertline.evaluator import quantize
+  if quantize.is_tflite(model_path):  # export.quantize: tokenizer/ then model.tflite
+    model = quantize.TFLiteModel(model_path)
+    wanted = model.text_inputs
+  else:
+    model = tf.saved_model.load(model_path)
+    _, wanted = model.signatures["serving_default"].structured_input_signature
   signature = model.signatures["serving_default"]
-  _, wanted = signature.structured_input_signature
   inputs = {schema.SERVING_TEXT_A: tf.constant([text_a])}
   if schema.SERVING_TEXT_B in wanted:
     inputs[schema.SERVING_TEXT_B] = tf.constant([text_b or ""])
-  outputs = {k: v.numpy()[0] for k, v in signature(**inputs).items()}
+  outputs = {k: np.asarray(v)[0] for k, v in signature(**inputs).items()}
   answer: Dict[str, Any] = {}
   for name, value in outputs.items():
     if isinstance(value, bytes):

@@ -1,4 +1,5 @@
-"""The Kubeflow pipeline: resolve data -> preprocess -> train -> evaluate -> [blessed] export+push.
+"""The Kubeflow pipeline: resolve data -> preprocess -> train [-> distill] -> evaluate ->
+[blessed] export+push.
 
 The function only wires steps (components/kfp_components.py); the run config
 (pipeline/config.py) gives the image, each task's resources, retries and
@@ -59,7 +60,8 @@ def parameters(config: config_lib.RunConfig) -> Dict[str, Any]:
       "max_regression": e.max_regression, "push_to": config.push.to,
       "force_push": config.push.force, "check_serving": config.push.check_serving,
       "vertex_model": config.push.vertex_model, "vertex_project": config.push.vertex_project,
-      "vertex_region": config.push.vertex_region,
+      "vertex_region": config.push.vertex_region, "quantize": config.export.quantize,
+      "distill_settings": config.distill_settings(),
   }
 
 
@@ -97,6 +99,8 @@ def build(config: config_lib.RunConfig) -> Callable:
       vertex_model: str = defaults["vertex_model"],
       vertex_project: str = defaults["vertex_project"],
       vertex_region: str = defaults["vertex_region"],
+      quantize: str = defaults["quantize"],
+      distill_settings: dict = defaults["distill_settings"],
   ):
     data = ops.resolve_data(
         data_path=data_path, builtin=builtin_data, limit=data_limit, task=task,
@@ -120,8 +124,17 @@ def build(config: config_lib.RunConfig) -> Callable:
         warm_start_from=data.outputs["warm_start_from"]).set_display_name("train")
     _apply(trained, p.train, p.caching)
 
+    model, key = trained.outputs["model"], trained.outputs["Output"]
+    if config.distill:  # the student is evaluated, blessed and pushed
+      student = ops.distill(
+          examples=examples.outputs["examples"], teacher=model,
+          fingerprint=data.outputs["fingerprint"], teacher_key=key,
+          distill_settings=distill_settings).set_display_name("distill")
+      _apply(student, p.train, p.caching)
+      model, key = student.outputs["model"], student.outputs["Output"]
+
     evaluated = ops.evaluate(
-        examples=examples.outputs["examples"], model=trained.outputs["model"], split=eval_split,
+        examples=examples.outputs["examples"], model=model, split=eval_split,
         thresholds=thresholds, baseline_model=data.outputs["baseline_model"],
         max_regression=max_regression).set_display_name("evaluate")
     _apply(evaluated, p.evaluate, p.caching)
@@ -129,11 +142,11 @@ def build(config: config_lib.RunConfig) -> Callable:
     blessed = evaluated.outputs["Output"]
     with dsl.If(blessed == True, name="blessed"):  # noqa: E712 (a kfp condition, not Python's)
       pushed = ops.export_push(
-          examples=examples.outputs["examples"], model=trained.outputs["model"],
+          examples=examples.outputs["examples"], model=model,
           evaluation=evaluated.outputs["evaluation"], push_to=push_to, force=force_push,
-          training_key=trained.outputs["Output"], check_serving=check_serving,
+          training_key=key, check_serving=check_serving,
           vertex_model=vertex_model, vertex_project=vertex_project,
-          vertex_region=vertex_region).set_display_name("export and push")
+          vertex_region=vertex_region, quantize=quantize).set_display_name("export and push")
       # Never cached: the registry, not a cache entry, says whether a model is there.
       _apply(pushed, p.push, caching=False)
       if config.score.input:

@@ -20,7 +20,7 @@ PRECISIONS = ("none", "auto", "mixed_float16", "mixed_bfloat16")
 EARLY_STOPPING_METRICS = ("eval_loss", "eval_accuracy")
 # Keys the pipeline sets itself for each run (they are not run-config keys).
 RUN_KEYS = ("data_dir", "model_dir", "init_checkpoint", "tensorboard_dir", "export",
-            "export_dir")
+            "export_dir", "teacher")
 
 
 @dataclasses.dataclass

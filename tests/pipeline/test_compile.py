@@ -136,3 +136,24 @@ def test_a_bad_score_section_names_the_key(tmp_path):
   with pytest.raises(config_lib.ConfigError,
                      match=r"score.format text reads the whole line as text_a: score.text_a"):
     load("score.input=x.txt", "score.text_b=b")
+
+
+def test_a_distill_section_adds_a_student_that_is_evaluated_and_pushed(tmp_path):
+  config = config_lib.defaults(["distill={student_layers: 3}", "export.quantize=int8"])
+  spec = yaml.safe_load(_compile(tmp_path, config))
+  dag = spec["root"]["dag"]["tasks"]
+  assert dag["distill"]["dependentTasks"] == ["preprocess", "resolve-data", "train"]
+  model_input = dag["evaluate"]["inputs"]["artifacts"]["model"]["taskOutputArtifact"]
+  assert model_input["producerTask"] == "distill"
+  defaults = spec["root"]["inputDefinitions"]["parameters"]
+  assert defaults["distill_settings"]["defaultValue"]["student_layers"] == 3
+  assert defaults["quantize"]["defaultValue"] == "int8"
+  (branch,) = [c["dag"]["tasks"] for n, c in spec["components"].items()
+               if n.startswith("comp-condition-") and "export-push" in c["dag"]["tasks"]]
+  push_inputs = branch["export-push"]["inputs"]
+  assert push_inputs["artifacts"]["model"]["componentInputArtifact"].startswith(
+      "pipelinechannel--distill-model")
+  assert push_inputs["parameters"]["quantize"]["componentInputParameter"] == (
+      "pipelinechannel--quantize")
+  # Without a distill section there is no distill task (pipeline.yaml has none).
+  assert "comp-distill" not in yaml.safe_load(open(CHECKED_IN))["components"]

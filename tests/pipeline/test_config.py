@@ -207,3 +207,31 @@ def test_late_errors_are_caught_before_any_work(tmp_path):
     config_lib.load(path, ["data.max_seq_length=100000", "model.init_checkpoint=builtin:minilm"])
   with pytest.raises(ConfigError, match=r"train\.epochs must be a finite number, got nan"):
     config_lib.load(path, ["train.epochs=.nan"])
+
+
+def test_distill_and_quantize_sections():
+  config = config_lib.from_dict(VALID, overrides=[
+      "train.learning_rate=0.0001", "distill={student_layers: 3, temperature: 4.0, max_steps: 9}",
+      "export.quantize=int8"])
+  settings = config.distill_settings()
+  # The train section's settings, then the student's own.
+  assert settings["student_layers"] == 3 and settings["temperature"] == 4.0
+  assert settings["max_steps"] == 9 and settings["learning_rate"] == 0.0001
+  assert config.export.quantize == "int8" and config_lib.from_dict(VALID).distill_settings() == {}
+  with pytest.raises(ConfigError, match=r"distill\.student_layers is missing"):
+    config_lib.from_dict(VALID, overrides=["distill={temperature: 2.0}"])
+  with pytest.raises(ConfigError, match=r"\.distill: unknown key 'layers'"):
+    config_lib.from_dict(VALID, overrides=["distill={student_layers: 3, layers: 2}"])
+  with pytest.raises(ConfigError, match=r"\.distill\.teacher: the pipeline sets it"):
+    config_lib.from_dict(VALID, overrides=["distill={student_layers: 3, teacher: /m}"])
+  with pytest.raises(ConfigError, match=r"\.train\.teacher: the pipeline sets it"):
+    config_lib.from_dict(VALID, overrides=["train.teacher=/m"])
+  with pytest.raises(ConfigError, match=r"distill\.temperature"):
+    config_lib.from_dict(VALID, overrides=["distill={student_layers: 3, temperature: -1.0}"])
+  with pytest.raises(ConfigError,
+                     match=r"export\.quantize: 'int4' is not one of 'none', 'float16', 'int8'"):
+    config_lib.from_dict(VALID, overrides=["export.quantize=int4"])
+  with pytest.raises(ConfigError, match=r"export\.quantize 'int8' with push\.vertex_model"):
+    config_lib.from_dict(VALID, overrides=["export.quantize=int8", "push.vertex_model=m",
+                                           "push.to=gs://b/m", "push.vertex_project=p",
+                                           "push.vertex_region=r"])

@@ -165,3 +165,25 @@ def test_bertline_run_reuses_finished_steps_and_gates_on_the_baseline(tiny_minil
   assert _scores(tmp_path)["model"] == first.pushed
   assert any("baseline" in r for r in second.blessing["reasons"])
   assert len(os.listdir(os.path.join(work, "model"))) == 1  # trained once
+
+  # A distilled, int8 student of the same teacher: preprocess and train are reused, the
+  # 1-layer student is trained from the teacher's first layer, blessed and pushed as a
+  # quantized version (model.tflite beside tokenizer/), which then answers and scores.
+  distilled = config_lib.from_dict(config.to_dict(), overrides=[
+      "distill={student_layers: 1, max_steps: 4}", "export.quantize=int8",
+      "evaluate.baseline=", "evaluate.thresholds={eval_accuracy: 0.0}"])
+  caplog.clear()
+  third = local_run.run(distilled, work_dir=work, sentence="what a horrible day")
+  reused = [r.getMessage().split("]")[0] for r in caplog.records
+            if "unchanged inputs" in r.getMessage()]
+  assert reused == ["[preprocess", "[train"]
+  assert third.blessed and len(_versions(registry)) == 2
+  assert third.pushed == os.path.join(registry, _versions(registry)[-1])
+  assert sorted(os.listdir(third.pushed)) == sorted(
+      ["assets", "assets.extra", "model.tflite", "tokenizer", schema.PUSH_COMPLETE_MARKER])
+  (student,) = os.listdir(os.path.join(work, "student"))
+  with open(os.path.join(work, "student", student, schema.MODEL_CONFIG_FILE)) as f:
+    assert json.load(f)["num_hidden_layers"] == 1
+  assert third.answer["label"] in ("negative", "neutral", "positive")
+  assert abs(sum(third.answer["probabilities"]) - 1.0) < 1e-5
+  assert third.scored["model"] == third.pushed and third.scored["scored"] == 40
