@@ -18,11 +18,13 @@ length 64), CPU only:
 
 Reported per model: dev accuracy (bertline evaluate for bertline's; the same
 dev texts through the tokenizer and model for torch's), size on disk,
-batch-1 latency (p50 over --texts dev tweets, the models alternating text by
+batch-1 latency (p50 over --texts tweets, the models alternating text by
 text) and batch-32 raw-text throughput (tokenization included; best of 3
-alternating rounds of --seconds/3 each). The 1-minute load average is read
-before every timed phase; a ratio taken above load 1.0, or whose rounds
-spread more than 10%, is printed as NOT PUBLISHABLE.
+alternating rounds, in each of which every model serves the same --batches
+batches, after one untimed pass over them). The 1-minute load average is
+read before every timed phase; a ratio taken above load 1.0, or either of
+whose contenders' rounds spread more than 10%, is printed as NOT PUBLISHABLE
+(benchmarks/honest.py).
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.dirname(__file__))
-from preprocess import load_average  # noqa: E402  (benchmarks/preprocess.py)
+from honest import quiet_load as load_average  # noqa: E402  (benchmarks/honest.py)
+from honest import spread as honest_spread, verdict  # noqa: E402
 
 SEQ = 64
 
@@ -111,7 +114,8 @@ def main() -> None:
   parser.add_argument("--steps", type=int, default=200)
   parser.add_argument("--student-layers", type=int, default=3)
   parser.add_argument("--texts", type=int, default=200, help="batch-1 texts per model")
-  parser.add_argument("--seconds", type=float, default=15.0, help="batch-32 seconds per model")
+  parser.add_argument("--batches", type=int, default=48,
+                      help="batches of 32 texts each model serves per round (3 rounds)")
   parser.add_argument("--work", default="", help="keep the run here (default: a temp dir)")
   args = parser.parse_args()
 
@@ -209,7 +213,7 @@ def main() -> None:
                     "size_mib": torch_sizes[name], "serve": serve, "layers": 6}
 
   texts = [t.decode("utf-8", "ignore") for _, t in corpora.read_tweets()]
-  texts = [t for t in texts if t.strip()][:max(args.texts, 2048)]
+  texts = [t for t in texts if t.strip()][:max(args.texts, 32 * args.batches)]
   for m in models.values():  # warm up (tracing, first allocations)
     m["serve"](texts[:32]), m["serve"](texts[:1])
   load_lat = load_average(quiet=1.0)
@@ -219,20 +223,24 @@ def main() -> None:
       s = time.perf_counter()
       m["serve"]([t])
       lat[name].append((time.perf_counter() - s) * 1000)
+  # Every model serves the very same batches in every round (a fixed workload, not a fixed
+  # time: a faster model would otherwise reach other, longer or shorter, texts).
+  batches = [texts[i:i + 32] for i in range(0, 32 * args.batches, 32)]
+  for m in models.values():  # one untimed pass: every shape of the workload seen once
+    for batch in batches:     # (oneDNN's primitive cache, TF Lite's tensor re-allocation)
+      m["serve"](batch)
   load_tp = load_average(quiet=1.0)
-  batches = [texts[i:i + 32] for i in range(0, len(texts) - 31, 32)]
   rounds = {name: [] for name in models}
   for _ in range(3):
     for name, m in models.items():
-      n, s, i = 0, time.perf_counter(), 0
-      while time.perf_counter() - s < args.seconds / 3:
-        m["serve"](batches[i % len(batches)])
-        n, i = n + 32, i + 1
-      rounds[name].append(n / (time.perf_counter() - s))
+      s = time.perf_counter()
+      for batch in batches:
+        m["serve"](batch)
+      rounds[name].append(32 * len(batches) / (time.perf_counter() - s))
   load_after = os.getloadavg()[0]
 
-  spread = {name: (max(r) - min(r)) / max(r) for name, r in rounds.items()}
-  publishable = max(load_lat, load_tp) <= 1.0 and max(spread.values()) <= 0.10
+  spread = {name: honest_spread(r) for name, r in rounds.items()}
+  publishable = verdict({"latency": load_lat, "throughput": load_tp}, rounds)[0]
   best = {name: max(r) for name, r in rounds.items()}
   print(f"machine: {platform.machine()}, {os.cpu_count()} cores; load average before latency "
         f"{load_lat:.2f}, before throughput {load_tp:.2f}, after {load_after:.2f}")
@@ -252,29 +260,24 @@ def main() -> None:
   def points(a, b):
     return (models[a]["accuracy"] - models[b]["accuracy"]) * 100
 
-  checks = [
-      ("student vs teacher", best["student"] / best["teacher"], points("teacher", "student"),
-       models["student"]["size_mib"] / models["teacher"]["size_mib"], "within 2 points, >= 1.8x"),
-      ("teacher int8 vs float32", best["teacher int8"] / best["teacher"],
-       points("teacher", "teacher int8"),
-       models["teacher int8"]["size_mib"] / models["teacher"]["size_mib"],
-       "within 0.5 point, <= 35% size, >= 1.5x"),
-      ("teacher float16 vs float32", best["teacher float16"] / best["teacher"],
-       points("teacher", "teacher float16"),
-       models["teacher float16"]["size_mib"] / models["teacher"]["size_mib"], ""),
-      ("bertline int8 vs torch int8", best["teacher int8"] / best["torch int8"],
-       points("torch int8", "teacher int8"),
-       models["teacher int8"]["size_mib"] / models["torch int8"]["size_mib"], ""),
-      ("torch int8 vs torch float32", best["torch int8"] / best["torch float32"],
-       points("torch float32", "torch int8"),
-       models["torch int8"]["size_mib"] / models["torch float32"]["size_mib"], ""),
-  ]
-  print("| comparison | throughput ratio | accuracy points lost | size ratio | target |")
-  print("| --- | ---: | ---: | ---: | --- |")
-  for name, ratio, pts, size, target in checks:
-    print(f"| {name} | {ratio:.2f}x | {pts:+.1f} | {size:.0%} | {target} |")
-  if not publishable:
-    print("\nNOT PUBLISHABLE: load above 1.0 or rounds spread over 10%")
+  pairs = [("student", "teacher", "within 2 points, >= 1.8x"),
+           ("teacher int8", "teacher", "within 0.5 point, <= 35% size, >= 1.5x"),
+           ("teacher float16", "teacher", ""),
+           ("student int8", "teacher", ""),
+           ("teacher int8", "torch int8", ""),
+           ("teacher int8", "torch float32", ""),
+           ("torch int8", "torch float32", "")]
+  print("| comparison | throughput ratio | accuracy points lost | size ratio | target | verdict |")
+  print("| --- | ---: | ---: | ---: | --- | --- |")
+  loads = {"latency": load_lat, "throughput": load_tp}
+  for a, b, target in pairs:
+    # A ratio is published only when both of its contenders' rounds and the loads pass.
+    ok, _ = verdict(loads, {a: rounds[a], b: rounds[b]})
+    print(f"| {a} vs {b} | {best[a] / best[b]:.2f}x | {points(b, a):+.1f} | "
+          f"{models[a]['size_mib'] / models[b]['size_mib']:.0%} | {target} | "
+          f"{'publishable' if ok else 'NOT PUBLISHABLE'} |")
+  print()
+  print(verdict(loads, rounds)[1])
   print(json.dumps({"publishable": publishable, "rounds": rounds,
                     "loads": [load_lat, load_tp, load_after], "torch_threads": best_threads,
                     "accuracy": {k: m["accuracy"] for k, m in models.items()}}))

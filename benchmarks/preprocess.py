@@ -40,6 +40,8 @@ from typing import Dict, List, Tuple
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from honest import quiet_load  # noqa: E402  (benchmarks/honest.py)
 
 TASK_YAML = """\
 name: bench
@@ -171,13 +173,8 @@ def run_measured(cmd: List[str]) -> Tuple[float, int, str, Dict[str, int]]:
   return wall, peak[0], out, peaks
 
 
-def load_average(settle_s: float = 120.0, quiet: float = 0.7) -> float:
-  """The 1-minute load average, after waiting (up to `settle_s`) for the previous
-  measurement's own load to decay below `quiet`."""
-  deadline = time.time() + settle_s
-  while os.getloadavg()[0] >= quiet and time.time() < deadline:
-    time.sleep(5)
-  return os.getloadavg()[0]
+# The 1-minute load average after the previous measurement's load decayed (honest.py).
+load_average = quiet_load
 
 
 def _mib(peaks: Dict[str, int]) -> Dict[str, int]:

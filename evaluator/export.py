@@ -344,7 +344,7 @@ def _quantize(tmp: str, module, mode: str, texts, has_text_b: bool) -> Dict[str,
                     for root, _, names in os.walk(tmp) for n in names)
   with open(os.path.join(tmp, schema.TFLITE_FILE), "wb") as f:
     f.write(quantize_lib.convert(tmp, mode))
-  quantize_lib.save_tokenizer(module, has_text_b, os.path.join(tmp, quantize_lib.TOKENIZER_DIR))
+  quantize_lib.save_tokenizer(module, os.path.join(tmp, quantize_lib.TOKENIZER_DIR))
   agreement = quantize_lib.agreement(tmp, quantize_lib.TFLiteModel(tmp), texts, has_text_b)
   for name in ("saved_model.pb", "fingerprint.pb"):
     if os.path.exists(os.path.join(tmp, name)):

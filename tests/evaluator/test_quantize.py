@@ -27,15 +27,16 @@ def _size(path):
 @pytest.fixture(scope="module")
 def quantized(tiny_model, tmp_path_factory):
   export_dir = str(tmp_path_factory.mktemp("quantized"))
-  out = {}
-  for version, mode in ((5, "int8"), (6, "float16")):
-    proc = subprocess.run(
-        [sys.executable, "-m", "bertline", "export", "--model-dir", tiny_model["model_dir"],
-         "--export-dir", export_dir, "--version", str(version), "--quantize", mode],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    out[mode] = os.path.join(export_dir, str(version))
-  return out
+  # int8 through the CLI flag; float16 in-process (the same function, one start-up fewer).
+  proc = subprocess.run(
+      [sys.executable, "-m", "bertline", "export", "--model-dir", tiny_model["model_dir"],
+       "--export-dir", export_dir, "--version", "5", "--quantize", "int8"],
+      cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert proc.stdout.strip() == f"export: {os.path.join(export_dir, '5')}"
+  return {"int8": os.path.join(export_dir, "5"),
+          "float16": export.export_model(tiny_model["model_dir"], export_dir, version=6,
+                                         quantize="float16")}
 
 
 def test_layout_metadata_and_size(quantized, exported):
