@@ -137,7 +137,8 @@ def test_the_cli_names_the_fault_in_one_line(exported, tmp_path):
   result = bertline("score", "--model", str(tmp_path / "nowhere"), "--input", str(path),
                     "--output", str(tmp_path / "o"))
   assert result.returncode == errors.BAD_INPUT
-  assert "neither an exported version (no saved_model.pb) nor a push target" in last_line(result)
+  assert ("neither an exported version (no saved_model.pb or model.tflite) nor a push target"
+          in last_line(result))
   result = bertline("score", "--model", exported["path"], "--input", str(tmp_path / "*.csv"),
                     "--output", str(tmp_path / "o"))
   assert result.returncode == errors.BAD_INPUT and "no file matches" in last_line(result)
