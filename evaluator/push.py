@@ -55,7 +55,7 @@ from typing import Dict, List, Optional, Tuple
 
 from bertline import errors, fileio, schema
 from bertline.evaluator import blessing as blessing_lib
-from bertline.evaluator import serving_check, vertex_registry
+from bertline.evaluator import quantize, scoring, serving_check, vertex_registry
 
 log = logging.getLogger("bertline.push")
 
@@ -169,8 +169,7 @@ def _check_source(model: str) -> str:
   if not schema.is_version(version):
     raise ValueError(f"--model {model}: the last path component {version!r} is not a numeric "
                      "version; pass E/<version> (TF Serving loads numeric version directories).")
-  if not (os.path.exists(os.path.join(model, SAVED_MODEL_PB)) or
-          os.path.exists(os.path.join(model, schema.TFLITE_FILE))):
+  if not scoring.is_export(model):
     raise FileNotFoundError(f"--model {model} has no {SAVED_MODEL_PB} (nor {schema.TFLITE_FILE}): "
                             "not an export (or its export did not finish). Re-run "
                             "`bertline export`.")
@@ -461,7 +460,7 @@ def push(model: str, to: str, force: bool = False, blessing: Optional[str] = Non
   model = model.rstrip("/")
   version = _check_source(model)
   if vertex is not None:
-    if os.path.exists(os.path.join(model, schema.TFLITE_FILE)):
+    if quantize.is_tflite(model):
       raise ValueError(f"--vertex-model with {model}: a quantized export ({schema.TFLITE_FILE}) "
                        "is not a SavedModel, and Vertex AI's TensorFlow serving images load "
                        "SavedModels only. Push it without --vertex-model, or register a float32 "

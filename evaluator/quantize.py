@@ -75,16 +75,14 @@ def _frozen_features_module(saved_model_dir: str):
   names = list(schema.SEQUENCE_FEATURES)
   frozen = convert_variables_to_constants_v2(signature)
   # The classifier's outputs only: `label` (a string gather) is not a TF Lite builtin.
-  outputs = {k: v for k, v in signature.structured_outputs.items()
-             if k != schema.OUTPUT_LABEL}
-  keys = list(signature.structured_outputs)
+  keys = [k for k in signature.structured_outputs if k != schema.OUTPUT_LABEL]
 
   @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name=n) for n in names],
                autograph=False)
   def serve_features(input_ids, input_mask, segment_ids):
     flat = frozen(input_ids, input_mask, segment_ids)
     out = tf.nest.pack_sequence_as(signature.structured_outputs, flat)
-    return {k: out[k] for k in keys if k in outputs}
+    return {k: out[k] for k in keys}
 
   module = tf.Module()
   module.serve_features = serve_features
@@ -183,17 +181,22 @@ class TFLiteModel:
     return self.serve_features(*(features[name].numpy() for name in schema.SEQUENCE_FEATURES))
 
 
-def agreement(float_dir: str, quantized: TFLiteModel, texts: List[Any],
+def agreement(float_text, quantized: TFLiteModel, texts: List[Any],
               has_text_b: bool) -> Dict[str, Any]:
-  """How far the quantized classifier is from the float32 export on `texts`."""
+  """How far the quantized classifier is from the float32 serving_default on `texts`.
+
+  Raises AssertionError when the quantized version does not answer one row per text.
+  """
   import tensorflow as tf
 
-  loaded = tf.saved_model.load(float_dir)
   args = {schema.SERVING_TEXT_A: tf.constant([a for a, _ in texts])}
   if has_text_b:
     args[schema.SERVING_TEXT_B] = tf.constant([b or "" for _, b in texts])
-  want = loaded.signatures[schema.SIGNATURE_TEXT](**args)[schema.OUTPUT_PROBABILITIES].numpy()
-  got = quantized.serve_text(**{k: v for k, v in args.items()})[schema.OUTPUT_PROBABILITIES]
+  want = float_text(**args)[schema.OUTPUT_PROBABILITIES].numpy()
+  got = quantized.serve_text(**args)[schema.OUTPUT_PROBABILITIES]
+  if got.shape != want.shape:
+    raise AssertionError(f"quantized export {quantized.path} answered {list(got.shape)} for "
+                         f"{list(want.shape)} probabilities")
   return {"examples": len(texts),
           "max_abs_probability_diff": float(np.abs(got - want).max()),
           "same_label": float(np.mean(got.argmax(-1) == want.argmax(-1)))}

@@ -74,7 +74,8 @@ def is_saved_model(path: str) -> bool:
 
 def is_export(path: str) -> bool:
   """An exported version: a float SavedModel, or a quantized one (model.tflite)."""
-  return is_saved_model(path) or fileio.exists(fileio.join(path, schema.TFLITE_FILE))
+  from bertline.evaluator import quantize
+  return is_saved_model(path) or quantize.is_tflite(path)
 
 
 def check_same_labels(model_labels: List[str], data_labels: List[str], model: str,
