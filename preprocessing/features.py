@@ -103,13 +103,13 @@ def make_encoder(tokenizer, max_seq_length: int, pair: bool):
   """
   spec = tf.TensorSpec([None], tf.string)
   if pair:
-    @tf.function(input_signature=[spec, spec])
+    @tf.function(input_signature=[spec, spec], autograph=False)
     def encode_pair(texts_a, texts_b):
       return pack_features(tokenizer.tokenize(texts_a), tokenizer.tokenize(texts_b),
                            max_seq_length, tokenizer.cls_id, tokenizer.sep_id)
     return encode_pair
 
-  @tf.function(input_signature=[spec])
+  @tf.function(input_signature=[spec], autograph=False)
   def encode(texts_a):
     return pack_features(tokenizer.tokenize(texts_a), None, max_seq_length,
                          tokenizer.cls_id, tokenizer.sep_id)

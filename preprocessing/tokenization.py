@@ -221,32 +221,53 @@ class BertTokenizer(tf.Module):
     next_cased = (through < num_anchors) & (tf.gather(rows, nxt) == rows) & tf.gather(cased, nxt)
     return (cps == _CAPITAL_SIGMA) & prev_cased & ~next_cased
 
-  def _lower_nfd(self, cps: tf.Tensor, rows: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+  def _lower_nfd(self, cps: tf.Tensor, flags: tf.Tensor, rows: tf.Tensor
+                 ) -> Tuple[tf.Tensor, tf.Tensor]:
     """lower() then NFD (decomposition + canonical reordering) of every character.
 
+    Args:
+      cps: int32 [n], code points; flags: their rows of the flags table; rows:
+        int64 [n], their texts.
     Returns the new code points and their text rows.
     """
-    key = tf.cast(tf.bitwise.right_shift(tf.gather(self._flags, cps), _KEY_SHIFT), tf.int64) - 1
+    key = tf.cast(tf.bitwise.right_shift(flags, _KEY_SHIFT), tf.int64) - 1
     safe_key = tf.maximum(key, 0)
     lengths = tf.where(key >= 0, tf.gather(self._lower_lengths, safe_key), tf.ones_like(key))
-    source = tf.repeat(tf.range(tf.size(cps, out_type=tf.int64)), lengths)
-    offset = tf.range(tf.reduce_sum(lengths)) - tf.gather(tf.cumsum(lengths, exclusive=True), source)
-    source_key = tf.gather(key, source)
-    out = tf.where(
-        source_key >= 0,
-        tf.gather(self._lower_values,
-                  tf.gather(self._lower_starts, tf.maximum(source_key, 0)) + offset),
-        tf.gather(cps, source))
-    out_rows = tf.gather(rows, source)
+
+    def one_to_one():
+      # The common case (ASCII capitals, CJK, most scripts): every character maps
+      # to one, so nothing moves and the row ids stay.
+      return tf.where(key >= 0, tf.gather(self._lower_values, tf.gather(self._lower_starts,
+                                                                         safe_key)), cps), rows
+
+    def expanding():
+      source = tf.repeat(tf.range(tf.size(cps, out_type=tf.int64)), lengths)
+      offset = (tf.range(tf.reduce_sum(lengths))
+                - tf.gather(tf.cumsum(lengths, exclusive=True), source))
+      source_key = tf.gather(key, source)
+      out = tf.where(
+          source_key >= 0,
+          tf.gather(self._lower_values,
+                    tf.gather(self._lower_starts, tf.maximum(source_key, 0)) + offset),
+          tf.gather(cps, source))
+      return out, tf.gather(rows, source)
+
+    out, out_rows = tf.cond(tf.reduce_all(lengths == 1), one_to_one, expanding)
     # Canonical ordering: within each run of non-starters (combining class > 0)
     # sort stably by class. Starters and text boundaries begin a new run.
     ccc = tf.cast(tf.gather(self._ccc, out), tf.int64)
     text_start = tf.concat([[True], out_rows[1:] != out_rows[:-1]], axis=0)
     run = tf.cumsum(tf.cast((ccc == 0) | text_start, tf.int64))
-    order = tf.argsort(run * 256 + ccc, stable=True)
-    return tf.gather(out, order), out_rows
+    # Sorting is needed only where two adjacent marks of one run are out of order,
+    # which almost no text has: the check is one pass, the stable argsort it
+    # skips is the costliest op here.
+    order_key = run * 256 + ccc
+    out_of_order = tf.reduce_any(order_key[1:] < order_key[:-1])
+    return tf.cond(out_of_order,
+                   lambda: tf.gather(out, tf.argsort(order_key, stable=True)),
+                   lambda: out), out_rows
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
   def normalize(self, texts: tf.Tensor) -> tf.Tensor:
     """BERT's BasicTokenizer as text: its tokens separated by runs of spaces.
 
@@ -256,16 +277,26 @@ class BertTokenizer(tf.Module):
       string [batch].
     """
     cps = tf.strings.unicode_decode(texts, "UTF-8", errors="ignore")
-    cps = tf.ragged.boolean_mask(cps, ~self._has(tf.gather(self._flags, cps), _DROP))
     values, rows = cps.flat_values, cps.value_rowids()
-    values = tf.where(self._has(tf.gather(self._flags, values), _WS), _SPACE, values)
+    flags = tf.gather(self._flags, values)  # once; later steps reuse or patch it
+    kept = ~self._has(flags, _DROP)
+    values, rows, flags = (tf.boolean_mask(t, kept) for t in (values, rows, flags))
+    is_ws = self._has(flags, _WS)
+    values = tf.where(is_ws, _SPACE, values)
+    flags = tf.where(is_ws, self._flags[_SPACE], flags)
     if self.do_lower_case:
-      values = tf.where(self._final_sigmas(values, rows), _FINAL_SIGMA, values)
-      values, rows = self._lower_nfd(values, rows)
+      # The Final_Sigma context costs a few passes over every character; only texts
+      # with a capital sigma need it.
+      def with_final_sigmas():
+        out = tf.where(self._final_sigmas(values, rows), _FINAL_SIGMA, values)
+        return out, tf.gather(self._flags, out)
+
+      values, flags = tf.cond(tf.reduce_any(values == _CAPITAL_SIGMA), with_final_sigmas,
+                              lambda: (values, flags))
+      values, rows = self._lower_nfd(values, flags, rows)
       flags = tf.gather(self._flags, values)
       dropped = self._has(flags, _MN)
     else:
-      flags = tf.gather(self._flags, values)
       dropped = tf.zeros_like(values, tf.bool)
     # Each character becomes [before, itself, after]; -1 means nothing.
     spaced = self._has(flags, _PUNCT | _CJK) & ~dropped
@@ -281,12 +312,12 @@ class BertTokenizer(tf.Module):
         nrows=tf.size(texts, out_type=tf.int64))
     return tf.strings.unicode_encode(chars, "UTF-8")
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
   def tokenize_words(self, texts: tf.Tensor) -> tf.RaggedTensor:
     """BasicTokenizer's tokens: string [batch, (words)]."""
     return tf.strings.split(self.normalize(texts))
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
   def tokenize(self, texts: tf.Tensor) -> tf.RaggedTensor:
     """FullTokenizer ids.
 

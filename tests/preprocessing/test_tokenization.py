@@ -86,6 +86,25 @@ def test_corpus_exercises_the_hard_cases(cjk_vocab, corpus_lines):
   assert tok.unk_id not in ids[0]
 
 
+def test_every_shortcut_agrees_line_by_line(uncased_vocab):
+  """The tokenizer skips the final-sigma, decomposition and reordering passes for a
+  batch that needs none: tokenized one line at a time, each hard line decides
+  those shortcuts alone, and must still give Google's ids, as in one batch."""
+  lines = [t.encode("utf-8") for t in adversarial.HAND_PICKED] + [
+      "plain ascii", "ΣΑΣ", "e\u0301", "a\u0316\u0301", "中文"]
+  for lower in (True, False):
+    tok = tokenization.BertTokenizer(uncased_vocab, do_lower_case=lower)
+    ref = reference.reference_tokenization().FullTokenizer(uncased_vocab, do_lower_case=lower)
+    expected = [ref.convert_tokens_to_ids(ref.tokenize(line)) for line in lines]
+    assert [tok.tokenize(tf.constant([line])).to_list()[0] for line in lines] == expected
+    assert _ours(tok, lines) == expected
+    # Ids hide the order of marks inside an [UNK] word; BasicTokenizer's words do not.
+    basic = reference.reference_tokenization().BasicTokenizer(do_lower_case=lower)
+    words = [[w.decode("utf-8") for w in tok.tokenize_words(tf.constant([line])).to_list()[0]]
+             for line in lines]
+    assert words == [basic.tokenize(line) for line in lines]
+
+
 def test_invalid_utf8_dropped_like_python_ignore(uncased_vocab):
   """Graph decoding must drop exactly the bytes Python's errors='ignore' drops."""
   tok = tokenization.BertTokenizer(uncased_vocab, do_lower_case=False)
