@@ -3,8 +3,9 @@
 - Local (no --runner, DirectRunner or direct): Beam 2.77's DirectRunner first
   tries Prism, a Go runner it downloads from the internet at run time;
   bertline never downloads anything, so it runs Beam's own Python FnApiRunner
-  directly — what the DirectRunner falls back to — with one worker process
-  per core (--direct_num_workers and --direct_running_mode still win). The
+  directly — what the DirectRunner falls back to — with one worker per core,
+  a process each or, for jobs that ask (preprocess), a thread each in one
+  process (--direct_num_workers and --direct_running_mode still win). The
   FnApiRunner's gRPC servers bind to every interface ('[::]:0') although its
   workers reach them at 'localhost': while a job runs they are bound to
   loopback only.
@@ -66,17 +67,34 @@ def _dask_options():
   return DaskOptions
 
 
-def pipeline_options(pipeline_args: List[str], save_main_session: bool = True) -> PipelineOptions:
-  """Beam options for `pipeline_args`, with bertline's defaults for the runner they name."""
+LOCAL_MODES = ("multi_processing", "multi_threading")
+
+
+def pipeline_options(pipeline_args: List[str], save_main_session: bool = True,
+                     local_mode: str = "multi_processing",
+                     local_work_units: Optional[int] = None) -> PipelineOptions:
+  """Beam options for `pipeline_args`, with bertline's defaults for the runner they name.
+
+  local_mode: how a local run uses the cores when --direct_running_mode is not
+    given: "multi_processing" (a worker process per core) or "multi_threading"
+    (one process, a worker thread per core: for jobs whose work releases the
+    GIL, such as preprocess's graph tokenizer, it saves a TensorFlow per core
+    in memory and every worker's start-up).
+  local_work_units: how many units of work (shards) the job has, when known: a
+    local run starts no more workers than that, and a one-unit job runs in
+    Beam's in-memory mode, without the workers' gRPC channels.
+  """
+  if local_mode not in LOCAL_MODES:
+    raise ValueError(f"local_mode {local_mode!r}: expected one of {LOCAL_MODES}")
   options = PipelineOptions(pipeline_args)
   options.view_as(SetupOptions).save_main_session = save_main_session
   if is_local(options):
     # Beam's own default is a single in-process worker, which would leave all but one core idle.
     direct = options.view_as(DirectOptions)
     if not _given(pipeline_args, "--direct_num_workers"):
-      direct.direct_num_workers = os.cpu_count() or 1
+      direct.direct_num_workers = max(1, min(os.cpu_count() or 1, local_work_units or 1 << 30))
     if not _given(pipeline_args, "--direct_running_mode") and direct.direct_num_workers > 1:
-      direct.direct_running_mode = "multi_processing"
+      direct.direct_running_mode = local_mode
   elif is_dask(options):
     dask = options.view_as(_dask_options())
     if not _given(pipeline_args, "--dask_npartitions", "--dask_partition_size"):

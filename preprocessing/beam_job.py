@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import threading
 import time
 import uuid
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.options.pipeline_options import PipelineOptions
 
 from bertline import beam_runner, fileio, line_shards, schema
 from bertline.preprocessing import processors
@@ -119,8 +119,10 @@ class PlanShardsFn(beam.DoFn):
 
 
 # Built once per worker process, whichever DoFn instance asks (see EncodeShardFn.setup).
+# Locally the workers are threads of one process: the lock makes them build each once.
 _TOKENIZERS: Dict[Tuple[str, bool], object] = {}
 _ENCODERS: Dict[Tuple[str, bool, int, bool], object] = {}
+_BUILD_LOCK = threading.Lock()
 
 
 class EncodeShardFn(beam.DoFn):
@@ -154,8 +156,9 @@ class EncodeShardFn(beam.DoFn):
     # Built once per process: the tokenizer's Unicode tables take a few seconds, and
     # some runners (Dask) call setup once per bundle.
     key = (self._vocab_file, self._do_lower_case)
-    if key not in _TOKENIZERS:
-      _TOKENIZERS[key] = tokenization.BertTokenizer(self._vocab_file, self._do_lower_case)
+    with _BUILD_LOCK:
+      if key not in _TOKENIZERS:
+        _TOKENIZERS[key] = tokenization.BertTokenizer(self._vocab_file, self._do_lower_case)
     self._tokenizer = _TOKENIZERS[key]
 
   def process(self, keyed):
@@ -203,8 +206,9 @@ class EncodeShardFn(beam.DoFn):
     # Per process too: a tf.function traced again for every task (a fresh DoFn on Dask)
     # costs seconds, and every trace's graph stays in memory.
     key = (self._vocab_file, self._do_lower_case, self._max_seq_length, pair)
-    if key not in _ENCODERS:
-      _ENCODERS[key] = self._features.make_encoder(self._tokenizer, self._max_seq_length, pair)
+    with _BUILD_LOCK:
+      if key not in _ENCODERS:
+        _ENCODERS[key] = self._features.make_encoder(self._tokenizer, self._max_seq_length, pair)
     texts = [tf.constant([e.text_a for e in batch])]
     if pair:
       texts.append(tf.constant([e.text_b for e in batch]))
@@ -344,7 +348,7 @@ def run(argv: Optional[List[str]] = None, save_main_session: bool = True) -> sch
   log.info("Task %s, labels %s, splits %s", task.name,
            task.labels or "inferred from train", splits)
 
-  options = beam_runner.pipeline_options(pipeline_args, save_main_session)
+  beam_runner.pipeline_options(pipeline_args, save_main_session)  # bad Beam flags fail here
   # A second `bertline preprocess` into the same local directory is refused at once.
   with fileio.output_claim(args.output_dir, ".bertline-preprocess.lock",
                            f"another `bertline preprocess` is writing to {args.output_dir}; wait "
@@ -353,7 +357,8 @@ def run(argv: Optional[List[str]] = None, save_main_session: bool = True) -> sch
     run_name = f"{schema.RUN_DIR_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
     run_dir = fileio.join(args.output_dir, run_name)
     try:
-      metadata = _run_pipeline(args, task, splits, options, run_dir, run_name)
+      metadata = _run_pipeline(args, task, splits, pipeline_args, save_main_session, run_dir,
+                               run_name)
     except BaseException:
       fileio.rmtree(run_dir)  # nothing of a failed run stays, and nothing was published
       raise
@@ -374,8 +379,8 @@ def _plan(args, task: processors.TaskSpec, splits: List[str]):
   return ranges, num_shards
 
 
-def _run_pipeline(args, task: processors.TaskSpec, splits: List[str], options: PipelineOptions,
-                  run_dir: str, run_name: str) -> schema.DataMetadata:
+def _run_pipeline(args, task: processors.TaskSpec, splits: List[str], pipeline_args: List[str],
+                  save_main_session: bool, run_dir: str, run_name: str) -> schema.DataMetadata:
   """Runs the Beam job into `run_dir`, then publishes metadata.json naming its files.
 
   The graph, one chain for every split: Ranges -> CountLines (each range's
@@ -387,6 +392,12 @@ def _run_pipeline(args, task: processors.TaskSpec, splits: List[str], options: P
   separate tagged outputs — runs exactly what the DirectRunner runs.
   """
   ranges, num_shards = _plan(args, task, splits)
+  # Locally one process, a worker thread per core: the tokenizer graph releases the
+  # GIL, and a process per core would hold a TensorFlow (~0.9 GiB) and start up each.
+  # No more workers than shards: a small corpus runs in one thread.
+  options = beam_runner.pipeline_options(pipeline_args, save_main_session,
+                                         local_mode="multi_threading",
+                                         local_work_units=sum(num_shards.values()))
   started = time.time()
   items = [(split, i, r) for split in splits for i, r in enumerate(ranges[split])]
   fileio.makedirs(run_dir)

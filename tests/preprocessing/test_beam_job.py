@@ -143,7 +143,9 @@ def test_the_driver_reads_no_rows_whatever_the_corpus_size(tmp_path, monkeypatch
     metadata = beam_job.run(["--task-config", str(data / "task.yaml"), "--data-dir", str(data),
                              "--vocab-file", VOCAB, "--max-seq-length", "16", "--output-dir",
                              str(tmp_path / f"o{rows}"), "--splits", "train",
-                             "--chunk-bytes", "100000", "--direct_num_workers", "2"])
+                             "--chunk-bytes", "100000", "--direct_num_workers", "2",
+                             # Worker processes: reads in this process are the driver's alone.
+                             "--direct_running_mode", "multi_processing"])
     assert metadata.splits["train"].num_examples == rows
   small, large = (read[str(tmp_path / f"d{n}" / "train.tsv")] for n in (2000, 20000))
   assert small == large == 1 << 16  # the head only, however large the file

@@ -154,3 +154,22 @@ def test_saved_model_tokenizes_without_bertline(tmp_path, uncased_vocab):
                           cwd=str(tmp_path), timeout=300)
   assert result.returncode == 0, result.stderr[-2000:]
   assert result.stdout.strip().splitlines()[-1] == str(expected)
+
+
+def test_unicode_tables_cache_is_exact_and_survives_damage(tmp_path, monkeypatch):
+  """The on-disk tables equal a fresh tabulation; a truncated file is rebuilt, not trusted."""
+  monkeypatch.setenv("BERTLINE_CACHE_DIR", str(tmp_path))
+  fresh = tokenization._tabulate()
+  first = tokenization.unicode_tables.__wrapped__()   # computes and writes the cache
+  [path] = tmp_path.glob("unicode-tables-*.npz")
+  second = tokenization.unicode_tables.__wrapped__()  # reads it back
+  for a, b, c in zip(fresh, first, second):
+    assert a.dtype == c.dtype and (a == b).all() and (a == c).all()
+  path.write_bytes(path.read_bytes()[:1000])          # a run killed mid-write elsewhere
+  third = tokenization.unicode_tables.__wrapped__()
+  assert all((a == c).all() for a, c in zip(fresh, third))
+  assert path.stat().st_size > 1000                   # rewritten whole
+  assert not list(tmp_path.glob("*.tmp-*"))
+  monkeypatch.setenv("BERTLINE_CACHE_DIR", "off")
+  tokenization.unicode_tables.__wrapped__()
+  assert len(list(tmp_path.glob("*"))) == 1
