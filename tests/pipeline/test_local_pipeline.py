@@ -120,6 +120,13 @@ def test_kfp_local_run_pushes_a_blessed_model_that_answers(tiny_minilm, tmp_path
   # The pushed model came from this run's model_dir, and warm start can find it.
   assert steps.warm_start_checkpoint(pushed).startswith(str(root))
 
+
+@pytest.mark.slow  # a second whole kfp run; `bertline run`'s e2e test checks the same reuse
+def test_kfp_local_rerun_pushes_no_duplicate(tiny_minilm, tmp_path, monkeypatch):
+  registry = str(tmp_path / "registry")
+  config = _config(tiny_minilm, registry, threshold=0.0)
+  _run_with_kfp_local(config, tmp_path, monkeypatch)
+  (version,) = _versions(registry)
   # A re-run with unchanged data and settings trains the same model (seeded) under a new
   # artifact path, compares it with the pushed one, blesses it - and pushes no duplicate:
   # the training key says it is already in production (as a cached train task would).
@@ -149,6 +156,13 @@ def test_bertline_run_reuses_finished_steps_and_gates_on_the_baseline(tiny_minil
   assert first.answer["label"] in ("negative", "neutral", "positive")
   out = capsys.readouterr().out
   assert "confusion matrix" in out and f"pushed: {first.pushed}" in out
+
+  # Unchanged, the re-run is blessed against itself and pushes no duplicate: the
+  # training key says it is already in production.
+  again = local_run.run(config, work_dir=work, sentence=None)
+  assert again.blessed and again.pushed == first.pushed
+  assert "already the last pushed one" in capsys.readouterr().out
+  assert len(_versions(registry)) == 1
 
   # A stricter re-run: the finished preprocess and train are reused, the same model is
   # compared with itself as the baseline, and the unmet threshold blocks the push.

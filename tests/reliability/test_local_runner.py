@@ -58,7 +58,9 @@ def test_a_local_preprocess_never_starts_prism_nor_downloads_it(tmp_path):
   result = bertline("--verbose", "preprocess", "--task-config", str(data / "task.yaml"),
                     "--data-dir", str(data), "--vocab-file", VOCAB, "--max-seq-length", "16",
                     "--output-dir", str(tmp_path / "out"), "--splits", "train",
-                    env={"HOME": str(home)})
+                    # Two shards: two worker threads, talking to the runner over gRPC (one
+                    # shard would run in Beam's in-memory mode, with no server to check).
+                    "--num-shards", "2", env={"HOME": str(home)})
   assert result.returncode == 0, result.stderr[-3000:]
   assert "Prism" not in result.stderr and "prism" not in result.stderr
   assert not (home / ".apache_beam").exists()  # where Beam caches the Prism binary it downloads
