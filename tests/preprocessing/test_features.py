@@ -55,3 +55,12 @@ def test_same_features_as_convert_single_example(max_seq_length, pair):
     for name in schema.SEQUENCE_FEATURES:
       np.testing.assert_array_equal(got[name][i].numpy(), getattr(expected, name),
                                     err_msg=f"{name} of example {i}: {text!r}")
+
+
+@pytest.mark.parametrize("pair", [False, True], ids=["single", "pair"])
+def test_encoder_outputs_have_a_static_length(pair):
+  """Serving signatures and XLA see [batch, max_seq_length], not an unknown length."""
+  tok = tokenization.BertTokenizer(os.path.join(resources.minilm_dir(), "vocab.txt"), True)
+  concrete = features.make_encoder(tok, 32, pair).get_concrete_function()
+  assert {k: v.shape.as_list() for k, v in concrete.structured_outputs.items()} == {
+      k: [None, 32] for k in (schema.INPUT_IDS, schema.INPUT_MASK, schema.SEGMENT_IDS)}
