@@ -92,7 +92,10 @@ def pipeline_options(pipeline_args: List[str], save_main_session: bool = True,
     # Beam's own default is a single in-process worker, which would leave all but one core idle.
     direct = options.view_as(DirectOptions)
     if not _given(pipeline_args, "--direct_num_workers"):
-      direct.direct_num_workers = max(1, min(os.cpu_count() or 1, local_work_units or 1 << 30))
+      workers = os.cpu_count() or 1
+      if local_work_units:
+        workers = min(workers, local_work_units)
+      direct.direct_num_workers = workers
     if not _given(pipeline_args, "--direct_running_mode") and direct.direct_num_workers > 1:
       direct.direct_running_mode = local_mode
   elif is_dask(options):

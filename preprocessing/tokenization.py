@@ -346,8 +346,9 @@ class BertTokenizer(tf.Module):
       # The Final_Sigma context costs a few passes over every character; only texts
       # with a capital sigma need it.
       def with_final_sigmas():
-        out = tf.where(self._final_sigmas(values, rows), _FINAL_SIGMA, values)
-        return out, tf.gather(self._flags, out)
+        final = self._final_sigmas(values, rows)
+        return (tf.where(final, _FINAL_SIGMA, values),
+                tf.where(final, self._flags[_FINAL_SIGMA], flags))
 
       values, flags = tf.cond(tf.reduce_any(values == _CAPITAL_SIGMA), with_final_sigmas,
                               lambda: (values, flags))
