@@ -51,11 +51,11 @@ def pack_features(ids_a: tf.RaggedTensor, ids_b: Optional[tf.RaggedTensor],
   Returns:
     {input_ids, input_mask, segment_ids}: int64 [batch, max_seq_length].
   """
-  # Dense from the start: every id lands at its column by one scatter. Ragged
-  # slicing and concatenation build the same rows with dozens of shape asserts,
-  # which made tracing (seconds of every small preprocess run) and each call slower.
+  # Dense from the start, by whole-batch selects: each text is cut to the width it
+  # can use (RaggedTensorToTensor truncates), then every output column picks from
+  # [CLS], text a, [SEP], text b or padding by its position. No ragged slicing
+  # (dozens of shape asserts to trace) and no scatter of the ids one by one.
   ids_a = tf.cast(ids_a, tf.int64)
-  batch = ids_a.nrows()
   if ids_b is None:
     # Account for [CLS] and [SEP] with "- 2".
     len_a = tf.minimum(ids_a.row_lengths(), max_seq_length - 2)
@@ -64,36 +64,35 @@ def pack_features(ids_a: tf.RaggedTensor, ids_b: Optional[tf.RaggedTensor],
   else:
     # Account for [CLS], [SEP], [SEP] with "- 3".
     ids_b = tf.cast(ids_b, tf.int64)
-    len_a, len_b = truncate_pair_lengths(ids_a.row_lengths(), ids_b.row_lengths(),
-                                         max_seq_length - 3)
-    total = len_a + len_b + 3
-  rows = tf.range(batch)
-  # [CLS] at column 0, [SEP] after a, and after b for a pair.
-  index_parts = [tf.stack([rows, tf.zeros_like(rows)], 1), tf.stack([rows, len_a + 1], 1)]
-  value_parts = [tf.fill([batch], tf.constant(cls_id, tf.int64)),
-                 tf.fill([batch], tf.constant(sep_id, tf.int64))]
-  if ids_b is not None:
-    index_parts.append(tf.stack([rows, total - 1], 1))
-    value_parts.append(tf.fill([batch], tf.constant(sep_id, tf.int64)))
-  for ids, lengths, first_column in ((ids_a, len_a, tf.ones_like(len_a)),
-                                     (ids_b, len_b, len_a + 2)):
-    if ids is None:
-      continue
-    row = ids.value_rowids()
-    position = tf.range(tf.size(ids.flat_values, out_type=tf.int64)) - tf.gather(
-        ids.row_splits, row)
-    kept = position < tf.gather(lengths, row)
-    row, position = tf.boolean_mask(row, kept), tf.boolean_mask(position, kept)
-    index_parts.append(tf.stack([row, position + tf.gather(first_column, row)], 1))
-    value_parts.append(tf.boolean_mask(ids.flat_values, kept))
-  shape = tf.stack([batch, tf.constant(max_seq_length, tf.int64)])
-  input_ids = tf.scatter_nd(tf.concat(index_parts, 0), tf.concat(value_parts, 0), shape)
+    raw_a, raw_b = ids_a.row_lengths(), ids_b.row_lengths()
+    pair_a, pair_b = truncate_pair_lengths(raw_a, raw_b, max_seq_length - 3)
+    # A text_b without tokens ("" or only spaces) makes a single-text row, as in
+    # convert_single_example (`if tokens_b:`): no second [SEP], a cut at max - 2.
+    has_b = raw_b > 0
+    len_a = tf.where(has_b, pair_a, tf.minimum(raw_a, max_seq_length - 2))
+    len_b = tf.where(has_b, pair_b, tf.zeros_like(pair_b))
+    total = len_a + len_b + tf.where(has_b, tf.constant(3, tf.int64), 2)
   columns = tf.range(max_seq_length, dtype=tf.int64)[tf.newaxis, :]
-  input_mask = tf.cast(columns < total[:, tf.newaxis], tf.int64)
+  len_a_, total_ = len_a[:, tf.newaxis], total[:, tf.newaxis]
+  # Column j holds a's token j - 1 for 1 <= j <= len_a: a, shifted right by one.
+  dense_a = ids_a.to_tensor(0, shape=[None, max_seq_length - 1])
+  input_ids = tf.pad(dense_a, [[0, 0], [1, 0]])
+  input_ids = tf.where((columns >= 1) & (columns <= len_a_), input_ids, 0)
+  if ids_b is not None:
+    # Column j holds b's token j - (len_a + 2) from len_a + 2 up to the last [SEP].
+    dense_b = ids_b.to_tensor(0, shape=[None, max_seq_length])
+    in_b = (columns >= len_a_ + 2) & (columns < total_ - 1)
+    from_b = tf.gather(dense_b, tf.clip_by_value(columns - len_a_ - 2, 0, max_seq_length - 1),
+                       batch_dims=1)
+    input_ids = tf.where(in_b, from_b, input_ids)
+  sep = (columns == len_a_ + 1) | (columns == total_ - 1)
+  input_ids = tf.where(sep, tf.constant(sep_id, tf.int64), input_ids)
+  input_ids = tf.where(columns == 0, tf.constant(cls_id, tf.int64), input_ids)
+  input_mask = tf.cast(columns < total_, tf.int64)
   if ids_b is None:
     segment_ids = tf.zeros_like(input_mask)
   else:  # 1 from b's first token through its [SEP]
-    segment_ids = tf.cast((columns >= (len_a + 2)[:, tf.newaxis]) & (input_mask > 0), tf.int64)
+    segment_ids = tf.cast((columns >= len_a_ + 2) & (input_mask > 0), tf.int64)
   if schema.PAD_ID:
     input_ids = tf.where(input_mask > 0, input_ids, tf.constant(schema.PAD_ID, tf.int64))
   return {

@@ -41,8 +41,11 @@ def test_same_features_as_convert_single_example(max_seq_length, pair):
   ref_tok = reference.reference_tokenization().FullTokenizer(vocab, do_lower_case=True)
   tok = tokenization.BertTokenizer(vocab, do_lower_case=True)
   texts = [t.decode("utf-8", "ignore") for _, t in corpora.read_tweets(limit=300)]
+  texts += ["", "   "]  # no tokens: [CLS] [SEP] alone
   rng = random.Random(max_seq_length)
   texts_b = [rng.choice(texts) for _ in texts] if pair else None
+  if pair:  # a text_b without tokens makes a single-text row in the reference
+    texts_b[:2] = ["", " \t "]
   labels = ["0", "1"]
   got = features.pack_features(
       tok.tokenize(tf.constant(texts)),
