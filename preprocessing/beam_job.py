@@ -24,7 +24,6 @@ import uuid
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import apache_beam as beam
-import numpy as np
 
 from bertline import beam_runner, fileio, line_shards, schema
 from bertline.preprocessing import processors
@@ -151,8 +150,8 @@ class EncodeShardFn(beam.DoFn):
 
   def setup(self):
     import tensorflow as tf
-    from bertline.preprocessing import features, tfexample, tokenization
-    self._tf, self._features, self._tfexample = tf, features, tfexample
+    from bertline.preprocessing import tfexample, tokenization
+    self._tf, self._tfexample = tf, tfexample
     # Built once per process: the tokenizer's Unicode tables take a few seconds, and
     # some runners (Dask) call setup once per bundle.
     key = (self._vocab_file, self._do_lower_case)
@@ -208,21 +207,23 @@ class EncodeShardFn(beam.DoFn):
     key = (self._vocab_file, self._do_lower_case, self._max_seq_length, pair)
     with _BUILD_LOCK:
       if key not in _ENCODERS:
-        _ENCODERS[key] = self._features.make_encoder(self._tokenizer, self._max_seq_length, pair)
-    texts = [tf.constant([e.text_a for e in batch])]
+        _ENCODERS[key] = self._tfexample.make_record_encoder(self._tokenizer,
+                                                             self._max_seq_length, pair)
+    inputs = [tf.constant([e.text_a for e in batch])]
     if pair:
-      texts.append(tf.constant([e.text_b for e in batch]))
-    ints = {k: v.numpy() for k, v in _ENCODERS[key](*texts).items()}
-    ints[schema.LABEL_IDS] = np.array([[label_ids[e.label]] for e in batch], np.int64)
-    ints[schema.IS_REAL_EXAMPLE] = np.ones([len(batch), 1], np.int64)
-    guids = [e.guid.encode("utf-8") for e in batch]
+      inputs.append(tf.constant([e.text_b for e in batch]))
+    inputs.append(tf.constant([label_ids[e.label] for e in batch], tf.int64))
+    inputs.append(tf.constant([e.guid for e in batch]))
+    # Tokenizing, packing and serializing all run in the graph, outside the GIL, so
+    # the worker threads share little more than this loop and the writes.
+    records = _ENCODERS[key](*inputs).numpy()
     counts["written"] += len(batch)
     counts["invalid_utf8"] += sum(
         1 for e in batch if not _is_utf8(e.text_a) or (e.text_b is not None and not _is_utf8(e.text_b)))
     # Kept as [CLS] [SEP] (run_classifier does), but counted: usually a data problem.
     counts["empty_text"] += sum(
         1 for e in batch if not e.text_a.strip() or (e.text_b is not None and not e.text_b.strip()))
-    for record in self._tfexample.serialize_batch(ints, {schema.GUID: guids}):
+    for record in records:
       writer.write(record)
 
 
@@ -230,6 +231,8 @@ COUNT_KEYS = ("written", "rejected", "invalid_utf8", "empty_text")
 
 
 def _is_utf8(data: bytes) -> bool:
+  if data.isascii():  # most text, and a check far cheaper than decoding
+    return True
   try:
     data.decode("utf-8")
     return True

@@ -15,13 +15,14 @@ UTF-8 is dropped by the tokenizer exactly as BERT's convert_to_unicode does.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Dict, Iterator, List, NamedTuple, Optional
 
 from bertline import configs, fileio
 from bertline.line_shards import DEFAULT_CHUNK_BYTES, ByteRange, read_range
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class SplitSpec:
   """How to read one split's TSV file.
 
@@ -67,6 +68,7 @@ class SplitSpec:
     if (self.filter_column is None) != (self.filter_value is None):
       raise ValueError("`filter_column` and `filter_value` go together")
 
+  @functools.cached_property  # asked once per row; frozen, so it cannot go stale
   def columns_needed(self) -> int:
     cols = [c for c in (self.text_a, self.text_b, self.label, self.guid_column,
                         self.filter_column) if c is not None]
@@ -207,8 +209,8 @@ def parse_row(task: TaskSpec, split: str, spec: SplitSpec, index: int, line: byt
   if spec.header and index == 0:
     return None
   fields = line.split(b"\t")
-  if len(fields) < spec.columns_needed():
-    return Rejected(file, index + 1, f"expected at least {spec.columns_needed()} tab-separated "
+  if len(fields) < spec.columns_needed:
+    return Rejected(file, index + 1, f"expected at least {spec.columns_needed} tab-separated "
                     f"columns, found {len(fields)}", line)
   if spec.filter_column is not None and _decode(fields[spec.filter_column]) != spec.filter_value:
     return None

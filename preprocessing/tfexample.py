@@ -1,18 +1,21 @@
-"""Serialized tf.train.Example records for a whole batch at once.
+"""Serialized tf.train.Example records for a whole batch, as graph ops.
 
 Building a `tf.train.Example` message per example and calling
-SerializeToString() costs tens of microseconds in Python — as much as
-tokenizing the text in graph. Every record the preprocess job writes has the
-same shape (three int64 sequences, two int64 scalars, one bytes guid), so the
-protobuf wire format is written directly here: the varints of a whole batch
-are encoded with numpy, and each record is a handful of byte concatenations.
+SerializeToString() costs tens of microseconds of Python per example — as
+much as tokenizing the text in graph — and, worse, it holds the GIL, so the
+preprocess job's worker threads queued on it instead of using the cores.
+Here the records are encoded with `tf.io.encode_proto`, one op per message
+level for the whole batch, inside the same graph call that tokenizes: the
+Python side only hands texts in and writes the bytes out.
 
-The bytes parse to exactly the message tf.train.Example would build
-(tests/preprocessing/test_tfexample.py checks it against the protobuf library).
+Every record the preprocess job writes has the same layout: int64 sequences
+and scalars, and one bytes guid. The map entries are written in key order,
+so the bytes equal the protobuf library's deterministic serialization of the
+same message (tests/preprocessing/test_tfexample.py).
 
-Wire format, for reference (field number << 3 | wire type 2 = length-delimited):
+Wire format, for reference:
   Example    { Features features = 1; }
-  Features   { map<string, Feature> feature = 1; }   -- entries {key = 1; value = 2}
+  Features   { map<string, Feature> feature = 1; }   -- entries FeatureEntry {key = 1; value = 2}
   Feature    { BytesList bytes_list = 1; Int64List int64_list = 3; }
   Int64List  { repeated int64 value = 1 [packed]; }
   BytesList  { repeated bytes value = 1; }
@@ -20,99 +23,98 @@ Wire format, for reference (field number << 3 | wire type 2 = length-delimited):
 
 from __future__ import annotations
 
-from typing import Dict, List, Sequence
+from typing import Dict
 
-import numpy as np
+import tensorflow as tf
 
-_FIELD1 = b"\x0a"  # field 1, length-delimited
-_FIELD2 = b"\x12"  # field 2, length-delimited
-_FIELD3 = b"\x1a"  # field 3, length-delimited
-_MAX_VARINT_BYTES = 10
+from bertline import schema
+from bertline.preprocessing import features
 
 
-def _varint(n: int) -> bytes:
-  out = bytearray()
-  while n >= 0x80:
-    out.append((n & 0x7F) | 0x80)
-    n >>= 7
-  out.append(n)
-  return bytes(out)
+def _encode(message_type: str, fields: Dict[str, tf.Tensor], sizes: tf.Tensor) -> tf.Tensor:
+  """One message per row: fields name -> [batch, n] values, sizes int32 [batch, len(fields)]."""
+  names = list(fields)
+  return tf.io.encode_proto(sizes, [fields[n] for n in names], names, f"tensorflow.{message_type}")
 
 
-# Varints of every length a record part can have in practice; longer ones are
-# computed (a 16 KiB feature is far beyond any max_seq_length).
-_SMALL_VARINTS = [_varint(i) for i in range(1 << 14)]
+def _one_each(batch: tf.Tensor, count: int = 1) -> tf.Tensor:
+  return tf.fill(tf.stack([batch, count]), 1)
 
 
-def _len_varint(n: int) -> bytes:
-  return _SMALL_VARINTS[n] if n < (1 << 14) else _varint(n)
-
-
-def _packed_rows(values: np.ndarray) -> List[bytes]:
-  """Varint-encodes each row of a non-negative int matrix: packed Int64List payloads.
-
-  Args:
-    values: int [batch, n], every value >= 0.
-  Returns:
-    batch byte strings, row i holding the varints of values[i] back to back.
-  """
-  values = np.asarray(values)
-  if values.ndim != 2:
-    raise ValueError(f"expected a [batch, n] matrix, got shape {values.shape}")
-  if values.size and values.min() < 0:
-    raise ValueError("feature values must be non-negative (ids, masks, labels)")
-  values = values.astype(np.uint64)
-  top = int(values.max()) if values.size else 0
-  width = max(1, (top.bit_length() + 6) // 7)  # bytes of the longest varint
-  shifts = np.arange(width, dtype=np.uint64) * np.uint64(7)
-  groups = ((values[..., None] >> shifts) & np.uint64(0x7F)).astype(np.uint8)  # [b, n, w]
-  # A varint has one byte per 7-bit group up to its highest non-zero group.
-  num_bytes = np.ones(values.shape, np.int64)
-  for k in range(1, width):
-    num_bytes += values >= (1 << (7 * k))
-  position = np.arange(width)
-  groups |= np.where(position < (num_bytes[..., None] - 1), 0x80, 0).astype(np.uint8)
-  data = groups[position < num_bytes[..., None]].tobytes()  # row-major: rows stay in order
-  ends = np.cumsum(num_bytes.sum(axis=1)).tolist()
-  return [data[s:e] for s, e in zip([0] + ends[:-1], ends)]
-
-
-def _entry_prefix(name: str) -> bytes:
-  key = name.encode("utf-8")
-  return _FIELD1 + _len_varint(len(key)) + key
-
-
-def _map_entry(key_prefix: bytes, feature_tag: bytes, list_payload: bytes) -> bytes:
-  """One `feature` map entry {key, Feature{<tag>: List{payload}}}, length-prefixed."""
-  # Int64List{packed values} and BytesList{one value} both hold one field-1 payload.
-  inner = _FIELD1 + _len_varint(len(list_payload)) + list_payload
-  feature = feature_tag + _len_varint(len(inner)) + inner
-  entry = key_prefix + _FIELD2 + _len_varint(len(feature)) + feature
-  return _FIELD1 + _len_varint(len(entry)) + entry
-
-
-def serialize_batch(int_features: Dict[str, np.ndarray], bytes_features: Dict[str, Sequence[bytes]]
-                    ) -> List[bytes]:
+def serialize_examples(int_features: Dict[str, tf.Tensor],
+                       bytes_features: Dict[str, tf.Tensor]) -> tf.Tensor:
   """Serialized tf.train.Example of each example of a batch.
 
   Args:
-    int_features: name -> int [batch, n] (n may be 1), non-negative.
-    bytes_features: name -> batch byte strings (one value per example).
+    int_features: name -> int64 [batch, n] (n may be 1, and may differ by name).
+    bytes_features: name -> string [batch] (one value per example).
   Returns:
-    batch serialized tf.train.Example byte strings.
+    string [batch]: one serialized tf.train.Example per row.
   """
-  columns = []
-  for name in sorted(int_features):
-    prefix = _entry_prefix(name)
-    columns.append([_map_entry(prefix, _FIELD3, r) for r in _packed_rows(int_features[name])])
-  for name in sorted(bytes_features):
-    prefix = _entry_prefix(name)
-    columns.append([_map_entry(prefix, _FIELD1, v)
-                    for v in bytes_features[name]])
-  if any(len(c) != len(columns[0]) for c in columns):
-    raise ValueError("every feature needs one row per example")
-  out = []
-  for entries in zip(*columns):
-    features = b"".join(entries)
-    out.append(_FIELD1 + _len_varint(len(features)) + features)
-  return out
+  if not int_features and not bytes_features:
+    raise ValueError("an Example needs at least one feature")
+  first = next(iter(int_features.values()), None)
+  batch = tf.shape(first if first is not None else next(iter(bytes_features.values())),
+                   out_type=tf.int32)[0]
+  one = _one_each(batch)
+  entries = []
+
+  def entry(name: str, feature: tf.Tensor) -> tf.Tensor:
+    key = tf.fill(tf.stack([batch, 1]), name)
+    return _encode("Features.FeatureEntry", {"key": key, "value": feature[:, tf.newaxis]},
+                   _one_each(batch, 2))
+
+  for name in sorted({**int_features, **bytes_features}):
+    if name in int_features and name in bytes_features:
+      raise ValueError(f"feature {name!r} is given both as ints and as bytes")
+    if name in int_features:
+      values = tf.cast(int_features[name], tf.int64)
+      values.shape.assert_has_rank(2)
+      width = tf.shape(values, out_type=tf.int32)[1]
+      int64_list = _encode("Int64List", {"value": values}, tf.fill(tf.stack([batch, 1]), width))
+      feature = _encode("Feature", {"int64_list": int64_list[:, tf.newaxis]}, one)
+    else:
+      values = bytes_features[name]
+      values.shape.assert_has_rank(1)
+      bytes_list = _encode("BytesList", {"value": values[:, tf.newaxis]}, one)
+      feature = _encode("Feature", {"bytes_list": bytes_list[:, tf.newaxis]}, one)
+    entries.append(entry(name, feature))
+  feature_map = _encode("Features", {"feature": tf.stack(entries, axis=1)},
+                        tf.fill(tf.stack([batch, 1]), len(entries)))
+  return _encode("Example", {"features": feature_map[:, tf.newaxis]}, one)
+
+
+def make_record_encoder(tokenizer, max_seq_length: int, pair: bool):
+  """Raw texts, label ids and guids -> serialized training records, one graph call a batch.
+
+  The records hold what run_classifier's file_based_convert_examples_to_features
+  writes (input_ids, input_mask, segment_ids, label_ids, is_real_example) plus
+  the guid.
+
+  Args:
+    tokenizer: a tokenization.BertTokenizer.
+    max_seq_length: int. Length of every sequence feature.
+    pair: bool. Whether the function takes texts_b as well.
+  Returns:
+    A function (texts_a[, texts_b], label_ids, guids) -> string [batch]; texts
+    and guids string [batch], label_ids int64 [batch].
+  """
+  encode = features.make_encoder(tokenizer, max_seq_length, pair)
+  strings, ints = tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.int64)
+
+  def records(texts, label_ids, guids):
+    ints_ = dict(encode(*texts))
+    ints_[schema.LABEL_IDS] = label_ids[:, tf.newaxis]
+    ints_[schema.IS_REAL_EXAMPLE] = tf.ones_like(label_ids)[:, tf.newaxis]
+    return serialize_examples(ints_, {schema.GUID: guids})
+
+  if pair:
+    @tf.function(input_signature=[strings, strings, ints, strings], autograph=False)
+    def encode_pair(texts_a, texts_b, label_ids, guids):
+      return records((texts_a, texts_b), label_ids, guids)
+    return encode_pair
+
+  @tf.function(input_signature=[strings, ints, strings], autograph=False)
+  def encode_single(texts_a, label_ids, guids):
+    return records((texts_a,), label_ids, guids)
+  return encode_single
