@@ -52,6 +52,12 @@ def is_dask(options: PipelineOptions) -> bool:
   return _runner(options) in DASK_RUNNERS
 
 
+def runs_in_this_process(options: PipelineOptions) -> bool:
+  """Whether the job's DoFns run in this very process (a local in-memory or threaded run)."""
+  return is_local(options) and options.view_as(DirectOptions).direct_running_mode in (
+      None, "in_memory", "multi_threading")
+
+
 def _given(pipeline_args: List[str], *names: str) -> bool:
   return any(arg == name or arg.startswith(name + "=") for arg in pipeline_args for name in names)
 

@@ -73,7 +73,8 @@ def preprocess(corpus: Input[Dataset], builtin: str, data_dir: str, task: str, t
   data_dir, task, task_config = steps.data_source(builtin, corpus.path, data_dir, task, task_config)
   metadata = steps.preprocess(data_dir, examples.path, task, task_config,
                               steps.vocab_for(init_checkpoint, vocab_file), do_lower_case,
-                              max_seq_length, num_shards, compression, beam_args)
+                              max_seq_length, num_shards, compression, beam_args,
+                              own_process=True)  # the component's container does only this
   examples.metadata.update({"fingerprint": fingerprint, "labels": metadata["labels"],
                             "max_seq_length": metadata["max_seq_length"],
                             "num_examples": {k: v["num_examples"]

@@ -164,8 +164,11 @@ def vocab_for(init_checkpoint: str, vocab_file: str = "") -> str:
 def preprocess(data_dir: str, output_dir: str, task: str, task_config: str, vocab_file: str,
                do_lower_case: bool, max_seq_length: int, num_shards: int = 0,
                compression: str = "none", beam_args: Optional[List[str]] = None,
-               overwrite: bool = False) -> Dict[str, Any]:
-  """The Beam job (`bertline preprocess`); returns the metadata.json it wrote, as a dict."""
+               overwrite: bool = False, own_process: bool = False) -> Dict[str, Any]:
+  """The Beam job (`bertline preprocess`); returns the metadata.json it wrote, as a dict.
+
+  own_process: nothing else runs in this process (a pipeline component), see beam_job.run.
+  """
   from bertline.preprocessing import beam_job
   argv = ["--data-dir", data_dir, "--output-dir", output_dir, "--vocab-file", vocab_file,
           "--max-seq-length", str(max_seq_length), "--compression", compression,
@@ -174,7 +177,7 @@ def preprocess(data_dir: str, output_dir: str, task: str, task_config: str, voca
   argv += ["--num-shards", str(num_shards)] if num_shards else []
   argv += ["--overwrite"] if overwrite else []
   log.info("preprocess %s", " ".join(argv + list(beam_args or [])))
-  return beam_job.run(argv + list(beam_args or [])).to_dict()
+  return beam_job.run(argv + list(beam_args or []), own_process=own_process).to_dict()
 
 
 def pushed_model_dir(pushed_model: str) -> str:

@@ -139,8 +139,10 @@ class EncodeShardFn(beam.DoFn):
   """
 
   def __init__(self, task: processors.TaskSpec, vocab_file: str, do_lower_case: bool,
-               max_seq_length: int, batch_size: int, run_dir: str, compression: str):
+               max_seq_length: int, batch_size: int, run_dir: str, compression: str,
+               workers_own_process: bool = False):
     self._task = task
+    self._workers_own_process = workers_own_process
     self._vocab_file = vocab_file
     self._do_lower_case = do_lower_case
     self._max_seq_length = max_seq_length
@@ -150,6 +152,8 @@ class EncodeShardFn(beam.DoFn):
 
   def setup(self):
     import tensorflow as tf
+    if self._workers_own_process:  # a worker process of the runner's (Dask, Dataflow, ...)
+      single_threaded_ops()
     from bertline.preprocessing import tfexample, tokenization
     self._tf, self._tfexample = tf, tfexample
     # Built once per process: the tokenizer's Unicode tables take a few seconds, and
@@ -338,9 +342,43 @@ def _check_casing(vocab_file: str, do_lower_case: bool) -> None:
                 vocab_file, cased)
 
 
-def run(argv: Optional[List[str]] = None, save_main_session: bool = True) -> schema.DataMetadata:
-  """Builds and runs the preprocess pipeline; returns the metadata it wrote."""
+def single_threaded_ops() -> bool:
+  """Gives TensorFlow one intra-op thread in this process, unless it has started already.
+
+  The job runs a worker thread (or process) per core, each calling the
+  tokenizer graph. With TensorFlow's default pool of a thread per core behind
+  every call, the calls' small ops fight over the same cores and spin waiting
+  for each other: one intra-op thread made the encoding about 30% faster on 2
+  cores (BENCHMARKS.md). Only for a process that does nothing else: training
+  in the same process needs the pool for its matrix products.
+
+  Returns:
+    Whether the setting took (False: TensorFlow was already initialised here).
+  """
+  import tensorflow as tf
+  try:
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+  except RuntimeError:  # "cannot be modified after initialization": keep the pool it has
+    log.debug("TensorFlow already started in this process; its intra-op pool stays as it is")
+    return False
+  return True
+
+
+def run(argv: Optional[List[str]] = None, save_main_session: bool = True,
+        own_process: bool = False) -> schema.DataMetadata:
+  """Builds and runs the preprocess pipeline; returns the metadata it wrote.
+
+  Args:
+    argv: the command line (bertline's flags and Beam's).
+    save_main_session: pickle the main session for remote workers.
+    own_process: this process runs the job and nothing after it (the CLI, a
+      pipeline component's container), so TensorFlow's threads are set for
+      encoding alone (single_threaded_ops). `bertline run` trains next in the
+      same process, and leaves them.
+  """
   args, pipeline_args = build_parser().parse_known_args(argv)
+  if own_process:
+    single_threaded_ops()
   task = processors.get_task(args.task, args.task_config)
   splits = _validate(args, task)
   if not task.labels:
@@ -415,7 +453,8 @@ def _run_pipeline(args, task: processors.TaskSpec, splits: List[str], pipeline_a
         | "SpreadShards" >> beam.GroupByKey()
         | "EncodeShard" >> beam.ParDo(EncodeShardFn(
             task, args.vocab_file, args.do_lower_case, args.max_seq_length, args.batch_size,
-            run_dir, args.compression)))
+            run_dir, args.compression,
+            workers_own_process=not beam_runner.runs_in_this_process(options))))
     beam_runner.run(p)
 
   labels: Optional[List[str]] = None
@@ -466,7 +505,7 @@ def _run_pipeline(args, task: processors.TaskSpec, splits: List[str], pipeline_a
 
 
 def main(argv: List[str]) -> int:
-  metadata = run(argv)
+  metadata = run(argv, own_process=True)
   total = sum(s.num_examples for s in metadata.splits.values())
   print(f"preprocess: {total} examples in {len(metadata.splits)} split(s); labels {metadata.labels}")
   return 0

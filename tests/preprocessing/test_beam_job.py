@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -150,3 +152,16 @@ def test_the_driver_reads_no_rows_whatever_the_corpus_size(tmp_path, monkeypatch
   small, large = (read[str(tmp_path / f"d{n}" / "train.tsv")] for n in (2000, 20000))
   assert small == large == 1 << 16  # the head only, however large the file
   assert os.path.getsize(tmp_path / "d20000" / "train.tsv") > 20 * large
+
+
+def test_single_threaded_ops_only_before_tensorflow_starts():
+  """The CLI's process gets one intra-op thread; a process whose TensorFlow runs keeps its pool."""
+  prelude = "import tensorflow as tf\nfrom bertline.preprocessing import beam_job\n"
+  fresh = ("assert beam_job.single_threaded_ops()\n"
+           "tf.constant(1) + 1\n"
+           "assert tf.config.threading.get_intra_op_parallelism_threads() == 1\n")
+  started = ("tf.constant(1) + 1\n"
+             "assert not beam_job.single_threaded_ops()  # left as it is, and no error\n"
+             "assert tf.config.threading.get_intra_op_parallelism_threads() == 0\n")
+  for code in (fresh, started):
+    subprocess.run([sys.executable, "-c", prelude + code], check=True, timeout=300)

@@ -1,0 +1,40 @@
+"""How bertline picks the local runner's workers (bertline/beam_runner.py)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from apache_beam.options.pipeline_options import DirectOptions
+
+from bertline import beam_runner
+
+
+def _direct(options):
+  d = options.view_as(DirectOptions)
+  return d.direct_num_workers, d.direct_running_mode
+
+
+def test_local_jobs_get_a_worker_per_core_but_no_more_than_their_work():
+  cores = os.cpu_count() or 1
+  assert _direct(beam_runner.pipeline_options([], local_mode="multi_threading")) == (
+      cores, "multi_threading" if cores > 1 else "in_memory")
+  # One shard: one worker, in Beam's in-memory mode (no gRPC channels to start).
+  assert _direct(beam_runner.pipeline_options([], local_work_units=1)) == (1, "in_memory")
+  # The user's flags win.
+  assert _direct(beam_runner.pipeline_options(
+      ["--direct_num_workers", "3", "--direct_running_mode", "multi_processing"],
+      local_mode="multi_threading", local_work_units=1)) == (3, "multi_processing")
+
+
+@pytest.mark.parametrize("args, kwargs, here", [
+    ([], {"local_work_units": 1}, True),
+    ([], {"local_mode": "multi_threading"}, True),
+    ([], {"local_mode": "multi_processing"}, (os.cpu_count() or 1) == 1),
+    (["--direct_running_mode", "multi_processing", "--direct_num_workers", "2"], {}, False),
+    (["--runner", "DaskRunner"], {}, False),
+    (["--runner", "DataflowRunner"], {}, False),
+])
+def test_runs_in_this_process(args, kwargs, here):
+  """Only in-memory and threaded local runs call the DoFns in the driver's own process."""
+  assert beam_runner.runs_in_this_process(beam_runner.pipeline_options(args, **kwargs)) is here
