@@ -1,5 +1,3 @@
-import sys
+from bertline.cli import console_main
 
-from bertline.cli import main
-
-sys.exit(main())
+console_main()
