@@ -14,6 +14,11 @@ pretrained MiniLM-L6-H384:
   3. transformers BertForSequenceClassification on the same token ids padded
      to 128: AdamW (weight decay 0.01 off bias/LayerNorm, eps 1e-6), linear
      warmup 10% then decay, clipping 1.0, E epochs; sequences/s and accuracy.
+
+The load average before each timed run is recorded and judged
+(benchmarks/honest.py). Each contender runs once, so no spread is measured:
+repeat the command, and publish a ratio only when the runs agree within 10%.
+For the speed of one training step alone, with repeats, see train_step.py.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.dirname(__file__))
+from honest import quiet_load, verdict  # noqa: E402  (benchmarks/honest.py)
 
 
 def _read_split(records, metadata, split):
@@ -126,7 +133,10 @@ def main() -> None:
   steps_per_epoch = n_train // args.batch_size
   results = {}
 
+  loads = {}
+
   def bertline_run(name, trim, max_steps):
+    loads[f"bertline {name}" + (" (resumed)" if not max_steps else "")] = quiet_load()
     model_dir = os.path.join(work, name)
     config = train.TrainConfig(
         data_dir=records, model_dir=model_dir, init_checkpoint=minilm, epochs=args.epochs,
@@ -151,9 +161,11 @@ def main() -> None:
 
   train_arrays = _read_split(records, metadata, "train")
   dev_arrays = _read_split(records, metadata, "dev")
+  loads["transformers"] = quiet_load()
   results["transformers"] = _torch_run(minilm, train_arrays, dev_arrays, args, steps_per_epoch)
 
   b, t = results["bertline"], results["transformers"]
+  results["load_before"] = {k: round(v, 2) for k, v in loads.items()}
   print(json.dumps(results, indent=2))
   print(f"\ntrain {n_train} / dev {metadata.splits['dev'].num_examples} tweets, "
         f"{args.epochs} epochs, batch {args.batch_size}, lr {args.learning_rate}")
@@ -170,6 +182,7 @@ def main() -> None:
         f"({b['sequences_per_second_trimmed']:.1f} at the batches' own lengths) | "
         f"{b['epoch_seconds_trimmed']:.0f} s "
         f"({b['epoch_seconds_fixed'] / b['epoch_seconds_trimmed']:.2f}x faster) |")
+  print(verdict(loads, {})[1] + "; one run each, no spread measured: repeat before publishing")
 
 
 if __name__ == "__main__":
