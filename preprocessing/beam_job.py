@@ -6,7 +6,7 @@ pipeline's, and every step is labelled. The driver plans from file sizes only
 any corpus), and the workers do the rest (see _run_pipeline): count each
 range's lines (guids are line indices, as in run_classifier), then per shard
 parse (rows that cannot be examples go to rejected/<split>.tsv with file, line
-and reason), tokenize and pack in graph a batch at a time, and write
+and reason), tokenize, pack and serialize in graph a batch at a time, and write
 <split>-SSSSS-of-NNNNN.tfrecord[.gz].
 
 Every run writes under its own <output>/run-<id>/, and metadata.json — the
