@@ -240,22 +240,22 @@ def main() -> None:
   data = os.path.join(work, "corpus-1x")
   tsv = write_corpus(data, args.rows)
   ref_out = os.path.join(work, "reference.tfrecord")
-  rates: Dict[str, List[float]] = {"reference": [], **{runner: [] for runner in runners}}
-  runs: Dict[str, list] = {runner: [] for runner in runners}
-  ref_wall = ref_rss = None
+  # (wall s, peak tree RSS, stdout, per-process peaks) of every run, per contender.
+  runs: Dict[str, list] = {"reference": [], **{runner: [] for runner in runners}}
   for repeat in range(args.repeats):  # alternating: a slower stretch never falls on one side only
     loads["reference" + (f" run {repeat + 1}" if repeat else "")] = load_average()
-    wall, rss, _, _ = run_measured(
-        [python, "-c", REFERENCE, tsv, vocab, ref_out, str(args.max_seq_length)])
-    print(f"reference: {args.rows / wall:,.0f} examples/s, {wall:.1f}s, peak RSS "
-          f"{rss / 2**20:,.0f} MiB (load before: {list(loads.values())[-1]:.2f})", flush=True)
-    rates["reference"].append(args.rows / wall)
-    ref_wall, ref_rss = min(wall, ref_wall or wall), max(rss, ref_rss or rss)
+    runs["reference"].append(run_measured(
+        [python, "-c", REFERENCE, tsv, vocab, ref_out, str(args.max_seq_length)]))
     for runner in runners:
       runs[runner].append(bertline(args.rows, "1x", runner, repeat))
-      rates[runner].append(args.rows / runs[runner][-1][0])
-      print(f"bertline {runner}: {rates[runner][-1]:,.0f} examples/s, {runs[runner][-1][0]:.1f}s "
-            f"(load before: {list(loads.values())[-1]:.2f})", flush=True)
+    for name in runs:
+      wall, rss = runs[name][-1][:2]
+      print(f"{name}: {args.rows / wall:,.0f} examples/s, {wall:.1f}s, peak RSS "
+            f"{rss / 2**20:,.0f} MiB", flush=True)
+  rates = {name: [args.rows / r[0] for r in rs] for name, rs in runs.items()}
+  # The best run counts for speed; memory is the highest of all runs.
+  ref_wall = min(r[0] for r in runs["reference"])
+  ref_rss = max(r[1] for r in runs["reference"])
   ref = read_records(ref_out)
   result = {
       "rows": args.rows, "machine": f"{platform.machine()}, {os.cpu_count()} cores",
@@ -263,7 +263,7 @@ def main() -> None:
       "reference_examples_per_s": args.rows / ref_wall, "reference_peak_rss_mib": ref_rss / 2**20}
   failed = False
   for runner in runners:
-    wall = min(r[0] for r in runs[runner])  # the best run; memory: the highest of all runs
+    wall = min(r[0] for r in runs[runner])
     rss = max(r[1] for r in runs[runner])
     peaks = max(runs[runner], key=lambda r: r[1])[3]
     out = os.path.join(work, f"out-{runner}-1x")  # the shards metadata.json lists
