@@ -37,8 +37,9 @@ def _encode(message_type: str, fields: Dict[str, tf.Tensor], sizes: tf.Tensor) -
   return tf.io.encode_proto(sizes, [fields[n] for n in names], names, f"tensorflow.{message_type}")
 
 
-def _one_each(batch: tf.Tensor, count: int = 1) -> tf.Tensor:
-  return tf.fill(tf.stack([batch, count]), 1)
+def _sizes(batch: tf.Tensor, value=1, fields: int = 1) -> tf.Tensor:
+  """encode_proto's sizes: `value` values of each of `fields` fields, in every row."""
+  return tf.fill(tf.stack([batch, fields]), value)
 
 
 def serialize_examples(int_features: Dict[str, tf.Tensor],
@@ -56,13 +57,13 @@ def serialize_examples(int_features: Dict[str, tf.Tensor],
   first = next(iter(int_features.values()), None)
   batch = tf.shape(first if first is not None else next(iter(bytes_features.values())),
                    out_type=tf.int32)[0]
-  one = _one_each(batch)
+  one = _sizes(batch)
   entries = []
 
   def entry(name: str, feature: tf.Tensor) -> tf.Tensor:
-    key = tf.fill(tf.stack([batch, 1]), name)
+    key = tf.fill(tf.stack([batch, 1]), name)  # the key string itself, once per row
     return _encode("Features.FeatureEntry", {"key": key, "value": feature[:, tf.newaxis]},
-                   _one_each(batch, 2))
+                   _sizes(batch, fields=2))
 
   for name in sorted({**int_features, **bytes_features}):
     if name in int_features and name in bytes_features:
@@ -71,7 +72,7 @@ def serialize_examples(int_features: Dict[str, tf.Tensor],
       values = tf.cast(int_features[name], tf.int64)
       values.shape.assert_has_rank(2)
       width = tf.shape(values, out_type=tf.int32)[1]
-      int64_list = _encode("Int64List", {"value": values}, tf.fill(tf.stack([batch, 1]), width))
+      int64_list = _encode("Int64List", {"value": values}, _sizes(batch, width))
       feature = _encode("Feature", {"int64_list": int64_list[:, tf.newaxis]}, one)
     else:
       values = bytes_features[name]
@@ -80,7 +81,7 @@ def serialize_examples(int_features: Dict[str, tf.Tensor],
       feature = _encode("Feature", {"bytes_list": bytes_list[:, tf.newaxis]}, one)
     entries.append(entry(name, feature))
   feature_map = _encode("Features", {"feature": tf.stack(entries, axis=1)},
-                        tf.fill(tf.stack([batch, 1]), len(entries)))
+                        _sizes(batch, len(entries)))
   return _encode("Example", {"features": feature_map[:, tf.newaxis]}, one)
 
 
