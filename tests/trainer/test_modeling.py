@@ -183,3 +183,61 @@ def test_saved_keras_model_loads_without_custom_objects(tmp_path, albert):
   assert isinstance(encoder, modeling.BertEncoder)
   np.testing.assert_allclose(encoder(f)["pooled_output"].numpy(),
                              classifier.encoder(f)["pooled_output"].numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 128, 128), (7, 5, 33)])
+def test_dropout_16bit_rate_scale_determinism_and_gradient(shape):
+  x = tf.random.stateless_uniform(shape, [3, 4], minval=0.5, maxval=1.5)
+  seed = tf.constant([11, 12], tf.int32)
+  y = modeling.dropout_16bit(x, 0.1, seed).numpy()
+  np.testing.assert_array_equal(y, modeling.dropout_16bit(x, 0.1, seed).numpy())
+  assert not np.array_equal(y, modeling.dropout_16bit(x, 0.1, tf.constant([11, 13])).numpy())
+  kept = y != 0
+  scale = 65536 / (65536 - 6554)           # round(0.1 * 65536) = 6554 draws dropped
+  np.testing.assert_allclose(y[kept], x.numpy()[kept] * np.float32(scale), rtol=1e-6)
+  n = kept.size
+  # The dropped fraction is binomial(n, 0.100006): within 5 standard deviations.
+  assert abs((n - kept.sum()) / n - 6554 / 65536) < 5 * math.sqrt(0.1 * 0.9 / n)
+  with tf.GradientTape() as tape:
+    tape.watch(x)
+    out = modeling.dropout_16bit(x, 0.1, seed)
+  np.testing.assert_allclose(tape.gradient(out, x), kept * np.float32(scale), rtol=1e-6)
+  np.testing.assert_array_equal(modeling.dropout_16bit(x, 0.0, seed), x)
+
+
+def test_dropout_layer_draws_a_new_mask_per_call_and_none_at_inference():
+  layer = modeling.Dropout(0.5, seed=7)
+  x = tf.ones([64, 64])
+  first, second = layer(x, training=True), layer(x, training=True)
+  assert set(np.unique(first.numpy())) == {0.0, 2.0}
+  assert not np.array_equal(first, second)
+  np.testing.assert_array_equal(layer(x, training=False), x)
+  again = modeling.Dropout(0.5, seed=7)
+  np.testing.assert_array_equal(again(x, training=True), first)
+
+
+@pytest.mark.parametrize("shape", [(3, 9, 16), (5, 16)])
+def test_layer_norm_training_gradient_equals_keras(shape):
+  """Same forward numbers as Keras' LayerNormalization, and the same gradients."""
+  ours = modeling.LayerNormalization(axis=-1, epsilon=1e-12, dtype="float32")
+  keras_ln = keras.layers.LayerNormalization(axis=-1, epsilon=1e-12, dtype="float32")
+  for layer in (ours, keras_ln):
+    layer.build(shape)
+  rng = np.random.default_rng(0)
+  gamma, beta = rng.normal(1, 0.3, shape[-1:]), rng.normal(0, 0.3, shape[-1:])
+  for layer in (ours, keras_ln):
+    layer.gamma.assign(gamma.astype(np.float32))
+    layer.beta.assign(beta.astype(np.float32))
+  x = tf.constant(rng.normal(0.5, 2.0, shape).astype(np.float32))
+  dy = tf.constant(rng.normal(0, 1.0, shape).astype(np.float32))
+  results = []
+  for layer in (ours, keras_ln):
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      out = layer(x, training=True)
+      loss = tf.reduce_sum(out * dy)
+    results.append((out, *tape.gradient(loss, [x, layer.gamma, layer.beta])))
+  np.testing.assert_array_equal(results[0][0], results[1][0])
+  np.testing.assert_array_equal(ours(x, training=False), results[1][0])
+  for got, want in zip(results[0][1:], results[1][1:]):
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
