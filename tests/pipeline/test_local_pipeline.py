@@ -20,6 +20,9 @@ from bertline.pipeline import local_run
 from bertline.pipeline import pipeline as pipeline_lib
 
 LAYERS = 2
+# Every run here is given this date: left to the clock, a run that straddles
+# midnight UTC scores into one day's folder and is looked for in the next.
+DATE = "2026-01-31"
 
 
 @pytest.fixture(scope="module")
@@ -62,13 +65,13 @@ def _score_section(tmp_path):
       return False
   rows = [text for _, text in corpora.read_tweets() if valid(text)][:40] + [b"\xff\xfe"]
   (tmp_path / "new").mkdir()
-  (tmp_path / "new" / f"{steps.run_date()}.txt").write_bytes(b"\n".join(rows) + b"\n")
+  (tmp_path / "new" / f"{DATE}.txt").write_bytes(b"\n".join(rows) + b"\n")
   return {"input": str(tmp_path / "new" / "{date}.txt"),
           "output": str(tmp_path / "scores" / "{date}")}
 
 
 def _scores(tmp_path):
-  with open(tmp_path / "scores" / steps.run_date() / "summary.json") as f:
+  with open(tmp_path / "scores" / DATE / "summary.json") as f:
     return json.load(f)
 
 
@@ -86,7 +89,7 @@ def _run_with_kfp_local(config, tmp_path, monkeypatch, root="pipeline_root"):
   monkeypatch.chdir(tmp_path)
   local.init(runner=local.SubprocessRunner(use_venv=False),
              pipeline_root=str(tmp_path / root), raise_on_error=True)
-  return pipeline_lib.build(config)(**pipeline_lib.parameters(config))
+  return pipeline_lib.build(config)(**{**pipeline_lib.parameters(config), "run_date": DATE})
 
 
 def _blessings(root):
@@ -150,7 +153,7 @@ def test_bertline_run_reuses_finished_steps_and_gates_on_the_baseline(tiny_minil
   registry = str(tmp_path / "registry")
   config = _config(tiny_minilm, registry, threshold=0.0, score=_score_section(tmp_path))
   work = str(tmp_path / "work")
-  first = local_run.run(config, work_dir=work, sentence="what a horrible day")
+  first = local_run.run(config, work_dir=work, run_date=DATE, sentence="what a horrible day")
   assert first.blessed and first.pushed == os.path.join(registry, _versions(registry)[0])
   assert first.scored["model"] == first.pushed and first.scored["scored"] == 40
   assert first.answer["label"] in ("negative", "neutral", "positive")
@@ -159,7 +162,7 @@ def test_bertline_run_reuses_finished_steps_and_gates_on_the_baseline(tiny_minil
 
   # Unchanged, the re-run is blessed against itself and pushes no duplicate: the
   # training key says it is already in production.
-  again = local_run.run(config, work_dir=work, sentence=None)
+  again = local_run.run(config, work_dir=work, run_date=DATE, sentence=None)
   assert again.blessed and again.pushed == first.pushed
   assert "already the last pushed one" in capsys.readouterr().out
   assert len(_versions(registry)) == 1
@@ -168,7 +171,7 @@ def test_bertline_run_reuses_finished_steps_and_gates_on_the_baseline(tiny_minil
   # compared with itself as the baseline, and the unmet threshold blocks the push.
   strict = config_lib.from_dict(config.to_dict(), overrides=["evaluate.thresholds={eval_accuracy: 1.01}"])
   caplog.set_level("INFO", logger="bertline.pipeline")
-  second = local_run.run(strict, work_dir=work, sentence=None)
+  second = local_run.run(strict, work_dir=work, run_date=DATE, sentence=None)
   out = capsys.readouterr().out
   reused = [r.getMessage() for r in caplog.records if "unchanged inputs" in r.getMessage()]
   assert [m.split("]")[0] for m in reused] == ["[preprocess", "[train"]
@@ -187,7 +190,7 @@ def test_bertline_run_reuses_finished_steps_and_gates_on_the_baseline(tiny_minil
       "distill={student_layers: 1, max_steps: 4}", "export.quantize=int8",
       "evaluate.baseline=", "evaluate.thresholds={eval_accuracy: 0.0}"])
   caplog.clear()
-  third = local_run.run(distilled, work_dir=work, sentence="what a horrible day")
+  third = local_run.run(distilled, work_dir=work, run_date=DATE, sentence="what a horrible day")
   reused = [r.getMessage().split("]")[0] for r in caplog.records
             if "unchanged inputs" in r.getMessage()]
   assert reused == ["[preprocess", "[train"]
