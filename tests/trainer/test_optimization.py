@@ -111,3 +111,40 @@ def test_checkpoint_restores_slots_and_step_exactly(tmp_path):
   train(model2, opt2, 3)
   for got, w in zip(model2.trainable_variables, want):
     np.testing.assert_array_equal(got.numpy(), w)
+
+
+@pytest.mark.parametrize("decay", [True, False])
+def test_fused_update_is_berts_ops_to_the_last_bit(decay):
+  """The XLA-fused update: BERT's update as separate TensorFlow ops, to rounding.
+
+  Both are held against the update in float64: the fused kernel's largest
+  error may not exceed twice the unfused ops' (an FMA rounds once where they
+  round twice; near cancellation in m that is many ulps of a tiny m).
+  """
+  rng = np.random.default_rng(0)
+  var, grad, m = (tf.constant(rng.normal(0, s, (300, 384)).astype(np.float32))
+                  for s in (0.05, 1e-3, 1e-3))
+  v = tf.constant(np.abs(rng.normal(0, 1e-6, (300, 384))).astype(np.float32))
+  lr, b1, b2, eps, wd = tf.constant(5e-5), 0.9, 0.999, 1e-6, 0.01
+  next_m = b1 * m + (1.0 - b1) * grad
+  next_v = b2 * v + (1.0 - b2) * tf.square(grad)
+  update = next_m / (tf.sqrt(next_v) + eps)
+  if decay:
+    update += wd * var
+  want = (var - lr * update, next_m, next_v)
+  got = optimization._adam_step_xla(var, grad, m, v, lr, tf.constant(True), b1, b2, eps,
+                                    wd if decay else 0.0, False)
+  f64 = [t.numpy().astype(np.float64) for t in (var, grad, m, v)]
+  exact_m = b1 * f64[2] + (1.0 - b1) * f64[1]
+  exact_v = b2 * f64[3] + (1.0 - b2) * f64[1] ** 2
+  exact_update = exact_m / (np.sqrt(exact_v) + eps) + (wd * f64[0] if decay else 0.0)
+  exact = (f64[0] - 5e-5 * exact_update, exact_m, exact_v)
+  for g, w, e in zip(got, want, exact):
+    np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-6, atol=1e-9)
+    assert np.abs(g.numpy() - e).max() <= 2 * np.abs(w.numpy() - e).max()
+  assert not np.array_equal(got[0].numpy(), var.numpy())
+  # A skipped (non-finite) step leaves all three as they were.
+  kept = optimization._adam_step_xla(var, grad, m, v, lr, tf.constant(False), b1, b2, eps,
+                                     wd, True)
+  for k, old in zip(kept, (var, m, v)):
+    np.testing.assert_array_equal(k.numpy(), old.numpy())
