@@ -30,6 +30,7 @@ import keras
 import tensorflow as tf
 
 from bertline import schema
+from bertline.trainer import fused
 from bertline.trainer.model_config import ModelConfig
 
 _SQRT_2 = math.sqrt(2.0)
@@ -102,13 +103,23 @@ def dropout_16bit(x: tf.Tensor, rate: float, seed: tf.Tensor) -> tf.Tensor:
     return x
   if dropped >= _DROPOUT_DRAWS:
     return tf.zeros_like(x)
-  scale = _DROPOUT_DRAWS / (_DROPOUT_DRAWS - dropped)
+  threshold, scale = _dropout_threshold_and_scale(rate)
+  keep = _dropout_draws(x, seed) >= tf.constant(threshold, tf.int16)
+  return tf.where(keep, x * tf.cast(scale, x.dtype), tf.zeros_like(x))
+
+
+def _dropout_threshold_and_scale(rate: float):
+  """dropout_16bit's keep rule for 0 < rate < 1: draw >= threshold, survivors times scale."""
+  dropped = int(round(rate * _DROPOUT_DRAWS))
+  return dropped - _DROPOUT_DRAWS // 2, _DROPOUT_DRAWS / (_DROPOUT_DRAWS - dropped)
+
+
+def _dropout_draws(x: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+  """dropout_16bit's int16 draws, one per element of x, in x's shape."""
   size = tf.size(x)
   bits = tf.random.stateless_uniform([(size + 1) // 2], seed=seed, minval=None, maxval=None,
                                      dtype=tf.int32)
-  draws = tf.reshape(tf.reshape(tf.bitcast(bits, tf.int16), [-1])[:size], tf.shape(x))
-  keep = draws >= tf.constant(dropped - _DROPOUT_DRAWS // 2, tf.int16)
-  return tf.where(keep, x * tf.cast(scale, x.dtype), tf.zeros_like(x))
+  return tf.reshape(tf.reshape(tf.bitcast(bits, tf.int16), [-1])[:size], tf.shape(x))
 
 
 class Dropout(keras.layers.Dropout):
@@ -121,10 +132,31 @@ class Dropout(keras.layers.Dropout):
   def call(self, inputs, training=False):
     if not training or self.rate <= 0 or self.noise_shape is not None:
       return super().call(inputs, training=training)
+    return dropout_16bit(inputs, self.rate, self._next_seed())
+
+  def _next_seed(self) -> tf.Tensor:
     seed = self.seed_generator.next()
     # Keras keeps the state in int64; stateless ops want int32 (as Keras does).
-    seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
-    return dropout_16bit(inputs, self.rate, seed)
+    return tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
+
+  def draws_for(self, x: tf.Tensor):
+    """The (int16 draws, keep threshold, scale) this layer's next call on x would use.
+
+    None when it would drop nothing (rate rounds to 0 of 65536); a fused
+    kernel (trainer/fused.py) applies `draws >= threshold` and `scale` itself.
+    """
+    if self.noise_shape is not None:
+      raise ValueError("draws_for() has no noise_shape support")
+    if self.rate <= 0:
+      return None
+    seed = self._next_seed()  # consumed as call() consumes it, whatever follows
+    dropped = int(round(self.rate * _DROPOUT_DRAWS))
+    if dropped <= 0:
+      return None
+    if dropped >= _DROPOUT_DRAWS:
+      raise ValueError(f"dropout rate {self.rate} rounds to dropping everything")
+    threshold, scale = _dropout_threshold_and_scale(self.rate)
+    return _dropout_draws(x, seed), threshold, scale
 
 
 class LayerNormalization(keras.layers.LayerNormalization):
@@ -319,6 +351,9 @@ class TransformerLayer(keras.layers.Layer):
     self.attention_dropout = Dropout(config.attention_probs_dropout_prob)
     self.hidden_dropout = Dropout(config.hidden_dropout_prob)
     self.activation = get_activation(config.hidden_act)
+    # Training runs trainer/fused.py's kernels; False runs the plain ops (the
+    # reference the fused kernels are tested against).
+    self.fused_training = True
 
   def build(self, input_shape=None):
     h, i = self.config.hidden_size, self.config.intermediate_size
@@ -341,15 +376,24 @@ class TransformerLayer(keras.layers.Layer):
     scores = tf.einsum("bqnd,bknd->bnqk", q, k)
     # Softmax in float32: float16 exp overflows; padding gets -10000 as in BERT,
     # which underflows to exactly 0 probability.
-    scores = tf.cast(scores, tf.float32) * (1.0 / math.sqrt(self.head_size))
     # reshape, not [:, None, None, :]: TFLite has no strided slice with new axes.
     mask = tf.reshape(tf.cast(input_mask, tf.float32), [batch, 1, 1, seq])
-    scores += (1.0 - mask) * -10000.0
-    probs = tf.nn.softmax(scores, axis=-1)
-    probs = self.attention_dropout(probs, training=training)
-    probs = tf.cast(probs, self.compute_dtype)
+    padding = (1.0 - mask) * -10000.0
+    scale = 1.0 / math.sqrt(self.head_size)
+    fuse = bool(training) and self.fused_training
+    if fuse:
+      probs = fused.attention_probs(scores, padding, scale,
+                                    self.attention_dropout.draws_for(scores))
+    else:
+      scores = tf.cast(scores, tf.float32) * scale
+      scores += padding
+      probs = tf.nn.softmax(scores, axis=-1)
+      probs = self.attention_dropout(probs, training=training)
+      probs = tf.cast(probs, self.compute_dtype)
     context = tf.einsum("bnqk,bknd->bqnd", probs, v)
     context = tf.reshape(context, [batch, seq, self.config.hidden_size])
+    if fuse:
+      return self._fused_output_sublayers(context, x)
     attention = self.hidden_dropout(self.attention_output(context), training=training)
     attention = self.attention_layer_norm(attention + x)
     attention = tf.cast(attention, self.compute_dtype)
@@ -357,6 +401,35 @@ class TransformerLayer(keras.layers.Layer):
     out = self.hidden_dropout(self.output_dense(inner), training=training)
     out = self.output_layer_norm(out + attention)
     return tf.cast(out, self.compute_dtype)
+
+  def _fused_output_sublayers(self, context, x):
+    """Training's attention output, feed-forward and their LayerNorms (trainer/fused.py).
+
+    The same function as the unfused ops below it in call(): each dense
+    layer's matmul on oneDNN, and its bias, activation, dropout, residual and
+    LayerNorm in one fused kernel each way. Dropout draws are taken in the
+    unfused order (attention output, then feed-forward output).
+    """
+    width, dtype = self.config.hidden_size, self.compute_dtype
+
+    def matmul(inputs, dense):
+      return tf.matmul(inputs, tf.cast(dense.kernel, dtype))
+
+    def sublayer(h, dense, residual, norm):
+      return fused.residual_layer_norm(h, dense.bias, residual, norm.gamma, norm.beta,
+                                       norm.epsilon, self.hidden_dropout.draws_for(h))
+
+    rows = tf.reshape(x, [-1, width])
+    attention = sublayer(matmul(tf.reshape(context, [-1, width]), self.attention_output),
+                         self.attention_output, rows, self.attention_layer_norm)
+    inner = matmul(attention, self.intermediate)
+    if self.activation is gelu:
+      inner = fused.bias_gelu(inner, self.intermediate.bias)
+    else:
+      inner = self.activation(inner + tf.cast(self.intermediate.bias, dtype))
+    out = sublayer(matmul(inner, self.output_dense), self.output_dense, attention,
+                   self.output_layer_norm)
+    return tf.reshape(out, tf.shape(x))
 
   def compute_output_spec(self, x, input_mask, training=None):
     return keras.KerasTensor(x.shape, dtype=self.compute_dtype)

@@ -241,3 +241,21 @@ def test_layer_norm_training_gradient_equals_keras(shape):
   np.testing.assert_array_equal(ours(x, training=False), results[1][0])
   for got, want in zip(results[0][1:], results[1][1:]):
     np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("policy,atol", [("float32", 1e-5), ("mixed_bfloat16", 0.1)])
+def test_training_path_without_dropout_computes_the_inference_function(policy, atol):
+  """With dropout off, training=True (fused kernels) gives the inference outputs and loss."""
+  keras.mixed_precision.set_global_policy(policy)
+  keras.utils.set_random_seed(2)
+  config = ModelConfig(**TINY, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+  encoder = modeling.BertEncoder(config)
+  f = _features()
+  train = encoder(f, training=True)["sequence_output"]
+  infer = encoder(f, training=False)["sequence_output"]
+  np.testing.assert_allclose(tf.cast(train, tf.float32), tf.cast(infer, tf.float32), atol=atol)
+  # And training does train: the gradient reaches every encoder weight.
+  with tf.GradientTape() as tape:
+    loss = tf.reduce_sum(tf.cast(encoder(f, training=True)["pooled_output"], tf.float32))
+  grads = tape.gradient(loss, encoder.trainable_variables)
+  assert all(g is not None for g in grads)
