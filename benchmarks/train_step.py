@@ -60,6 +60,7 @@ def _bertline_step(policy, features, labels):
   from bertline.trainer import checkpoints, modeling, optimization
   previous = keras.mixed_precision.global_policy()
   keras.mixed_precision.set_global_policy(policy)
+  keras.utils.set_random_seed(0)  # the same head and dropout masks in every run
   try:
     files = checkpoints.resolve_pretrained(resources.minilm_dir())
     encoder = modeling.BertEncoder(files.model_config())
