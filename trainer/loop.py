@@ -149,7 +149,10 @@ class Trainer:
                                           reduce_retracing=True)
                               if xla else self.forward_backward)
     self.train_step = tf.function(self._train_step)
-    self.eval_step = tf.function(self._eval_step)
+    # Eval batches come as tensors of each batch's own length (trimmed): without
+    # reduce_retracing every new length traced the model again (~1 s each, and
+    # TensorFlow's retracing warning in every evaluation).
+    self.eval_step = tf.function(self._eval_step, reduce_retracing=True)
 
   # --- step functions ------------------------------------------------------------------
   def forward_backward(self, batch, scale):
