@@ -17,6 +17,13 @@ Philox draws, in the same order, as the unfused layer makes), so a step
 with the same seeds drops the same elements; XLA's own Philox on CPU was
 100x slower than TensorFlow's kernel.
 
+XLA compiles a kernel once per input shape: a batch of a length not seen
+before costs ~0.55 s of compiling (MiniLM, 2 cores), against ~0.1 s saved on
+every step at length 40, so with trimmed batches (each its own longest
+length) a run pays once per distinct length; `--bucket-boundaries` bounds
+how many there are. (`make demo`, 200 steps of lengths up to 64, trained in
+2 min 47 s, both evaluations included, on the 2-core machine.)
+
 Inference never uses these: exports, TF Lite and the parity with
 transformers run the plain ops. tests/trainer/test_fused.py holds each kernel
 against the unfused ops and their autodiff.
