@@ -65,7 +65,7 @@ def _column_sum(x):
   return tf.reduce_sum(tf.reshape(x, [-1, tf.shape(x)[-1]]), axis=0)
 
 
-# --- GELU (erf), optionally with the dense layer's bias -----------------------------------
+# --- GELU (erf) of a dense layer's matmul plus its bias ----------------------------------
 
 @tf.function(jit_compile=True, autograph=False)
 def _bias_gelu_forward(h, bias):
