@@ -98,19 +98,23 @@ def dropout_16bit(x: tf.Tensor, rate: float, seed: tf.Tensor) -> tf.Tensor:
   Returns:
     x's shape and dtype.
   """
-  dropped = int(round(rate * _DROPOUT_DRAWS))
+  dropped = _dropped_draws(rate)
   if dropped <= 0:
     return x
   if dropped >= _DROPOUT_DRAWS:
     return tf.zeros_like(x)
-  threshold, scale = _dropout_threshold_and_scale(rate)
+  threshold, scale = _dropout_threshold_and_scale(dropped)
   keep = _dropout_draws(x, seed) >= tf.constant(threshold, tf.int16)
   return tf.where(keep, x * tf.cast(scale, x.dtype), tf.zeros_like(x))
 
 
-def _dropout_threshold_and_scale(rate: float):
-  """dropout_16bit's keep rule for 0 < rate < 1: draw >= threshold, survivors times scale."""
-  dropped = int(round(rate * _DROPOUT_DRAWS))
+def _dropped_draws(rate: float) -> int:
+  """How many of the 65536 int16 draws drop an element at `rate`."""
+  return int(round(rate * _DROPOUT_DRAWS))
+
+
+def _dropout_threshold_and_scale(dropped: int):
+  """The keep rule when 0 < dropped < 65536: draw >= threshold, survivors times scale."""
   return dropped - _DROPOUT_DRAWS // 2, _DROPOUT_DRAWS / (_DROPOUT_DRAWS - dropped)
 
 
@@ -150,12 +154,12 @@ class Dropout(keras.layers.Dropout):
     if self.rate <= 0:
       return None
     seed = self._next_seed()  # consumed as call() consumes it, whatever follows
-    dropped = int(round(self.rate * _DROPOUT_DRAWS))
+    dropped = _dropped_draws(self.rate)
     if dropped <= 0:
       return None
     if dropped >= _DROPOUT_DRAWS:
       raise ValueError(f"dropout rate {self.rate} rounds to dropping everything")
-    threshold, scale = _dropout_threshold_and_scale(self.rate)
+    threshold, scale = _dropout_threshold_and_scale(dropped)
     return _dropout_draws(x, seed), threshold, scale
 
 

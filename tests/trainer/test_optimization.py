@@ -114,7 +114,7 @@ def test_checkpoint_restores_slots_and_step_exactly(tmp_path):
 
 
 @pytest.mark.parametrize("decay", [True, False])
-def test_fused_update_is_berts_ops_to_the_last_bit(decay):
+def test_fused_update_is_berts_ops_up_to_rounding(decay):
   """The XLA-fused update: BERT's update as separate TensorFlow ops, to rounding.
 
   Both are held against the update in float64: the fused kernel's largest
