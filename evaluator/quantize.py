@@ -16,10 +16,13 @@ writes work/export/<version>/ as
 serving_default (raw text -> probabilities, label_id, label) as tokenizer/
 then model.tflite — the same signature names and outputs as the float
 export. `bertline predict / score / evaluate --model VERSION_DIR` load it.
+It serves a batch in groups of similar length (`length_groups`), each padded
+only to its own longest: the same answers, bit for bit here, for a fraction
+of the padding (1.6x on 32-tweet batches, BENCHMARKS.md).
 
 Why TensorFlow Lite (benchmarks/compress.py, BENCHMARKS.md): its dynamic-
 range int8 kernels (int8 weights per channel, activations quantized per
-batch at run time, int8 GEMMs accumulating in int32) ran the fine-tuned
+token at run time, int8 GEMMs accumulating in int32) ran the fine-tuned
 MiniLM at 3.0x TensorFlow's float32 graph (raw text, batch 32) on this
 2-core AVX-512 CPU, at a third of the size, with only builtin ops, in the runtime the tensorflow
 package already ships. The tokenizer is not in model.tflite: its string ops
@@ -130,6 +133,54 @@ def _interpreter(content: bytes, num_threads: int):
     return tf.lite.Interpreter(model_content=content, num_threads=num_threads)
 
 
+# What one more interpreter call costs, in padded tokens' worth of work (measured with
+# benchmarks/compress.py's teacher int8 on the 2-core CPU: ~1 ms a call, ~0.05 ms a token).
+GROUP_OVERHEAD_TOKENS = 24
+
+
+def length_groups(lengths: np.ndarray, overhead_tokens: int = GROUP_OVERHEAD_TOKENS
+                  ) -> List[np.ndarray]:
+  """A batch's row indices, split into groups of similar length, shortest first.
+
+  A batch padded to its longest text pays for every padding token in every
+  dense layer: 32 tweets of 10 to 47 tokens compute 32 x 47 token rows for
+  perhaps half as many real ones. Served in groups, each padded only to its
+  own longest, the padding mostly goes; each group costs one interpreter
+  call more. The split minimises rows x longest summed over the groups, plus
+  `overhead_tokens` per group, exactly (a dynamic programme over the rows
+  sorted by length: the best groups of a sorted batch are contiguous runs).
+  """
+  lengths = np.asarray(lengths).reshape(-1)
+  order = np.argsort(lengths, kind="stable")
+  ordered = np.maximum(lengths[order], 1)
+  n = len(ordered)
+  cost = [0.0] + [float("inf")] * n
+  cut = [0] * (n + 1)
+  for end in range(1, n + 1):
+    longest = float(ordered[end - 1])
+    for start in range(end):
+      c = cost[start] + (end - start) * longest + overhead_tokens
+      if c < cost[end]:
+        cost[end], cut[end] = c, start
+  groups = []
+  end = n
+  while end > 0:
+    groups.append(order[cut[end]:end])
+    end = cut[end]
+  return groups[::-1]
+
+
+def _scatter_rows(parts, n: int) -> Dict[str, np.ndarray]:
+  """Each group's outputs put back in the batch's own row order."""
+  out = {}
+  for rows, values in parts:
+    for k, v in values.items():
+      if k not in out:
+        out[k] = np.empty((n,) + v.shape[1:], v.dtype)
+      out[k][rows] = v
+  return out
+
+
 class TFLiteModel:
   """A quantized export version, called like a loaded SavedModel's signatures.
 
@@ -155,6 +206,7 @@ class TFLiteModel:
     self.text_inputs = sorted(self._to_features.structured_input_signature[1])
     self.labels = fileio.read_text(fileio.join(path, "assets", schema.ASSET_LABELS)).splitlines()
     self._lock = threading.Lock()
+    self.group_overhead_tokens = GROUP_OVERHEAD_TOKENS
     self.signatures = {schema.SIGNATURE_FEATURES: self.serve_features,
                        schema.SIGNATURE_TEXT: self.serve_text}
 
@@ -162,12 +214,18 @@ class TFLiteModel:
     feeds = {schema.INPUT_IDS: input_ids, schema.INPUT_MASK: input_mask,
              schema.SEGMENT_IDS: segment_ids}
     feeds = {k: np.asarray(v, np.int32) for k, v in feeds.items()}
-    # Cut to the longest real sequence, as the float export's graph does: exact (the mask
-    # hides the rest) and much cheaper for short texts.
-    length = max(int(feeds[schema.INPUT_MASK].sum(axis=1).max(initial=0)), 1)
-    feeds = {k: np.ascontiguousarray(v[:, :length]) for k, v in feeds.items()}
+    lengths = feeds[schema.INPUT_MASK].sum(axis=1)
+    outs = []
     with self._lock:
-      out = {k: np.copy(v) for k, v in self._features(**feeds).items()}
+      # An empty batch is one call with no rows, as before grouping (the outputs' shapes).
+      for rows in (length_groups(lengths, self.group_overhead_tokens)
+                   or [np.arange(0)]):
+        # Each group cut to its own longest real sequence: exact (the mask hides the
+        # rest, and the int8 kernels quantize each token's activations on their own).
+        length = max(int(lengths[rows].max(initial=0)), 1)
+        group = {k: np.ascontiguousarray(v[rows, :length]) for k, v in feeds.items()}
+        outs.append((rows, {k: np.copy(v) for k, v in self._features(**group).items()}))
+    out = _scatter_rows(outs, len(lengths))
     out[schema.OUTPUT_LABEL] = np.array(
         [self.labels[i].encode("utf-8") for i in out[schema.OUTPUT_LABEL_ID]], dtype=object)
     return out

@@ -143,3 +143,58 @@ def test_bad_mode_is_one_line(tiny_model, tmp_path):
   assert proc.returncode == 2 and "--quantize" in proc.stderr and "int4" in proc.stderr
   with pytest.raises(ValueError, match="--quantize 'int4'"):
     export.export_model(tiny_model["model_dir"], str(tmp_path), quantize="int4")
+
+
+def _partitions(items):
+  """Every set partition of `items` (a list), as lists of lists."""
+  if not items:
+    yield []
+    return
+  first, rest = items[0], items[1:]
+  for part in _partitions(rest):
+    for i in range(len(part)):
+      yield part[:i] + [[first] + part[i]] + part[i + 1:]
+    yield [[first]] + part
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_length_groups_are_the_cheapest_split(seed):
+  rng = np.random.default_rng(seed)
+  lengths = rng.integers(1, 64, size=7)
+  overhead = int(rng.integers(0, 40))
+  groups = quantize.length_groups(lengths, overhead)
+  assert sorted(np.concatenate(groups).tolist()) == list(range(len(lengths)))
+
+  def cost(split):
+    return sum(len(g) * int(lengths[g].max()) + overhead for g in split)
+
+  # Against every way of splitting the rows, not only runs of the sorted order.
+  best = min(cost([np.array(g) for g in p]) for p in _partitions(list(range(len(lengths)))))
+  assert cost(groups) == best
+  # One group when a call costs more than all the padding; one per length when it is free.
+  assert len(quantize.length_groups(lengths, 10**6)) == 1
+  assert len(quantize.length_groups(lengths, 0)) == len(set(lengths.tolist()))
+  assert quantize.length_groups(np.zeros(0, np.int32)) == []
+
+
+def test_length_groups_answer_like_one_padded_batch(quantized, tweets_data):
+  records = read_split(tweets_data["data"], "dev")
+  guids = sorted(records, key=scoring.guid_sort_key)[:48]
+  feats = {k: np.stack([records[g][1][k] for g in guids]).astype(np.int32)
+           for k in schema.SEQUENCE_FEATURES}
+  lengths = feats[schema.INPUT_MASK].sum(-1)
+  assert len(set(lengths.tolist())) > 5, lengths  # or there would be nothing to group
+  model = quantize.TFLiteModel(quantized["int8"])
+  model.group_overhead_tokens = 10**6
+  whole = model.serve_features(**feats)
+  model.group_overhead_tokens = 0
+  assert len(quantize.length_groups(lengths, 0)) > 5
+  grouped = model.serve_features(**feats)
+  # The int8 kernels quantize each token's activations on their own, and the mask hides
+  # the padding: the same answers but for float summation order.
+  np.testing.assert_allclose(grouped[schema.OUTPUT_PROBABILITIES],
+                             whole[schema.OUTPUT_PROBABILITIES], atol=1e-5)
+  np.testing.assert_array_equal(grouped[schema.OUTPUT_LABEL_ID], whole[schema.OUTPUT_LABEL_ID])
+  np.testing.assert_array_equal(grouped[schema.OUTPUT_LABEL], whole[schema.OUTPUT_LABEL])
+  empty = model.serve_features(**{k: v[:0] for k, v in feats.items()})
+  assert empty[schema.OUTPUT_PROBABILITIES].shape[0] == 0
