@@ -26,8 +26,8 @@ dev texts through the tokenizer and model for torch's), size on disk,
 batch-1 latency (p50 over --texts tweets, the models alternating text by
 text) and batch-32 raw-text throughput (tokenization included; best of 3
 rounds, in each of which every model serves the same --batches batches, the
-models taking turns batch by batch, after one untimed pass over them). The 1-minute load average is
-read before every timed phase; a ratio taken above load 1.0, or either of
+models taking turns batch by batch, after one untimed pass over them). The
+1-minute load average is read before every timed phase; a ratio taken above load 1.0, or either of
 whose contenders' rounds spread more than 10%, is printed as NOT PUBLISHABLE
 (benchmarks/honest.py).
 """

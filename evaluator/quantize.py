@@ -18,7 +18,8 @@ then model.tflite — the same signature names and outputs as the float
 export. `bertline predict / score / evaluate --model VERSION_DIR` load it.
 It serves a batch in groups of similar length (`length_groups`), each padded
 only to its own longest: the same answers, bit for bit here, for a fraction
-of the padding (1.6x on 32-tweet batches, BENCHMARKS.md).
+of the padding (raw text, batch 32: 2.29x transformers' bf16 with the groups,
+1.60x without, in two quiet runs; BENCHMARKS.md).
 
 Why TensorFlow Lite (benchmarks/compress.py, BENCHMARKS.md): its dynamic-
 range int8 kernels (int8 weights per channel, activations quantized per
@@ -135,7 +136,8 @@ def _interpreter(content: bytes, num_threads: int):
 
 # What one more interpreter call is taken to cost, in padded tokens' worth of work: of 0, 8,
 # 16, 24, 48 and 96, 24 and 48 served compress.py's 48 tweet batches fastest with the teacher
-# int8 on the 2-core CPU (~980 texts/s, against ~610 in one padded batch and ~720 at 0).
+# int8 on the 2-core CPU, in probes of serve_features alone (about 1.6x one padded batch;
+# 0, a group per length, lost a third of that to the calls).
 GROUP_OVERHEAD_TOKENS = 24
 
 
@@ -169,17 +171,6 @@ def length_groups(lengths: np.ndarray, overhead_tokens: int = GROUP_OVERHEAD_TOK
     groups.append(order[cut[end]:end])
     end = cut[end]
   return groups[::-1]
-
-
-def _scatter_rows(parts, n: int) -> Dict[str, np.ndarray]:
-  """Each group's outputs put back in the batch's own row order."""
-  out = {}
-  for rows, values in parts:
-    for k, v in values.items():
-      if k not in out:
-        out[k] = np.empty((n,) + v.shape[1:], v.dtype)
-      out[k][rows] = v
-  return out
 
 
 class TFLiteModel:
@@ -216,7 +207,7 @@ class TFLiteModel:
              schema.SEGMENT_IDS: segment_ids}
     feeds = {k: np.asarray(v, np.int32) for k, v in feeds.items()}
     lengths = feeds[schema.INPUT_MASK].sum(axis=1)
-    outs = []
+    out: Dict[str, np.ndarray] = {}
     with self._lock:
       # An empty batch is one call with no rows, as before grouping (the outputs' shapes).
       for rows in (length_groups(lengths, self.group_overhead_tokens)
@@ -225,8 +216,12 @@ class TFLiteModel:
         # rest, and the int8 kernels quantize each token's activations on their own).
         length = max(int(lengths[rows].max(initial=0)), 1)
         group = {k: np.ascontiguousarray(v[rows, :length]) for k, v in feeds.items()}
-        outs.append((rows, {k: np.copy(v) for k, v in self._features(**group).items()}))
-    out = _scatter_rows(outs, len(lengths))
+        # Copied into the batch's own row order before the next call reuses the
+        # interpreter's output buffers.
+        for k, v in self._features(**group).items():
+          if k not in out:
+            out[k] = np.empty((len(lengths),) + v.shape[1:], v.dtype)
+          out[k][rows] = v
     out[schema.OUTPUT_LABEL] = np.array(
         [self.labels[i].encode("utf-8") for i in out[schema.OUTPUT_LABEL_ID]], dtype=object)
     return out
