@@ -145,8 +145,8 @@ def main() -> None:
   vocab = os.path.join(resources.minilm_dir(), "vocab.txt")
   if not os.path.exists(os.path.join(data, "metadata.json")):
     corpora.write_tweets_tsv(tsv, limit=args.rows, dev_fraction=0.1, test_fraction=0.1)
-    beam_job.run(["--task-config", os.path.join(tsv, corpora.TWEETS_TASK_FILE), "--data-dir",
-                  tsv, "--vocab-file", vocab, "--max-seq-length", str(SEQ), "--output-dir", data])
+    beam_job.run(beam_job.config_from_args(["--task-config", os.path.join(tsv, corpora.TWEETS_TASK_FILE), "--data-dir",
+                  tsv, "--vocab-file", vocab, "--max-seq-length", str(SEQ), "--output-dir", data]))
   common = ["--data-dir", data, "--max-steps", str(args.steps), "--batch-size", "32",
             "--learning-rate", "1e-4", "--warmup-proportion", "0.1", "--eval-every-steps",
             str(max(args.steps // 2, 1)), "--seed", "13", "--strategy", "cpu", "--no-progress"]

@@ -69,9 +69,9 @@ def _export_minilm(work: str, hf_model) -> str:
   from bertline.preprocessing import beam_job
   tsv, data = os.path.join(work, "tsv"), os.path.join(work, "data")
   corpora.write_tweets_tsv(tsv, limit=60, dev_fraction=0.5, test_fraction=0.0)
-  beam_job.run(["--task-config", os.path.join(tsv, corpora.TWEETS_TASK_FILE), "--data-dir", tsv,
+  beam_job.run(beam_job.config_from_args(["--task-config", os.path.join(tsv, corpora.TWEETS_TASK_FILE), "--data-dir", tsv,
                 "--vocab-file", vocab, "--max-seq-length", str(MAX_SEQ_LENGTH), "--output-dir",
-                data, "--num-shards", "1"])
+                data, "--num-shards", "1"]))
   metadata = schema.read_metadata(data)
   assert metadata.labels == LABELS and metadata.vocab_size == len(load_vocab(vocab))
   with open(os.path.join(model_dir, schema.DATA_METADATA_COPY), "w") as f:

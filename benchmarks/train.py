@@ -125,9 +125,9 @@ def main() -> None:
   tsv, records = os.path.join(work, "tsv"), os.path.join(work, "records")
   if not os.path.exists(os.path.join(records, schema.METADATA_FILE)):
     corpora.write_tweets_tsv(tsv, limit=args.tweets)
-    beam_job.run(["--task-config", os.path.join(tsv, corpora.TWEETS_TASK_FILE),
+    beam_job.run(beam_job.config_from_args(["--task-config", os.path.join(tsv, corpora.TWEETS_TASK_FILE),
                   "--data-dir", tsv, "--vocab-file", os.path.join(minilm, "vocab.txt"),
-                  "--max-seq-length", "128", "--output-dir", records, "--splits", "train,dev"])
+                  "--max-seq-length", "128", "--output-dir", records, "--splits", "train,dev"]))
   metadata = schema.read_metadata(records)
   n_train = metadata.splits["train"].num_examples
   steps_per_epoch = n_train // args.batch_size

@@ -29,10 +29,13 @@ import logging
 import os
 import shutil
 import tempfile
-from typing import Iterator, List, Optional
+from typing import Iterator, List, Optional, Sequence
 
+from apache_beam.options import pipeline_options as beam_options
 from apache_beam.options.pipeline_options import (DirectOptions, PipelineOptions, SetupOptions,
                                                   StandardOptions)
+
+from bertline import errors, flags
 
 log = logging.getLogger("bertline.beam")
 
@@ -71,6 +74,32 @@ def _dask_options():
     raise ValueError("--runner DaskRunner needs Dask: pip install 'bertline[dask]' "
                      f"(missing: {e.name})") from None
   return DaskOptions
+
+
+def check_args(pipeline_args: Sequence[str], own_flags: Sequence[str] = ()) -> None:
+  """Refuses every argument that no Beam options class declares, naming the closest flag.
+
+  Beam itself only logs "Discarding unparseable args" and runs on, so a
+  misspelled `--temp_locaton` (or a bertline flag with a typo, which the
+  command passed on as Beam's) would be silently ignored. The parser is
+  Beam's own, filled the way PipelineOptions.get_all_options fills it, so
+  what passes here is what Beam reads. `own_flags` are the command's own
+  flags, offered as suggestions too.
+  """
+  runner = PipelineOptions(list(pipeline_args)).view_as(StandardOptions).runner
+  if runner in DASK_RUNNERS:
+    _dask_options()  # declares the Dask runner's options
+  parser = beam_options._BeamArgumentParser(allow_abbrev=False)  # pylint: disable=protected-access
+  seen = {}
+  for cls in PipelineOptions.__subclasses__():
+    seen.setdefault(str(cls), cls)
+  for cls in seen.values():
+    cls._add_argparse_args(parser)  # pylint: disable=protected-access
+  _, unknown = parser.parse_known_args(list(pipeline_args))
+  if unknown:
+    beam_flags = [s for action in parser._actions for s in action.option_strings]
+    message = flags.unknown_flag_message(unknown[0], list(own_flags) + beam_flags)
+    raise errors.UsageError(f"{message} (not a flag of this command, nor a Beam pipeline option)")
 
 
 LOCAL_MODES = ("multi_processing", "multi_threading")

@@ -6,16 +6,98 @@ and is raised before any work starts.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
+import math
 import typing
-from typing import Any, Dict, Type, TypeVar
+from typing import Any, Dict, Optional, Sequence, Type, TypeVar
 
 T = TypeVar("T")
 
 
 class ConfigError(ValueError):
   """A bad key or value in a config; the message says what to change."""
+
+
+class SettingError(ConfigError):
+  """A bad value of one setting, whose message names the setting wherever it was given.
+
+  The message is a template holding "{key}": the setting's own name by
+  default, `--max-seq-length` on a command line, `config.yaml.data.max_seq_length`
+  in a run config. One check, one message, every surface named its own way.
+  """
+
+  def __init__(self, key: str, template: str):
+    self.key, self.template = key, template
+    super().__init__(template.replace("{key}", key))
+
+  def named(self, name: str) -> "SettingError":
+    """The same error, the setting called `name` (a flag, or a dotted config key)."""
+    error = SettingError(self.key, self.template)
+    error.args = (self.template.replace("{key}", name),)
+    return error
+
+
+# --- settings: a dataclass field that is also a flag, a config key and a kfp parameter ---------
+def setting(default: Any = dataclasses.MISSING, help: str = "", *, choices: Sequence[Any] = (),
+            minimum: Optional[float] = None, below: str = "", required: bool = False,
+            flag: str = "", cli: bool = True, metavar: Optional[str] = None,
+            const: Any = None) -> Any:
+  """Declares one setting of a stage's config: its default, check and help text, once.
+
+  Args:
+    default: Any. The default value (a list is copied for each instance).
+    help: str. What the setting means, for --help and the docs; the default
+      and the choices are appended by the flag generator (bertline/flags.py).
+    choices: sequence. The valid values, checked by `check_settings`.
+    minimum: number. The smallest valid value, checked by `check_settings`.
+    below: str. The message when the value is below `minimum`, with "{key}"
+      and "{value}" placeholders (default: "{key} must be at least ...").
+    required: bool. A command line must give it (it may stay empty in a run
+      config, where the pipeline sets it for each run).
+    flag: str. The flag's name when it is not --<name with dashes>.
+    cli: bool. Whether the command line has a flag for it.
+    metavar: str. The flag's value placeholder in --help.
+    const: Any. The value of the flag given bare (`--mixed-precision`).
+  """
+  metadata = {"help": help, "choices": tuple(choices), "minimum": minimum, "below": below,
+              "required": required, "flag": flag, "cli": cli, "metavar": metavar,
+              "const": const}
+  if isinstance(default, (list, dict)):
+    value = default
+    return dataclasses.field(default_factory=lambda: copy.deepcopy(value), metadata=metadata)
+  return dataclasses.field(default=default, metadata=metadata)
+
+
+def check_settings(config: Any) -> None:
+  """Checks what `setting()` declared of each field: finite numbers, minimums, choices.
+
+  Called by a config's __post_init__ before its own cross-field checks.
+  Raises SettingError naming the field.
+  """
+  for field in dataclasses.fields(config):
+    value, meta = getattr(config, field.name), field.metadata
+    if isinstance(value, float) and not math.isfinite(value):
+      raise SettingError(field.name, f"{{key}} must be a finite number, got {value}.")
+    minimum = meta.get("minimum")
+    if (minimum is not None and isinstance(value, (int, float)) and not isinstance(value, bool)
+        and value < minimum):
+      template = meta.get("below") or ("{key} must be 0 or more, got {value}." if minimum == 0
+                                       else "{key} must be at least {minimum}, got {value}.")
+      raise SettingError(field.name, template.replace("{value}", str(value)).replace(
+          "{minimum}", str(minimum)))
+    choices = meta.get("choices")
+    if choices and value not in choices:
+      raise SettingError(field.name, f"{{key}}: {value!r} is not one of "
+                         f"{', '.join(map(repr, choices))}")
+
+
+def settings_of(cls: Type[Any], exclude: Sequence[str] = ()) -> Dict[str, Any]:
+  """The default value of every field of `cls` but `exclude`, by name."""
+  config = cls()
+  return {f.name: getattr(config, f.name) for f in dataclasses.fields(cls)
+          if f.name not in exclude}
 
 
 def _check_type(value: Any, tp: Any, where: str) -> Any:
@@ -86,6 +168,8 @@ def from_dict(cls: Type[T], data: Dict[str, Any], where: str = "config") -> T:
     raise ConfigError(f"{where}: missing required key {missing[0]!r}")
   try:
     return cls(**kwargs)
+  except SettingError as e:
+    raise e.named(f"{where}.{e.key}") from None
   except (TypeError, ValueError) as e:
     if isinstance(e, ConfigError):
       raise

@@ -48,12 +48,18 @@ class TrainingDiverged(ValueError):
   """The loss became NaN or Inf (or float16 overflowed at scale 1); the last good checkpoint is kept."""
 
 
+class UsageError(ValueError):
+  """A command line bertline cannot take: an unknown or misspelled flag, found before any work."""
+
+
 class RemoteError(RuntimeError):
   """A remote service (Cloud Storage, ...) failed after retries, or refused our credentials."""
 
 
 def describe(error: BaseException) -> Tuple[int, str]:
   """(exit code, one-line message) for an anticipated fault; (INTERNAL, ...) otherwise."""
+  if isinstance(error, UsageError):
+    return USAGE, str(error)
   if isinstance(error, TrainingDiverged):
     return DIVERGED, str(error)
   if isinstance(error, RemoteError):

@@ -56,9 +56,8 @@ def resolve_data(data_path: str, builtin: str, limit: int, task: str, task_confi
 
 
 def preprocess(corpus: Input[Dataset], builtin: str, data_dir: str, task: str, task_config: str,
-               fingerprint: str, init_checkpoint: str, vocab_file: str, do_lower_case: bool,
-               max_seq_length: int, num_shards: int, compression: str, beam_args: list,
-               examples: Output[Dataset]):
+               fingerprint: str, init_checkpoint: str, vocab_file: str,
+               preprocess_settings: dict, examples: Output[Dataset]):
   """`bertline preprocess`: TSV -> sharded TFRecords + metadata.json in `examples`.
 
   Args:
@@ -67,13 +66,14 @@ def preprocess(corpus: Input[Dataset], builtin: str, data_dir: str, task: str, t
     fingerprint: the data's fingerprint: part of the cache key, so changed
       data at an unchanged path is never served from cache.
     init_checkpoint, vocab_file: the vocab.txt comes from the checkpoint.
-    beam_args: extra Beam options (e.g. ["--runner", "DataflowRunner", ...]).
+    preprocess_settings: the run config's data settings that are
+      PreprocessConfig's (max_seq_length, chunk_bytes, beam_args, ...),
+      checked by that class here.
   """
   from bertline.components import steps
   data_dir, task, task_config = steps.data_source(builtin, corpus.path, data_dir, task, task_config)
   metadata = steps.preprocess(data_dir, examples.path, task, task_config,
-                              steps.vocab_for(init_checkpoint, vocab_file), do_lower_case,
-                              max_seq_length, num_shards, compression, beam_args,
+                              steps.vocab_for(init_checkpoint, vocab_file), preprocess_settings,
                               own_process=True)  # the component's container does only this
   examples.metadata.update({"fingerprint": fingerprint, "labels": metadata["labels"],
                             "max_seq_length": metadata["max_seq_length"],

@@ -12,9 +12,9 @@ execute the same code and make the same decisions:
   re-run whose training key is the last pushed version's pushes nothing).
 
 Each step calls its stage as a library, with the stage's own typed config
-(train.TrainConfig, evaluate.run's arguments, export_model, push); only the
-Beam job takes its arguments as argv, Beam's own way (`run(argv)`), so that
-any Beam option passes through.
+(PreprocessConfig, TrainConfig, evaluate.run's arguments, export_model,
+push); Beam's own options travel in the config's beam_args, each checked
+against the options Beam declares.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import os
 from typing import Any, Dict, List, NamedTuple, Optional
 
 from bertline import corpora, fileio, registry, resources, schema
+from bertline.preprocessing import config as preprocess_config
 
 log = logging.getLogger("bertline.pipeline")
 
@@ -162,22 +163,21 @@ def vocab_for(init_checkpoint: str, vocab_file: str = "") -> str:
 
 
 def preprocess(data_dir: str, output_dir: str, task: str, task_config: str, vocab_file: str,
-               do_lower_case: bool, max_seq_length: int, num_shards: int = 0,
-               compression: str = "none", beam_args: Optional[List[str]] = None,
-               overwrite: bool = False, own_process: bool = False) -> Dict[str, Any]:
+               settings: Dict[str, Any], overwrite: bool = False,
+               own_process: bool = False) -> Dict[str, Any]:
   """The Beam job (`bertline preprocess`); returns the metadata.json it wrote, as a dict.
 
+  settings: the run config's preprocess settings (DataConfig.preprocess_settings),
+    checked again here by PreprocessConfig itself: on a kfp worker they
+    arrive as a JSON parameter.
   own_process: nothing else runs in this process (a pipeline component), see beam_job.run.
   """
-  from bertline.preprocessing import beam_job
-  argv = ["--data-dir", data_dir, "--output-dir", output_dir, "--vocab-file", vocab_file,
-          "--max-seq-length", str(max_seq_length), "--compression", compression,
-          "--do-lower-case" if do_lower_case else "--no-do-lower-case"]
-  argv += ["--task-config", task_config] if task_config else ["--task", task]
-  argv += ["--num-shards", str(num_shards)] if num_shards else []
-  argv += ["--overwrite"] if overwrite else []
-  log.info("preprocess %s", " ".join(argv + list(beam_args or [])))
-  return beam_job.run(argv + list(beam_args or []), own_process=own_process).to_dict()
+  from bertline.preprocessing import beam_job  # Beam: only the steps that run it import it
+  config = preprocess_config.from_settings(
+      settings, task=task, task_config=task_config, data_dir=data_dir, vocab_file=vocab_file,
+      output_dir=output_dir, overwrite=overwrite)
+  log.info("preprocess %s -> %s with %s", data_dir, output_dir, json.dumps(settings, sort_keys=True))
+  return beam_job.run(config, own_process=own_process).to_dict()
 
 
 def pushed_model_dir(pushed_model: str) -> str:

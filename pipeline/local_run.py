@@ -14,7 +14,6 @@ inputs (the data's content included) are unchanged: re-running after a crash
 or a change redoes only what changed, and nothing is ever deleted.
 """
 
-import argparse
 import hashlib
 import json
 import logging
@@ -22,7 +21,7 @@ import os
 import time
 from typing import Any, Dict, List, NamedTuple, Optional
 
-from bertline import fileio, schema
+from bertline import fileio, flags, schema
 from bertline.components import steps
 from bertline.pipeline import config as config_lib
 
@@ -41,8 +40,8 @@ class RunResult(NamedTuple):
   scored: Optional[Dict[str, Any]] = None  # the score step's summary, when the config scores
 
 
-def build_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(
+def build_parser() -> flags.ArgumentParser:
+  parser = flags.ArgumentParser(
       prog="bertline run",
       description="Run the whole pipeline on this machine — preprocess (Beam DirectRunner), "
       "train, evaluate, and export and push when blessed — from one YAML config.",
@@ -104,12 +103,10 @@ def run(config: config_lib.RunConfig, work_dir: Optional[str] = None, run_date: 
                             "task YAML files)")
   vocab = steps.vocab_for(config.model.init_checkpoint, config.model.vocab_file)
   pre_key = _key(resolved.fingerprint, task, task_config and fileio.read_text(task_config),
-                 fileio.sha256_file(vocab), d.do_lower_case, d.max_seq_length, d.num_shards,
-                 d.compression, d.beam_args)
+                 fileio.sha256_file(vocab), d.preprocess_settings(changed_only=False))
   examples = os.path.join(work, "examples", pre_key)
   if _step("preprocess", examples, pre_key):
-    steps.preprocess(data_dir, examples, task, task_config, vocab, d.do_lower_case,
-                     d.max_seq_length, d.num_shards, d.compression, list(d.beam_args),
+    steps.preprocess(data_dir, examples, task, task_config, vocab, d.preprocess_settings(),
                      overwrite=True)
     _mark_done(examples, pre_key)
 

@@ -53,8 +53,7 @@ def parameters(config: config_lib.RunConfig) -> Dict[str, Any]:
       "data_path": d.path, "builtin_data": d.builtin, "data_limit": d.limit, "task": d.task,
       "task_config": d.task_config, "run_date": "",
       "init_checkpoint": config.model.init_checkpoint, "vocab_file": config.model.vocab_file,
-      "do_lower_case": d.do_lower_case, "max_seq_length": d.max_seq_length,
-      "num_shards": d.num_shards, "compression": d.compression, "beam_args": list(d.beam_args),
+      "preprocess_settings": d.preprocess_settings(),
       "train_settings": config.train_settings(), "warm_start": config.warm_start,
       "eval_split": e.split, "thresholds": dict(e.thresholds), "baseline": e.baseline,
       "max_regression": e.max_regression, "push_to": config.push.to,
@@ -82,11 +81,7 @@ def build(config: config_lib.RunConfig) -> Callable:
       run_date: str = defaults["run_date"],
       init_checkpoint: str = defaults["init_checkpoint"],
       vocab_file: str = defaults["vocab_file"],
-      do_lower_case: bool = defaults["do_lower_case"],
-      max_seq_length: int = defaults["max_seq_length"],
-      num_shards: int = defaults["num_shards"],
-      compression: str = defaults["compression"],
-      beam_args: list = defaults["beam_args"],
+      preprocess_settings: dict = defaults["preprocess_settings"],
       train_settings: dict = defaults["train_settings"],
       warm_start: bool = defaults["warm_start"],
       eval_split: str = defaults["eval_split"],
@@ -113,9 +108,8 @@ def build(config: config_lib.RunConfig) -> Callable:
         corpus=data.outputs["corpus"], builtin=builtin_data, data_dir=data.outputs["data_dir"],
         task=data.outputs["task"], task_config=data.outputs["task_config"],
         fingerprint=data.outputs["fingerprint"], init_checkpoint=init_checkpoint,
-        vocab_file=vocab_file, do_lower_case=do_lower_case, max_seq_length=max_seq_length,
-        num_shards=num_shards, compression=compression,
-        beam_args=beam_args).set_display_name("preprocess")
+        vocab_file=vocab_file,
+        preprocess_settings=preprocess_settings).set_display_name("preprocess")
     _apply(examples, p.preprocess, p.caching)
 
     trained = ops.train(

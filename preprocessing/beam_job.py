@@ -16,7 +16,6 @@ atomically, so a directory with a metadata.json is a finished run.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import threading
 import time
@@ -25,51 +24,35 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import apache_beam as beam
 
-from bertline import beam_runner, fileio, line_shards, schema
+from bertline import beam_runner, fileio, flags, line_shards, schema
 from bertline.preprocessing import processors
+from bertline.preprocessing.config import DEFAULT_SPLITS, PreprocessConfig
 
 log = logging.getLogger("bertline.preprocess")
 
 
 
-def build_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(
+def build_parser() -> flags.ArgumentParser:
+  parser = flags.ArgumentParser(
       prog="bertline preprocess",
       description="Tokenize a TSV corpus exactly as google-research/bert does and write sharded "
-      "TFRecords plus metadata.json. Unrecognised options go to Apache Beam "
-      "(e.g. --runner DataflowRunner --project P --region R --temp_location gs://...).",
+      "TFRecords plus metadata.json.\n\nOther options go to Apache Beam, which must declare "
+      "them (e.g. --runner DataflowRunner --project P --region R --temp_location gs://...); a "
+      "flag neither has is refused.",
       epilog="built-in tasks: " + ", ".join(processors.BUILTIN_TASKS) +
-      ". Example: bertline preprocess --task mrpc --data-dir glue/MRPC --vocab-file vocab.txt "
-      "--do-lower-case --max-seq-length 128 --output-dir work/mrpc")
-  parser.add_argument("--task", help="built-in task name (see below)")
-  parser.add_argument("--task-config", help="YAML file describing a custom TSV task "
-                      "(see examples/tasks/); replaces --task")
-  parser.add_argument("--data-dir", required=True, help="directory holding the task's TSV files")
-  parser.add_argument("--vocab-file", required=True, help="BERT vocab.txt of the model to train")
-  parser.add_argument("--do-lower-case", action=argparse.BooleanOptionalAction, default=True,
-                      help="lower-case and strip accents (uncased models; default); "
-                      "--no-do-lower-case for cased and Chinese-cased models")
-  parser.add_argument("--max-seq-length", type=int, default=128,
-                      help="tokens per example incl. [CLS]/[SEP]; longer inputs are truncated "
-                      "as run_classifier does (default 128)")
-  parser.add_argument("--output-dir", required=True, help="where TFRecords and metadata.json go")
-  parser.add_argument("--splits", default="train,dev,test",
-                      help="comma-separated splits to process (default train,dev,test; splits "
-                      "the task lacks are skipped when left at the default)")
-  parser.add_argument("--num-shards", type=int, default=0,
-                      help="TFRecord shards per split (default 0: one per --chunk-bytes range of "
-                      "the input, each written by one worker)")
-  parser.add_argument("--compression", choices=sorted(schema.COMPRESSION_SUFFIX), default="none",
-                      help="TFRecord compression (default none)")
-  parser.add_argument("--batch-size", type=int, default=1024,
-                      help="texts tokenized per graph call (default 1024; larger batches amortise the "
-                      "per-call overhead, measured in benchmarks/preprocess.py)")
-  parser.add_argument("--chunk-bytes", type=int, default=line_shards.DEFAULT_CHUNK_BYTES,
-                      help="bytes of input per unit of work (default 1 MiB); the driver cuts files "
-                      "by size alone, so smaller spreads a small corpus over more workers")
-  parser.add_argument("--overwrite", action="store_true",
-                      help="replace a finished output in --output-dir (refused by default)")
+      ".\n\nexample:\n  bertline preprocess --task mrpc --data-dir glue/MRPC --vocab-file "
+      "vocab.txt --max-seq-length 128 --output-dir work/mrpc")
+  flags.add_config_flags(parser, PreprocessConfig)
   return parser
+
+
+def config_from_args(argv: Optional[List[str]] = None) -> PreprocessConfig:
+  """The config of a command line: preprocess's flags, and Beam's options as beam_args."""
+  parser = build_parser()
+  args, beam_args = parser.parse_known_args(argv)
+  # A misspelled flag is refused as such, before a required flag it meant is missed.
+  beam_runner.check_args(beam_args, parser.flag_names())
+  return flags.config_from_flags(PreprocessConfig, args, parser, beam_args=beam_args)
 
 
 class ShardTask(NamedTuple):
@@ -244,25 +227,17 @@ def _is_utf8(data: bytes) -> bool:
     return False
 
 
-def _validate(args, task: processors.TaskSpec) -> List[str]:
-  """Checks everything that can be checked before a worker starts; returns the splits."""
+def _validate(args: PreprocessConfig, task: processors.TaskSpec) -> List[str]:
+  """Checks the files before a worker starts (the config checked its values); returns the splits."""
   fileio.check_credentials(args.data_dir, args.output_dir, args.vocab_file)
-  if args.max_seq_length < 3:
-    raise ValueError(f"--max-seq-length {args.max_seq_length} is too small: [CLS] and [SEP] "
-                     "need 2 positions (3 for pairs). Use e.g. 128.")
-  if args.num_shards < 0:
-    raise ValueError(f"--num-shards {args.num_shards}: give 0 (one shard per input range) or a "
-                     "positive number of shards per split.")
-  if args.chunk_bytes < 1:
-    raise ValueError(f"--chunk-bytes {args.chunk_bytes}: give a positive size, e.g. 1048576.")
   if args.max_seq_length > 512:
     log.warning("--max-seq-length %d exceeds the 512 positions Google's BERT models were trained "
                 "with; training will refuse it unless the model has more.", args.max_seq_length)
   if not fileio.exists(args.vocab_file):
     raise FileNotFoundError(f"--vocab-file {args.vocab_file} not found; it is the vocab.txt "
                             "shipped with the checkpoint you will fine-tune.")
-  requested = [s.strip() for s in args.splits.split(",") if s.strip()]
-  default = args.splits == build_parser().get_default("splits")
+  requested = args.split_names()
+  default = args.splits == DEFAULT_SPLITS
   splits = []
   for split in requested:
     if split not in task.splits:
@@ -364,19 +339,20 @@ def single_threaded_ops() -> bool:
   return True
 
 
-def run(argv: Optional[List[str]] = None, save_main_session: bool = True,
+def run(config: PreprocessConfig, save_main_session: bool = True,
         own_process: bool = False) -> schema.DataMetadata:
   """Builds and runs the preprocess pipeline; returns the metadata it wrote.
 
   Args:
-    argv: the command line (bertline's flags and Beam's).
+    config: the settings (config_from_args reads them from a command line).
     save_main_session: pickle the main session for remote workers.
     own_process: this process runs the job and nothing after it (the CLI, a
       pipeline component's container), so TensorFlow's threads are set for
       encoding alone (single_threaded_ops). `bertline run` trains next in the
       same process, and leaves them.
   """
-  args, pipeline_args = build_parser().parse_known_args(argv)
+  args, pipeline_args = config, config.beam_args
+  beam_runner.check_args(pipeline_args, flags.flag_names(PreprocessConfig))  # before any work
   if own_process:
     single_threaded_ops()
   task = processors.get_task(args.task, args.task_config)
@@ -505,7 +481,7 @@ def _run_pipeline(args, task: processors.TaskSpec, splits: List[str], pipeline_a
 
 
 def main(argv: List[str]) -> int:
-  metadata = run(argv, own_process=True)
+  metadata = run(config_from_args(argv), own_process=True)
   total = sum(s.num_examples for s in metadata.splits.values())
   print(f"preprocess: {total} examples in {len(metadata.splits)} split(s); labels {metadata.labels}")
   return 0

@@ -27,9 +27,9 @@ def tweets_data(tmp_path_factory):
   root = tmp_path_factory.mktemp("tweets")
   tsv, out = str(root / "tsv"), str(root / "data")
   corpora.write_tweets_tsv(tsv, limit=600, dev_fraction=0.2, test_fraction=0.2)
-  beam_job.run(["--task-config", os.path.join(tsv, corpora.TWEETS_TASK_FILE), "--data-dir", tsv,
+  beam_job.run(beam_job.config_from_args(["--task-config", os.path.join(tsv, corpora.TWEETS_TASK_FILE), "--data-dir", tsv,
                 "--vocab-file", VOCAB, "--max-seq-length", "40", "--output-dir", out,
-                "--num-shards", "2"])
+                "--num-shards", "2"]))
   return {"tsv": tsv, "data": out}
 
 

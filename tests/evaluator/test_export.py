@@ -216,9 +216,9 @@ def _preprocess_pairs(tmp_path, pairs):
     (tsv / f"{split}.tsv").write_text("".join(f"{i}\t{a}\t{b}\t{i % 2}\n"
                                               for i, (a, b) in enumerate(clean)), encoding="utf-8")
   out = str(tmp_path / "pairs_data")
-  beam_job.run(["--task-config", os.path.join(ROOT, "examples", "tasks", "reviews_pairs.yaml"),
+  beam_job.run(beam_job.config_from_args(["--task-config", os.path.join(ROOT, "examples", "tasks", "reviews_pairs.yaml"),
                 "--data-dir", str(tsv), "--vocab-file", VOCAB, "--max-seq-length", "40",
-                "--output-dir", out, "--num-shards", "1"])
+                "--output-dir", out, "--num-shards", "1"]))
   return out
 
 
@@ -307,9 +307,9 @@ def test_graph_ids_equal_preprocess_on_the_whole_tweet_corpus(tmp_path):
 
   tsv, data = str(tmp_path / "tsv"), str(tmp_path / "data")
   corpora.write_tweets_tsv(tsv, dev_fraction=0.0, test_fraction=0.0)
-  beam_job.run(["--task-config", os.path.join(tsv, corpora.TWEETS_TASK_FILE), "--data-dir", tsv,
+  beam_job.run(beam_job.config_from_args(["--task-config", os.path.join(tsv, corpora.TWEETS_TASK_FILE), "--data-dir", tsv,
                 "--vocab-file", VOCAB, "--max-seq-length", "128", "--output-dir", data,
-                "--splits", "train"])
+                "--splits", "train"]))
   model_dir = str(tmp_path / "model")
   make_model_dir(model_dir, data)
   loaded = tf.saved_model.load(export.export_model(model_dir, str(tmp_path / "e")))

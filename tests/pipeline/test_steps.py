@@ -127,3 +127,29 @@ def test_the_evaluate_component_logs_per_class_metrics_and_a_binary_roc_curve(mo
   assert [p["recall"] for p in ui["confidenceMetrics"]] == computed["roc_curve"]["tpr"]
   assert ui["confusionMatrix"]["annotationSpecs"] == [{"displayName": "neg"},
                                                       {"displayName": "pos"}]
+
+
+def test_a_run_configs_data_settings_reach_preprocess(tmp_path):
+  """data.chunk_bytes is PreprocessConfig's own setting: one declaration, in the run config too."""
+  from bertline import resources
+  from bertline.pipeline import config as config_lib
+  data = tmp_path / "sst"
+  data.mkdir()
+  rows = "".join(f"review number {i} was {'good' if i % 2 else 'bad'}\t{i % 2}\n"
+                 for i in range(400))
+  for split in ("train", "dev"):
+    (data / f"{split}.tsv").write_text("sentence\tlabel\n" + rows)
+  vocab = os.path.join(resources.minilm_dir(), "vocab.txt")
+  size = (data / "train.tsv").stat().st_size
+  shards = {}
+  for chunk_bytes in (None, size // 3 + 1):
+    overrides = [f"data.path={data}", "data.task=sst-2", "data.max_seq_length=16"]
+    overrides += [f"data.chunk_bytes={chunk_bytes}"] if chunk_bytes else []
+    d = config_lib.from_dict({}, overrides=overrides).data
+    assert d.preprocess_settings().get("chunk_bytes") == chunk_bytes
+    out = str(tmp_path / f"out-{chunk_bytes}")
+    metadata = steps.preprocess(str(data), out, d.task, d.task_config, vocab,
+                                d.preprocess_settings())
+    assert metadata["max_seq_length"] == 16 and metadata["splits"]["train"]["num_examples"] == 400
+    shards[chunk_bytes] = len(metadata["splits"]["train"]["files"])
+  assert shards == {None: 1, size // 3 + 1: 3}

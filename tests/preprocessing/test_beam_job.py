@@ -45,9 +45,9 @@ def test_mrpc_pairs_match_run_classifier_with_gzip(tmp_path):
               "test": ref.get_test_examples(data)}
   with open(os.path.join(data, "train.tsv"), "ab") as f:
     f.write(b"1\tonly three\tcolumns\r\n9\ta\tb\tunknown label\tx\r\n")
-  metadata = beam_job.run(["--task", "mrpc", "--data-dir", data, "--vocab-file", VOCAB,
+  metadata = beam_job.run(beam_job.config_from_args(["--task", "mrpc", "--data-dir", data, "--vocab-file", VOCAB,
                            "--max-seq-length", "24", "--output-dir", out, "--compression", "gzip",
-                           "--num-shards", "2"])
+                           "--num-shards", "2"]))
   assert metadata.has_text_b and metadata.compression == "gzip"
   assert len(metadata.split_files(out, "train")) == 2
   assert all(f.endswith(".tfrecord.gz") for f in metadata.split_files(out, "train"))
@@ -67,9 +67,9 @@ def test_mrpc_pairs_match_run_classifier_with_gzip(tmp_path):
 def test_real_tweets_custom_task(tmp_path):
   data, out = str(tmp_path / "data"), str(tmp_path / "out")
   corpora.write_tweets_tsv(data, limit=400)
-  metadata = beam_job.run(["--task-config", os.path.join(data, corpora.TWEETS_TASK_FILE), "--data-dir", data,
+  metadata = beam_job.run(beam_job.config_from_args(["--task-config", os.path.join(data, corpora.TWEETS_TASK_FILE), "--data-dir", data,
                            "--vocab-file", VOCAB, "--max-seq-length", "48", "--output-dir", out,
-                           "--splits", "train,dev"])
+                           "--splits", "train,dev"]))
   assert metadata.labels == ["negative", "neutral", "positive"] and not metadata.has_text_b
   assert set(metadata.splits) == {"train", "dev"}
   rc = reference.reference_run_classifier()
@@ -84,8 +84,8 @@ def test_real_tweets_custom_task(tmp_path):
   assert metadata.splits["train"].num_invalid_utf8 > 0  # the real tweets' bad bytes
   # A finished output is never silently replaced.
   with pytest.raises(FileExistsError, match="holds a finished run"):
-    beam_job.run(["--task-config", os.path.join(data, corpora.TWEETS_TASK_FILE), "--data-dir", data,
-                  "--vocab-file", VOCAB, "--output-dir", out])
+    beam_job.run(beam_job.config_from_args(["--task-config", os.path.join(data, corpora.TWEETS_TASK_FILE), "--data-dir", data,
+                  "--vocab-file", VOCAB, "--output-dir", out]))
 
 
 def test_bad_invocations_fail_before_any_work(tmp_path):
@@ -93,18 +93,18 @@ def test_bad_invocations_fail_before_any_work(tmp_path):
   _glue_fixture("cola", data)
   base = ["--data-dir", data, "--vocab-file", VOCAB, "--output-dir", str(tmp_path / "o")]
   with pytest.raises(FileNotFoundError, match=r"dev_matched.tsv not found. Task 'mnli' expects"):
-    beam_job.run(["--task", "mnli"] + base)
+    beam_job.run(beam_job.config_from_args(["--task", "mnli"] + base))
   with pytest.raises(ValueError, match="task 'cola' has no split 'valid'"):
-    beam_job.run(["--task", "cola", "--splits", "train,valid"] + base)
+    beam_job.run(beam_job.config_from_args(["--task", "cola", "--splits", "train,valid"] + base))
   with pytest.raises(ValueError, match="--num-shards -1: give 0"):
-    beam_job.run(["--task", "cola", "--num-shards", "-1"] + base)
+    beam_job.run(beam_job.config_from_args(["--task", "cola", "--num-shards", "-1"] + base))
   with pytest.raises(ValueError, match="--chunk-bytes 0: give a positive size"):
-    beam_job.run(["--task", "cola", "--chunk-bytes", "0"] + base)
+    beam_job.run(beam_job.config_from_args(["--task", "cola", "--chunk-bytes", "0"] + base))
   with pytest.raises(ValueError, match="--max-seq-length 2 is too small"):
-    beam_job.run(["--task", "cola", "--max-seq-length", "2"] + base)
+    beam_job.run(beam_job.config_from_args(["--task", "cola", "--max-seq-length", "2"] + base))
   with pytest.raises(FileNotFoundError, match="--vocab-file .*nope.txt not found"):
-    beam_job.run(["--task", "cola", "--data-dir", data, "--vocab-file", "nope.txt",
-                  "--output-dir", str(tmp_path / "o")])
+    beam_job.run(beam_job.config_from_args(["--task", "cola", "--data-dir", data, "--vocab-file", "nope.txt",
+                  "--output-dir", str(tmp_path / "o")]))
   assert not os.path.exists(tmp_path / "o")
 
 
@@ -142,12 +142,12 @@ def test_the_driver_reads_no_rows_whatever_the_corpus_size(tmp_path, monkeypatch
     (data / "train.tsv").write_bytes(b"label\ttext\n" + body)
     (data / "task.yaml").write_text("name: t\nlabels: [negative, neutral, positive]\nsplits:\n"
                                     "  train: {file: train.tsv, header: true, text_a: 1, label: 0}\n")
-    metadata = beam_job.run(["--task-config", str(data / "task.yaml"), "--data-dir", str(data),
+    metadata = beam_job.run(beam_job.config_from_args(["--task-config", str(data / "task.yaml"), "--data-dir", str(data),
                              "--vocab-file", VOCAB, "--max-seq-length", "16", "--output-dir",
                              str(tmp_path / f"o{rows}"), "--splits", "train",
                              "--chunk-bytes", "100000", "--direct_num_workers", "2",
                              # Worker processes: reads in this process are the driver's alone.
-                             "--direct_running_mode", "multi_processing"])
+                             "--direct_running_mode", "multi_processing"]))
     assert metadata.splits["train"].num_examples == rows
   small, large = (read[str(tmp_path / f"d{n}" / "train.tsv")] for n in (2000, 20000))
   assert small == large == 1 << 16  # the head only, however large the file
@@ -168,3 +168,21 @@ def test_single_threaded_ops_only_before_tensorflow_starts():
   before = tf.config.threading.get_intra_op_parallelism_threads()
   assert not beam_job.single_threaded_ops()
   assert tf.config.threading.get_intra_op_parallelism_threads() == before != 1
+
+
+@pytest.mark.parametrize("flag,closest", [("--max-seq-lenght", "--max-seq-length"),
+                                          ("--direct_num_worker", "--direct_num_workers"),
+                                          ("--temp_locaton", "--temp_location")])
+def test_a_misspelled_flag_or_beam_option_is_refused_before_any_work(tmp_path, flag, closest):
+  """Beam only logs the options it cannot parse, and runs on; bertline refuses them."""
+  data = str(tmp_path / "data")
+  _glue_fixture("cola", data)
+  result = subprocess.run(
+      [sys.executable, "-m", "bertline", "preprocess", "--task", "cola", "--data-dir", data,
+       "--vocab-file", VOCAB, "--output-dir", str(tmp_path / "o"), flag, "2"],
+      capture_output=True, text=True, timeout=300)
+  assert result.returncode == 2, result.stderr
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith(f"bertline preprocess: error: unknown flag {flag}; did you mean "
+                         f"{closest}?") and "Traceback" not in result.stderr
+  assert not os.path.exists(tmp_path / "o")

@@ -38,9 +38,9 @@ def corpus(tmp_path_factory):
 
 
 def _preprocess(data, out, *runner_args):
-  return beam_job.run(["--task-config", os.path.join(data, corpora.TWEETS_TASK_FILE),
+  return beam_job.run(beam_job.config_from_args(["--task-config", os.path.join(data, corpora.TWEETS_TASK_FILE),
                        "--data-dir", data, "--vocab-file", VOCAB, "--max-seq-length", "48",
-                       "--output-dir", out, "--chunk-bytes", "40000", *runner_args])
+                       "--output-dir", out, "--chunk-bytes", "40000", *runner_args]))
 
 
 @pytest.fixture(scope="module")
@@ -138,13 +138,12 @@ data:
   path: {corpus}
   task_config: {os.path.join(corpus, corpora.TWEETS_TASK_FILE)}
   max_seq_length: 48
-  beam_args: ["--runner", "DaskRunner", "--dask_client_address", "{address}",
-              "--chunk-bytes", "40000"]
+  chunk_bytes: 40000
+  beam_args: ["--runner", "DaskRunner", "--dask_client_address", "{address}"]
 model:
   vocab_file: {VOCAB}
 """)
   d = run_config.load(str(path)).data
   out = str(tmp_path / "out")
-  steps.preprocess(d.path, out, d.task, d.task_config, VOCAB, d.do_lower_case, d.max_seq_length,
-                   d.num_shards, d.compression, list(d.beam_args))
+  steps.preprocess(d.path, out, d.task, d.task_config, VOCAB, d.preprocess_settings())
   _assert_same_output(direct[0], direct[1], out, schema.read_metadata(out))

@@ -83,7 +83,7 @@ def test_the_wheel_runs_the_preprocess_in_a_clean_worker_environment(tmp_path):
   args = ["preprocess", "--task-config", os.path.join(data, corpora.TWEETS_TASK_FILE),
           "--data-dir", data, "--vocab-file", VOCAB, "--max-seq-length", "48",
           "--chunk-bytes", "30000"]
-  metadata = beam_job.run(args[1:] + ["--output-dir", local])
+  metadata = beam_job.run(beam_job.config_from_args(args[1:] + ["--output-dir", local]))
 
   # What Beam's SDK worker image holds, and nothing of this environment.
   env_dir = str(tmp_path / "worker-venv")

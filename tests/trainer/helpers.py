@@ -44,9 +44,9 @@ def write_language_task(data_dir: str, n_train: int = 320, n_dev: int = 72, seed
 def preprocess_language_task(root: str, max_seq_length: int = 64, num_shards: int = 2) -> str:
   data, out = os.path.join(root, "tsv"), os.path.join(root, "records")
   task = write_language_task(data)
-  beam_job.run(["--task-config", task, "--data-dir", data, "--vocab-file", VOCAB,
+  beam_job.run(beam_job.config_from_args(["--task-config", task, "--data-dir", data, "--vocab-file", VOCAB,
                 "--max-seq-length", str(max_seq_length), "--output-dir", out,
-                "--num-shards", str(num_shards), "--splits", "train,dev"])
+                "--num-shards", str(num_shards), "--splits", "train,dev"]))
   return out
 
 
