@@ -15,7 +15,7 @@ import sys
 import traceback
 from typing import List, Optional
 
-from bertline import errors
+from bertline import errors, flags
 
 # name -> (module, one-line summary). Order is the order of the pipeline.
 COMMANDS = {
@@ -49,9 +49,14 @@ COMMANDS = {
 }
 
 
-def _top_parser() -> argparse.ArgumentParser:
+# Commands whose module loads TensorFlow at its top take their flags from a module that does
+# not: the CLI parses with it first, so `--help` and a misspelled flag answer at once.
+FLAGS_MODULES = {"train": "bertline.trainer.config"}
+
+
+def _top_parser() -> flags.ArgumentParser:
   lines = [f"  {name:<17} {summary}" for name, (_, summary) in COMMANDS.items()]
-  parser = argparse.ArgumentParser(
+  parser = flags.ArgumentParser(
       prog="bertline",
       formatter_class=argparse.RawDescriptionHelpFormatter,
       description="Fine-tune BERT-family text classifiers as a pipeline of stages:\n"
@@ -89,6 +94,8 @@ def main(argv: Optional[List[str]] = None) -> int:
   if not args.verbose:
     _quiet_beam_import_notices()
   module_name, _ = COMMANDS[args.command]
+  if args.command in FLAGS_MODULES:
+    importlib.import_module(FLAGS_MODULES[args.command]).build_parser().parse_args(argv[split + 1:])
   module = importlib.import_module(module_name)
   try:
     return int(module.main(argv[split + 1:]) or 0)

@@ -37,7 +37,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 
-from bertline import beam_runner, fileio, line_shards, registry, schema
+from bertline import beam_runner, fileio, flags, line_shards, registry, schema
 from bertline.evaluator import scoring
 from bertline.evaluator.score_inputs import FORMATS, InputSpec, Row, expand_inputs, parse, tsv_columns
 
@@ -287,6 +287,7 @@ def _suffix(compression: str) -> str:
 def run(config: ScoreConfig) -> Dict[str, Any]:
   """Scores every row of the inputs; returns the summary it published."""
   config.check()
+  beam_runner.check_args(config.beam_args, build_parser().flag_names())  # before any work
   fileio.check_credentials(config.model, config.output, *config.inputs)
   model = resolve_model(config.model)
   spec = config.input_spec
@@ -387,23 +388,25 @@ def _publish(config: ScoreConfig, work: str, summary: Dict[str, Any]) -> None:
 
 # --- CLI ---------------------------------------------------------------------------------------
 
-def build_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(
+def build_parser() -> flags.ArgumentParser:
+  parser = flags.ArgumentParser(
       prog="bertline score",
       description="Score every row of text files with an exported model on Apache Beam "
       "(RunInference): OUTPUT/predictions-*.jsonl with id, label, probabilities and "
       "model_version per row, OUTPUT/rejected/rows.tsv for rows that cannot be scored, "
-      "OUTPUT/summary.json last. Unrecognised options go to Beam (--runner DaskRunner, "
-      "--runner DataflowRunner --project P --region R --temp_location gs://...).",
+      "OUTPUT/summary.json last.\n\nOther options go to Apache Beam, which must declare "
+      "them (--runner DaskRunner, --runner DataflowRunner --project P --region R "
+      "--temp_location gs://...); a flag neither has is refused.",
       epilog="Examples: bertline score --model registry --input 'new/*.txt' --output scored; "
       "bertline score --model export/3 --input rows.tsv --format tsv --text-a text --id "
       "row_id --output scored")
-  parser.add_argument("--model", required=True,
+  # Required, but checked after Beam's options are: a misspelled flag is named as such first.
+  parser.add_argument("--model",
                       help="an exported version directory, or a push target (its last pushed "
-                      "version is used); local or gs://")
-  parser.add_argument("--input", required=True, action="append",
-                      help="a file, glob or gs:// pattern; repeat for more")
-  parser.add_argument("--output", required=True, help="output directory (local or gs://)")
+                      "version is used); local or gs:// [required]")
+  parser.add_argument("--input", action="append",
+                      help="a file, glob or gs:// pattern; repeat for more [required]")
+  parser.add_argument("--output", help="output directory (local or gs://) [required]")
   parser.add_argument("--format", choices=FORMATS, default="text",
                       help="text: one text per line (default); tsv: columns by index or header "
                       "name; jsonl: one JSON object per line")
@@ -430,7 +433,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(argv: List[str]) -> ScoreConfig:
-  args, beam_args = build_parser().parse_known_args(argv)
+  parser = build_parser()
+  args, beam_args = parser.parse_known_args(argv)
+  beam_runner.check_args(beam_args, parser.flag_names())
+  missing = [flag for flag in ("--model", "--input", "--output") if not getattr(args, flag[2:])]
+  if missing:
+    parser.error(f"the following flags are required: {', '.join(missing)}")
   spec = InputSpec(args.format, args.text_a, args.text_b, args.id, args.header)
   return ScoreConfig(args.model, tuple(args.input), args.output, spec, args.compression,
                      args.batch_size, args.chunk_bytes, args.num_shards, args.overwrite,

@@ -13,14 +13,13 @@ model now in production, as exported — is scored on the very same examples.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from bertline import fileio, schema
+from bertline import fileio, flags, schema
 from bertline.evaluator import blessing as blessing_lib
 from bertline.evaluator import metrics as metrics_lib
 from bertline.evaluator import scoring
@@ -100,8 +99,8 @@ def run(model_dir: str, data_dir: str, split: str = "dev", baseline_model: Optio
           "blessing_file": blessing_file}
 
 
-def build_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(
+def build_parser() -> flags.ArgumentParser:
+  parser = flags.ArgumentParser(
       prog="bertline evaluate",
       description="Metrics of a trained model on a preprocessed split (metrics.json) and a "
       "blessing against thresholds and the production model (blessing.json).")

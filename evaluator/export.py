@@ -43,7 +43,7 @@ import time
 import uuid
 from typing import Any, Dict, List, Optional
 
-from bertline import fileio, records, schema
+from bertline import fileio, flags, records, schema
 from bertline.evaluator import scoring
 
 log = logging.getLogger("bertline.export")
@@ -425,8 +425,8 @@ def _version_arg(text: str) -> int:
   return int(text)
 
 
-def build_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(
+def build_parser() -> flags.ArgumentParser:
+  parser = flags.ArgumentParser(
       prog="bertline export",
       description="Write <export-dir>/<version>/, a SavedModel with signatures serving_default "
       "(raw text, tokenized in the graph), serve_features, serve_examples and classification "

@@ -11,13 +11,12 @@ SavedModel version directory (loaded and scored by `evaluator.scoring`).
 
 from __future__ import annotations
 
-import argparse
 import logging
 from typing import List, Optional
 
 import numpy as np
 
-from bertline import fileio, schema
+from bertline import fileio, flags, schema
 from bertline.evaluator import scoring
 from bertline.evaluator.scoring import DEFAULT_BATCH_SIZE
 
@@ -60,8 +59,8 @@ def run(model: str, data_dir: str, split: str = "test", output: Optional[str] = 
   return output
 
 
-def build_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(
+def build_parser() -> flags.ArgumentParser:
+  parser = flags.ArgumentParser(
       prog="bertline predict",
       description="Class probabilities for every example of a preprocessed split, one line per "
       "example in input order, tab-separated as run_classifier's test_results.tsv.")

@@ -53,7 +53,7 @@ import time
 import uuid
 from typing import Dict, List, Optional, Tuple
 
-from bertline import errors, fileio, schema
+from bertline import errors, fileio, flags, schema
 from bertline.evaluator import blessing as blessing_lib
 from bertline.evaluator import quantize, scoring, serving_check, vertex_registry
 
@@ -74,8 +74,8 @@ class ChecksumMismatch(IOError):
   """An uploaded object's checksum differs from the local file's."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(
+def build_parser() -> flags.ArgumentParser:
+  parser = flags.ArgumentParser(
       prog="bertline push",
       description="Copy an exported model version (E/<version>) to gs://bucket/path/<version> or "
       "a local directory, only if blessed, never overwriting a pushed version; a completion "

@@ -6,17 +6,16 @@ submission. The checked-in pipeline.yaml is exactly what `make pipeline`
 writes; tests/pipeline/test_compile.py fails when it drifts.
 """
 
-import argparse
 import os
 import tempfile
 from typing import List, Optional
 
-from bertline import fileio
+from bertline import fileio, flags
 from bertline.pipeline import config as config_lib
 
 
-def build_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(
+def build_parser() -> flags.ArgumentParser:
+  parser = flags.ArgumentParser(
       prog="bertline compile",
       description="Compile the bertline Kubeflow pipeline (kfp v2) to a YAML file that Kubeflow "
       "Pipelines and Vertex AI Pipelines run.",

@@ -16,11 +16,11 @@ day's prefix, so a cached result of last week's data is never reused; with
 is pushed.
 """
 
-import argparse
 import json
 import re
 from typing import Any, List, NamedTuple, Optional, Tuple
 
+from bertline import flags
 from bertline.pipeline import config as config_lib
 from bertline.pipeline import submit
 
@@ -117,8 +117,8 @@ def parse_cron(text: str) -> Cron:
   return Cron(timezone, fields)
 
 
-def build_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(
+def build_parser() -> flags.ArgumentParser:
+  parser = flags.ArgumentParser(
       prog="bertline schedule",
       description="Schedule recurring retraining: each run reads that day's data (a {date} data "
       "path), may warm-start from the last pushed model, and pushes only a model that beats it.",

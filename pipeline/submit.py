@@ -17,7 +17,7 @@ import os
 import tempfile
 from typing import Any, Dict, List, Optional
 
-from bertline import fileio, resources
+from bertline import fileio, flags, resources
 from bertline.pipeline import config as config_lib
 
 log = logging.getLogger("bertline.pipeline")
@@ -40,8 +40,8 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
                       help="compile and print what would be submitted, without contacting anyone")
 
 
-def build_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(
+def build_parser() -> flags.ArgumentParser:
+  parser = flags.ArgumentParser(
       prog="bertline submit",
       description="Compile the pipeline for a run config and submit one run to Kubeflow "
       "Pipelines (--host) or Vertex AI Pipelines (--vertex --project --region).",

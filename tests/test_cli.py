@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -44,3 +45,50 @@ def test_beams_import_notices_about_bigquery_are_kept_for_verbose_runs_only():
   assert "apitools" not in quiet.stderr and "bigquery" not in quiet.stderr
   verbose = _bertline("--verbose", "preprocess", "--help")
   assert verbose.returncode == 0 and "apitools not found" in verbose.stderr
+
+
+# Every command, a flag it has, misspelled: refused by name before any work.
+MISSPELLED = {"preprocess": "--max-seq-lenght", "train": "--learning-rat", "distill":
+              "--student-layer", "evaluate": "--modle-dir", "predict": "--data-dri",
+              "export": "--export-dri", "push": "--too", "score": "--chunk-byte",
+              "extract-features": "--layer", "run": "--conifg", "compile": "--outptu",
+              "submit": "--conifg", "schedule": "--conifg"}
+
+
+def test_every_command_refuses_a_misspelled_flag_with_the_closest_name():
+  assert sorted(MISSPELLED) == sorted(cli.COMMANDS)
+  script = ("import contextlib, io, json, sys\nfrom bertline import cli\nout = {}\n"
+            f"for command, flag in {MISSPELLED!r}.items():\n"
+            "  err = io.StringIO()\n"
+            "  with contextlib.redirect_stderr(err):\n"
+            "    try:\n"
+            "      code = cli.main([command, flag, '1'])\n"
+            "    except SystemExit as e:\n"
+            "      code = e.code\n"
+            "  out[command] = [code, err.getvalue().strip().splitlines()[-1:]]\n"
+            "print(json.dumps(out))\n")
+  result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=600)
+  outcome = json.loads(result.stdout.strip().splitlines()[-1])
+  for command, (code, last) in outcome.items():
+    assert code == 2, (command, code, last)
+    assert f"unknown flag {MISSPELLED[command]}; did you mean" in last[0], (command, last)
+
+
+def test_help_and_the_run_config_load_no_tensorflow():
+  """`--help` answers at once, and a pipeline is configured and compiled without TensorFlow."""
+  script = ("import contextlib, io, sys\nfrom bertline import cli\nimport bertline.pipeline.config\n"
+            "loaded = []\n"
+            "for argv in [['--help']] + [[c, '--help'] for c in cli.COMMANDS]:\n"
+            "  with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    try:\n"
+            "      cli.main(argv)\n"
+            "    except SystemExit:\n"
+            "      pass\n"
+            "  if 'tensorflow' in sys.modules:\n"
+            "    loaded.append(argv)\n"
+            "    break\n"
+            "print('loaded by', loaded)\n")
+  result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=600)
+  assert result.stdout.strip().splitlines()[-1] == "loaded by []", result.stdout + result.stderr

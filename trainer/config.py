@@ -8,10 +8,12 @@ keys and values.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Dict, List, Optional
 
-from bertline import configs
+import yaml
+
+from bertline import configs, fileio, flags
+from bertline.configs import setting
 
 # See trainer/strategy.py for what each one builds.
 STRATEGIES = ("auto", "cpu", "gpu", "mirrored", "tpu", "multi-worker")
@@ -25,124 +27,93 @@ RUN_KEYS = ("data_dir", "model_dir", "init_checkpoint", "tensorboard_dir", "expo
 
 @dataclasses.dataclass
 class TrainConfig:
-  """Everything a training run depends on (YAML/JSON; CLI flags use the same names).
+  """Everything a training run depends on: YAML/JSON keys, and flags of the same names.
 
-  Attributes:
-    data_dir: str. A `bertline preprocess` output (holds metadata.json).
-    model_dir: str. Where checkpoints, configs and events go; re-running with
-      the same model_dir resumes.
-    init_checkpoint: str. The pretrained model to fine-tune (Google TF1/ALBERT
-      checkpoint, Hugging Face directory, bertline model_dir). Empty: train
-      from random weights (needs model_config_file and vocab_file).
-    model_config_file: str. bert_config.json / config.json for random init.
-    vocab_file: str. vocab.txt for random init (copied into the model_dir).
-    epochs: float. Passes over the training set (run_classifier: 3).
-    batch_size: int. Global batch size per optimizer update (run_classifier: 32).
-    eval_batch_size: int. Global batch size of evaluation.
-    learning_rate: float. Peak learning rate (run_classifier: 5e-5).
-    warmup_proportion: float. Fraction of the steps spent warming up (0.1).
-    weight_decay: float. AdamWeightDecay's decay rate (BERT: 0.01).
-    clip_norm: float. Global-norm gradient clipping (BERT: 1.0; 0: none).
-    max_steps: int. Stop after this many updates (0: after `epochs`); the
-      learning-rate schedule still spans `epochs`, as the Estimator's max_steps.
-    eval_every_steps: int. Evaluate (and checkpoint) every N updates (0: every epoch).
-    checkpoint_every_steps: int. Also checkpoint every N updates.
-    keep_checkpoints: int. Rolling checkpoints kept in checkpoints/.
-    early_stopping_patience: int. Stop after this many evaluations without
-      improvement of early_stopping_metric (0: never).
-    early_stopping_metric: str. eval_loss (lower is better) or eval_accuracy;
-      also picks the checkpoint kept in best/.
-    grad_accum_steps: int. Micro-batches per update (batch_size must divide
-      by grad_accum_steps x replicas): the batch_size of a big GPU on a small one.
-    seed: int. Seeds the initialisation of new weights, dropout and input order.
-    strategy: str. auto|cpu|gpu|mirrored|tpu|multi-worker (see strategy.py).
-    tpu, tpu_zone, gcp_project: str. Cloud TPU name and where it is.
-    mixed_precision: str. none, mixed_float16 (GPUs), mixed_bfloat16 (TPUs, recent
-      CPUs) or auto (mixed_float16 on a GPU, else mixed_bfloat16; resolved when
-      the run starts, on the machine that trains).
-    loss_scale: float. mixed_float16's loss scale: 0 (default) scales dynamically
-      (starts at 2^15, halves and skips the update on NaN/Inf gradients, doubles
-      after 2000 good steps); a positive value is a static scale.
-    xla: bool or None. XLA-compile each replica's forward and backward pass.
-      None (default) decides per device: on for GPUs and TPUs, off on CPU,
-      where it is slower (BENCHMARKS.md); on GPUs also off when batches are
-      trimmed without length buckets, since XLA compiles every distinct length.
-    shuffle_buffer: int. Training examples in the shuffle buffer.
-    trim_batches: bool. Cut each batch to its longest real sequence (ignored on TPU).
-    bucket_boundaries: list of int. Sequence-length buckets for batching (empty: none).
-    classifier_dropout: float. Dropout on the pooled output (run_classifier: 0.1).
-    hidden_dropout: float or None. Overrides the model config's hidden and
-      attention dropout (None: keep the checkpoint's).
-    log_every_steps: int. TensorBoard summary interval.
-    progress: bool. Show a progress bar.
-    tensorboard_dir: str. Where TensorBoard events go (default <model_dir>/events;
-      on Vertex AI, AIP_TENSORBOARD_LOG_DIR).
-    export: bool. After training, export the best model (as `bertline export`).
-    export_dir: str. Where that export goes, as <export_dir>/<version> (on Vertex
-      AI, AIP_MODEL_DIR when not given).
-    teacher: str. Distillation (trainer/distill.py): a fine-tuned bertline
-      model_dir whose soft targets the model learns from ("" for none).
-    student_layers: int. The student's transformer layers, initialised from the
-      teacher's (every L/N-th) unless init_checkpoint names a student checkpoint.
-    temperature: float. Softmax temperature of the soft targets.
-    alpha: float. Weight of the true labels' cross-entropy; 1 - alpha weighs
-      the temperature-scaled KL divergence from the teacher.
+  Each setting is declared once below, with its default, check and help
+  text; `bertline train --help` prints them (flags generated by
+  bertline/flags.py), and a run config's train: section is this very class.
+  Run-classifier's defaults throughout. `xla` None decides per device: on
+  for GPUs and TPUs, off on CPU, where it is slower (BENCHMARKS.md); on GPUs
+  also off when batches are trimmed without length buckets, since XLA
+  compiles every distinct length. The distillation keys (teacher,
+  student_layers, temperature, alpha) are trainer/distill.py's.
   """
 
-  data_dir: str = ""
-  model_dir: str = ""
-  init_checkpoint: str = ""
-  model_config_file: str = ""
-  vocab_file: str = ""
-  epochs: float = 3.0
-  batch_size: int = 32
-  eval_batch_size: int = 32
-  learning_rate: float = 5e-5
-  warmup_proportion: float = 0.1
-  weight_decay: float = 0.01
-  clip_norm: float = 1.0
-  max_steps: int = 0
-  eval_every_steps: int = 0
-  checkpoint_every_steps: int = 1000
-  keep_checkpoints: int = 3
-  early_stopping_patience: int = 0
-  early_stopping_metric: str = "eval_loss"
-  grad_accum_steps: int = 1
-  seed: int = 12345
-  strategy: str = "auto"
-  tpu: str = ""
-  tpu_zone: str = ""
-  gcp_project: str = ""
-  mixed_precision: str = "none"
-  loss_scale: float = 0.0
-  xla: Optional[bool] = None
-  shuffle_buffer: int = 10000
-  trim_batches: bool = True
-  bucket_boundaries: List[int] = dataclasses.field(default_factory=list)
-  classifier_dropout: float = 0.1
-  hidden_dropout: Optional[float] = None
-  log_every_steps: int = 10
-  progress: bool = True
-  tensorboard_dir: str = ""
-  export: bool = False
-  export_dir: str = ""
-  teacher: str = ""
-  student_layers: int = 0
-  temperature: float = 2.0
-  alpha: float = 0.5
+  # --- the run's paths (set by the pipeline for each run) ---
+  data_dir: str = setting("", "preprocess output directory (holds metadata.json)")
+  model_dir: str = setting("", "where checkpoints, configs and events go; re-run with it to "
+                           "resume (on Vertex AI: $AIP_CHECKPOINT_DIR)")
+  init_checkpoint: str = setting("", "pretrained model: Google/ALBERT checkpoint, Hugging Face "
+                                 "dir, or bertline model_dir (empty: random weights, needs "
+                                 "--model-config-file and --vocab-file)")
+  model_config_file: str = setting("", "bert_config.json / config.json for training from random "
+                                   "weights (no --init-checkpoint)")
+  vocab_file: str = setting("", "vocab.txt (default: the one beside --init-checkpoint)")
+  # --- optimisation ---
+  epochs: float = setting(3.0, "passes over the training set")
+  batch_size: int = setting(32, "global batch size per optimizer update", minimum=1)
+  eval_batch_size: int = setting(32, "global evaluation batch size", minimum=1)
+  learning_rate: float = setting(5e-5, "peak learning rate")
+  warmup_proportion: float = setting(0.1, "fraction of the steps of linear warmup, in [0, 1)")
+  weight_decay: float = setting(0.01, "AdamWeightDecay rate")
+  clip_norm: float = setting(1.0, "global-norm gradient clipping (0: none)")
+  max_steps: int = setting(0, "stop after this many updates (0: after --epochs); the "
+                           "learning-rate schedule still spans --epochs, as the Estimator's",
+                           minimum=0)
+  eval_every_steps: int = setting(0, "evaluate and checkpoint every N updates (0: every epoch)",
+                                  minimum=0)
+  checkpoint_every_steps: int = setting(1000, "also checkpoint every N updates", minimum=1)
+  keep_checkpoints: int = setting(3, "rolling checkpoints kept in checkpoints/", minimum=1)
+  early_stopping_patience: int = setting(0, "stop after N evaluations without improvement of "
+                                         "--early-stopping-metric (0: never)", minimum=0)
+  early_stopping_metric: str = setting("eval_loss", "what early stopping watches (eval_loss: "
+                                       "lower is better); also picks the checkpoint in best/",
+                                       choices=EARLY_STOPPING_METRICS)
+  grad_accum_steps: int = setting(1, "micro-batches per update (--batch-size must divide by it "
+                                  "x replicas): a big GPU's batch on a small one", minimum=1)
+  seed: int = setting(12345, "seed of new weights, dropout and input order")
+  # --- devices ---
+  strategy: str = setting("auto", "how to place the work (see trainer/strategy.py; "
+                          "multi-worker reads TF_CONFIG)", choices=STRATEGIES)
+  tpu: str = setting("", "Cloud TPU name ('local' on a TPU VM)")
+  tpu_zone: str = setting("", "Cloud TPU zone")
+  gcp_project: str = setting("", "Google Cloud project of the TPU")
+  mixed_precision: str = setting(
+      "none", "mixed precision: mixed_float16 (GPUs), mixed_bfloat16 (TPUs, recent CPUs); auto, "
+      "or the bare flag, picks for the device when the run starts", choices=PRECISIONS,
+      const="auto", metavar="POLICY")
+  loss_scale: float = setting(0.0, "mixed_float16's loss scale: 0 scales dynamically (from "
+                              "2^15, halving on NaN/Inf gradients); a positive value is static")
+  xla: Optional[bool] = setting(None, "XLA-compile the forward and backward pass (default: on "
+                                "for GPUs and TPUs, off on CPU where it is slower)")
+  # --- input ---
+  shuffle_buffer: int = setting(10000, "training examples in the shuffle buffer", minimum=1)
+  trim_batches: bool = setting(True, "cut each batch to its longest sequence (ignored on TPU)")
+  bucket_boundaries: List[int] = setting([], "comma-separated sequence lengths bounding "
+                                         "batching buckets (empty: none)", metavar="N,N,...")
+  # --- model ---
+  classifier_dropout: float = setting(0.1, "dropout on the pooled output, in [0, 1)")
+  hidden_dropout: Optional[float] = setting(None, "override the model's hidden and attention "
+                                            "dropout (default: keep the checkpoint's)")
+  # --- reporting and export ---
+  log_every_steps: int = setting(10, "TensorBoard summary interval", minimum=1)
+  progress: bool = setting(True, "show a progress bar")
+  tensorboard_dir: str = setting("", "where TensorBoard events go (default <model-dir>/events; "
+                                 "on Vertex AI $AIP_TENSORBOARD_LOG_DIR)")
+  export: bool = setting(False, "after training, export the best model with its raw-text "
+                         "signature (see bertline export) to --export-dir")
+  export_dir: str = setting("", "with --export: where the best model goes, as <dir>/<version> "
+                            "(on Vertex AI: $AIP_MODEL_DIR)")
+  # --- distillation (bertline distill) ---
+  teacher: str = setting("", "distil: the fine-tuned teacher's model_dir (see bertline distill)")
+  student_layers: int = setting(0, "distil: the student's transformer layers, initialised from "
+                                "the teacher's every L/N-th", minimum=0)
+  temperature: float = setting(2.0, "distil: softmax temperature of the soft targets")
+  alpha: float = setting(0.5, "distil: weight of the true labels' loss; 1 - alpha weighs the "
+                         "temperature-scaled KL divergence from the teacher")
 
   def __post_init__(self):
-    for field in dataclasses.fields(self):
-      value = getattr(self, field.name)
-      if isinstance(value, float) and not math.isfinite(value):
-        raise configs.ConfigError(f"{field.name} must be a finite number, got {value}.")
-    for key in ("batch_size", "eval_batch_size", "grad_accum_steps", "keep_checkpoints",
-                "checkpoint_every_steps", "log_every_steps", "shuffle_buffer"):
-      if getattr(self, key) < 1:
-        raise configs.ConfigError(f"{key} must be at least 1, got {getattr(self, key)}.")
-    for key in ("max_steps", "eval_every_steps", "early_stopping_patience"):
-      if getattr(self, key) < 0:
-        raise configs.ConfigError(f"{key} must be 0 or more, got {getattr(self, key)}.")
+    configs.check_settings(self)  # finite numbers, minimums and choices, as declared above
     if self.epochs <= 0 and not self.max_steps:
       raise configs.ConfigError(f"epochs must be positive (got {self.epochs}), or set max_steps.")
     if self.learning_rate <= 0:
@@ -154,9 +125,6 @@ class TrainConfig:
       raise configs.ConfigError(
           f"batch_size {self.batch_size} is not a multiple of grad_accum_steps "
           f"{self.grad_accum_steps}: each update averages grad_accum_steps equal micro-batches.")
-    configs.choice(self.early_stopping_metric, EARLY_STOPPING_METRICS, "early_stopping_metric")
-    configs.choice(self.strategy, STRATEGIES, "strategy")
-    configs.choice(self.mixed_precision, PRECISIONS, "mixed_precision")
     if not 0 <= self.classifier_dropout < 1:
       raise configs.ConfigError(
           f"classifier_dropout must be in [0, 1), got {self.classifier_dropout}.")
@@ -164,8 +132,6 @@ class TrainConfig:
       raise configs.ConfigError(f"temperature must be positive, got {self.temperature}.")
     if not 0 <= self.alpha <= 1:
       raise configs.ConfigError(f"alpha must be in [0, 1], got {self.alpha}.")
-    if self.student_layers < 0:
-      raise configs.ConfigError(f"student_layers must be 0 or more, got {self.student_layers}.")
     if self.student_layers and not self.teacher:
       raise configs.ConfigError("student_layers (--student-layers) needs teacher (--teacher): "
                                 "the model_dir to distil from.")
@@ -177,6 +143,48 @@ class TrainConfig:
   @classmethod
   def from_dict(cls, data: Dict[str, Any], where: str = "train config") -> "TrainConfig":
     return configs.from_dict(cls, data, where)
+
+
+def build_parser() -> flags.ArgumentParser:
+  """`bertline train`'s flags: one per TrainConfig setting, plus --config."""
+  parser = flags.ArgumentParser(
+      prog="bertline train",
+      description="Fine-tune a BERT/ALBERT classifier on `bertline preprocess` output. "
+      "Re-running the same command resumes from the model_dir's last checkpoint. Flags "
+      "override --config; defaults are run_classifier.py's.",
+      epilog="example:\n  bertline train --data-dir work/data --init-checkpoint "
+      "uncased_L-12_H-768_A-12 --model-dir work/model --epochs 3 --batch-size 32")
+  parser.add_argument("--config", help="YAML file of TrainConfig keys (flags override it)")
+  flags.add_config_flags(parser, TrainConfig)
+  return parser
+
+
+def from_command_line(argv: Optional[List[str]],
+                      parser: Optional[flags.ArgumentParser] = None) -> TrainConfig:
+  """The TrainConfig of a command line: --config's YAML, with the flags given laid over it.
+
+  A bad value names where it came from: the flag (`--batch-size 0`), or the
+  YAML file's key.
+  """
+  args = (parser or build_parser()).parse_args(argv)
+  data: Dict[str, Any] = {}
+  where = "command line"
+  if args.config:
+    try:
+      data = yaml.safe_load(fileio.read_text(args.config)) or {}
+    except FileNotFoundError as e:
+      raise FileNotFoundError(f"--config {args.config} not found.") from e
+    except yaml.YAMLError as e:
+      raise ValueError(f"--config {args.config}: not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+      raise ValueError(f"--config {args.config}: expected a mapping of TrainConfig keys.")
+    where = args.config
+  given = flags.given(TrainConfig, args)
+  try:
+    return configs.from_dict(TrainConfig, {**data, **given}, where)
+  except configs.SettingError as e:
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    raise e.named(flags.flag_name(fields[e.key]) if e.key in given else f"{where}.{e.key}") from None
 
 
 def resolve_precision(policy: str, has_gpu: bool) -> str:

@@ -27,11 +27,14 @@ train: section can distil too.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import logging
 from typing import Any, Dict, List, Optional
 
-from bertline import schema
+from bertline import flags, schema
+from bertline.trainer import config as train_config
+from bertline.trainer import vertex
 
 log = logging.getLogger("bertline.distill")
 
@@ -150,10 +153,9 @@ def load_teacher(path: str, metadata: schema.DataMetadata, strategy):
 
 
 # --- the CLI -----------------------------------------------------------------------------
-def build_parser():
+def build_parser() -> flags.ArgumentParser:
   """bertline train's parser (every train flag), described for distillation."""
-  from bertline.trainer import train
-  parser = train.build_parser()
+  parser = train_config.build_parser()
   parser.prog = "bertline distill"
   parser.description = (
       "Distil a fine-tuned model (--teacher, a bertline model_dir) into a student with fewer "
@@ -163,16 +165,18 @@ def build_parser():
       "export and push take it unchanged.")
   parser.epilog = ("Example: bertline distill --teacher work/model --student-layers 3 "
                    "--data-dir work/data --model-dir work/student --epochs 3")
-  parser.add_argument("--student-init", dest="init_checkpoint", default=None,
+  parser.add_argument("--student-init", dest="init_checkpoint", default=argparse.SUPPRESS,
                       help="the student's starting weights (any checkpoint --init-checkpoint "
                       "reads, of the student's size); default: the teacher's own layers")
   return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-  from bertline.trainer import train
   parser = build_parser()
-  config = train.config_from_args(argv, parser)
+  config = vertex.apply(train_config.from_command_line(argv, parser))
   if not config.teacher:
     parser.error("--teacher is required: the model_dir of the fine-tuned teacher")
+  # The trainer loads TensorFlow: imported once the command line is known to be good (and
+  # train imports this module: at the top it would be a cycle).
+  from bertline.trainer import train
   return train.report(train.run(config), "distill")

@@ -24,7 +24,7 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from bertline import fileio, schema
+from bertline import fileio, flags, schema
 
 log = logging.getLogger(__name__)
 
@@ -199,8 +199,8 @@ def run(model: str, input_file: str, output_file: str, vocab_file: Optional[str]
   return len(examples)
 
 
-def build_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(
+def build_parser() -> flags.ArgumentParser:
+  parser = flags.ArgumentParser(
       prog="bertline extract-features",
       description="Per-token vectors of chosen layers of a BERT/ALBERT model, written in "
       "google-research/bert extract_features.py's JSON-lines format (linex_index, features -> "

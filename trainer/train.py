@@ -15,15 +15,16 @@ module sets a run up (`run`) and is the CLI (`main`).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import logging
 from typing import Any, Dict, List, Optional
 
-from bertline import configs, errors, fileio, schema
+from bertline import configs, errors, fileio, flags, schema
 from bertline import model_dir as model_dir_lib
-from bertline.trainer.config import TrainConfig, resolve_precision
+from bertline.trainer import config as train_config_lib
+from bertline.trainer import vertex
+from bertline.trainer.config import TrainConfig, build_parser, resolve_precision
 from bertline.errors import TrainingDiverged
 from bertline.trainer.loop import Schedule, TrainResult
 
@@ -231,7 +232,6 @@ def run(config: TrainConfig) -> TrainResult:
                      "defaults to $AIP_CHECKPOINT_DIR).")
   if config.export and not config.export_dir:
     raise ValueError("--export needs --export-dir (on Vertex AI it defaults to $AIP_MODEL_DIR).")
-  from bertline.trainer import vertex
   tf_config = vertex.tf_config_from_cluster_spec()
   if tf_config:  # TensorFlow's cluster resolver reads TF_CONFIG from the environment
     os.environ["TF_CONFIG"] = tf_config
@@ -322,110 +322,13 @@ def run(config: TrainConfig) -> TrainResult:
 
 
 # --- the CLI -----------------------------------------------------------------------------
-_FLAGS = {
-    # flag: (type, help)
-    "data_dir": (str, "preprocess output directory (holds metadata.json)"),
-    "init_checkpoint": (str, "pretrained model: Google/ALBERT checkpoint, Hugging Face dir, or "
-                        "bertline model_dir"),
-    "model_dir": (str, "where checkpoints and configs go; re-run with it to resume (default on "
-                  "Vertex AI: $AIP_CHECKPOINT_DIR)"),
-    "tensorboard_dir": (str, "where TensorBoard events go (default <model-dir>/events; on Vertex "
-                        "AI $AIP_TENSORBOARD_LOG_DIR)"),
-    "export_dir": (str, "with --export: where the best model is exported as <dir>/<version> "
-                   "(default on Vertex AI: $AIP_MODEL_DIR)"),
-    "model_config_file": (str, "config for training from random weights (no --init-checkpoint)"),
-    "vocab_file": (str, "vocab.txt (default: the one beside --init-checkpoint)"),
-    "epochs": (float, "passes over the training set (default 3)"),
-    "batch_size": (int, "global batch size per update (default 32)"),
-    "eval_batch_size": (int, "global evaluation batch size (default 32)"),
-    "learning_rate": (float, "peak learning rate (default 5e-5)"),
-    "warmup_proportion": (float, "fraction of steps of linear warmup (default 0.1)"),
-    "weight_decay": (float, "AdamWeightDecay rate (default 0.01)"),
-    "clip_norm": (float, "global-norm gradient clipping (default 1.0; 0: none)"),
-    "max_steps": (int, "stop after this many updates (default 0: after --epochs)"),
-    "eval_every_steps": (int, "evaluate and checkpoint every N updates (default: every epoch)"),
-    "checkpoint_every_steps": (int, "also checkpoint every N updates (default 1000)"),
-    "keep_checkpoints": (int, "rolling checkpoints kept (default 3)"),
-    "early_stopping_patience": (int, "stop after N evaluations without improvement (0: never)"),
-    "early_stopping_metric": (str, "eval_loss (default) or eval_accuracy; also picks best/"),
-    "grad_accum_steps": (int, "micro-batches per update, for big batches on small GPUs"),
-    "seed": (int, "seed of new weights, dropout and input order (default 12345)"),
-    "strategy": (str, "auto (default), cpu, gpu, mirrored, tpu or multi-worker (TF_CONFIG)"),
-    "tpu": (str, "Cloud TPU name ('local' on a TPU VM)"),
-    "tpu_zone": (str, "Cloud TPU zone"),
-    "gcp_project": (str, "Google Cloud project of the TPU"),
-    "loss_scale": (float, "static loss scale for mixed_float16 (default 0: dynamic)"),
-    "shuffle_buffer": (int, "training examples in the shuffle buffer (default 10000)"),
-    "classifier_dropout": (float, "dropout on the pooled output (default 0.1)"),
-    "hidden_dropout": (float, "override the model's hidden and attention dropout"),
-    # Distillation (bertline distill): a student trained on a teacher's soft targets.
-    "teacher": (str, "distil: the fine-tuned teacher's model_dir (see bertline distill)"),
-    "student_layers": (int, "distil: the student's number of transformer layers"),
-    "temperature": (float, "distil: softmax temperature of the soft targets (default 2.0)"),
-    "alpha": (float, "distil: weight of the true labels' loss; 1 - alpha is the teacher's "
-              "(default 0.5)"),
-}
-
-
-def build_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(
-      prog="bertline train",
-      description="Fine-tune a BERT/ALBERT classifier on `bertline preprocess` output. "
-      "Re-running the same command resumes from the model_dir's last checkpoint. Flags "
-      "override --config; defaults are run_classifier.py's.",
-      epilog="Example: bertline train --data-dir work/data --init-checkpoint "
-      "uncased_L-12_H-768_A-12 --model-dir work/model --epochs 3 --batch-size 32")
-  parser.add_argument("--config", help="YAML file of TrainConfig keys (flags override it)")
-  for key, (tp, help_) in _FLAGS.items():
-    parser.add_argument("--" + key.replace("_", "-"), type=tp, default=None, help=help_)
-  parser.add_argument("--mixed-precision", nargs="?", const="auto", default=None,
-                      metavar="POLICY", help="mixed precision: mixed_float16 (GPU), "
-                      "mixed_bfloat16 (TPU, recent CPUs); the bare flag picks for the device")
-  parser.add_argument("--xla", action=argparse.BooleanOptionalAction, default=None,
-                      help="XLA-compile the forward and backward pass (default: on for GPUs "
-                      "and TPUs, off on CPU where it is slower)")
-  parser.add_argument("--trim-batches", action=argparse.BooleanOptionalAction, default=None,
-                      help="cut each batch to its longest sequence (default on)")
-  parser.add_argument("--bucket-boundaries", default=None,
-                      help="comma-separated sequence lengths bounding batching buckets")
-  parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                      help="show a progress bar (default on)")
-  parser.add_argument("--export", action="store_true", default=None,
-                      help="after training, export the best model with its raw-text signature "
-                      "(see bertline export) to --export-dir")
-  return parser
-
-
-def config_from_args(argv: Optional[List[str]], parser=None) -> TrainConfig:
-  """The TrainConfig of a command line (`parser`: train's, or distill's, which extends it)."""
-  args = (parser or build_parser()).parse_args(argv)
-  data: Dict[str, Any] = {}
-  where = "command line"
-  if args.config:
-    import yaml
-    try:
-      data = yaml.safe_load(fileio.read_text(args.config)) or {}
-    except FileNotFoundError as e:
-      raise FileNotFoundError(f"--config {args.config} not found.") from e
-    except yaml.YAMLError as e:
-      raise ValueError(f"--config {args.config}: not valid YAML: {e}") from e
-    if not isinstance(data, dict):
-      raise ValueError(f"--config {args.config}: expected a mapping of TrainConfig keys.")
-    where = args.config
-  for key in list(_FLAGS) + ["xla", "trim_batches", "progress", "export"]:
-    value = getattr(args, key)
-    if value is not None:
-      data[key] = value
-  if args.mixed_precision is not None:
-    data["mixed_precision"] = args.mixed_precision
-  if args.bucket_boundaries is not None:
-    try:
-      data["bucket_boundaries"] = [int(x) for x in args.bucket_boundaries.split(",") if x]
-    except ValueError as e:
-      raise ValueError(f"--bucket-boundaries {args.bucket_boundaries!r}: expected "
-                       "comma-separated integers, e.g. 32,64.") from e
-  from bertline.trainer import vertex
-  return vertex.apply(configs.from_dict(TrainConfig, data, where))
+# The flags are TrainConfig's own (trainer/config.py), parsed there without TensorFlow, so
+# `bertline train --help` and a misspelled flag answer at once.
+def config_from_args(argv: Optional[List[str]],
+                     parser: Optional[flags.ArgumentParser] = None) -> TrainConfig:
+  """The TrainConfig of a command line (`parser`: train's, or distill's, which extends it),
+  with the paths Vertex AI gives filled in."""
+  return vertex.apply(train_config_lib.from_command_line(argv, parser))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
