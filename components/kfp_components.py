@@ -1,9 +1,11 @@
 """The kfp v2 components: thin, typed wrappers around components/steps.py.
 
 One component per stage — resolve_data, preprocess, train, distill (when
-the run config has a distill section), evaluate, export_push, score — each a lightweight Python component whose body imports bertline
-inside the project image and calls the step function that `bertline run` calls
-too. Artifacts carry the results between steps (Dataset, Model) and to the
+the run config has a distill section), evaluate, export_push, score — each a
+lightweight Python component whose body imports bertline inside the project
+image and calls its step function (components/steps.py). The pipeline's
+declaration (pipeline/definition.py) wires them; Kubeflow runs them in
+containers, `bertline run` calls these very functions in its own process. Artifacts carry the results between steps (Dataset, Model) and to the
 Kubeflow UI (Metrics: accuracy, loss, F1; ClassificationMetrics: the confusion
 matrix).
 
@@ -74,7 +76,7 @@ def preprocess(corpus: Input[Dataset], builtin: str, data_dir: str, task: str, t
   data_dir, task, task_config = steps.data_source(builtin, corpus.path, data_dir, task, task_config)
   metadata = steps.preprocess(data_dir, examples.path, task, task_config,
                               steps.vocab_for(init_checkpoint, vocab_file), preprocess_settings,
-                              own_process=True)  # the component's container does only this
+                              own_process=steps.own_process())  # a container does only this
   examples.metadata.update({"fingerprint": fingerprint, "labels": metadata["labels"],
                             "max_seq_length": metadata["max_seq_length"],
                             "num_examples": {k: v["num_examples"]

@@ -19,12 +19,13 @@ against the options Beam declares.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import json
 import logging
 import os
-from typing import Any, Dict, List, NamedTuple, Optional
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional
 
 from bertline import corpora, fileio, registry, resources, schema
 from bertline.preprocessing import config as preprocess_config
@@ -32,6 +33,26 @@ from bertline.preprocessing import config as preprocess_config
 log = logging.getLogger("bertline.pipeline")
 
 DATE_PLACEHOLDERS = ("{{date}}", "{date}")
+
+# Whether the steps run one after another in this process (`bertline run`), rather than each
+# in a container of its own (Kubeflow): preprocess then leaves TensorFlow's threads as they are.
+_shared_process = False
+
+
+@contextlib.contextmanager
+def shared_process() -> Iterator[None]:
+  """Runs the steps called inside it as parts of one process (see beam_job.run's own_process)."""
+  global _shared_process
+  before, _shared_process = _shared_process, True
+  try:
+    yield
+  finally:
+    _shared_process = before
+
+
+def own_process() -> bool:
+  """Whether a step has this process to itself (a pipeline component's container)."""
+  return not _shared_process
 
 
 class ResolvedData(NamedTuple):

@@ -1,33 +1,43 @@
 """`bertline run --config C.yaml`: the whole pipeline on this machine.
 
-Calls the very step functions the Kubeflow components call
-(components/steps.py), in the pipeline's order, with Beam's DirectRunner, the
-trainer on this machine's CPU (or GPU) and a local directory (or gs://) as the
-push target:
+A small runner of the one pipeline declaration (pipeline/definition.py),
+which pipeline/pipeline.py compiles for Kubeflow: it walks the same steps in
+the same order, and calls each step's kfp component function itself, in this
+process, with local artifacts — Beam's DirectRunner, the trainer on this
+machine's CPU (or GPU), a local directory (or gs://) as the push target —
+then asks the pushed model's raw-text signature about a sample sentence.
 
-  resolve data -> preprocess -> train -> evaluate -> [blessed] export -> push
-  -> ask the pushed model's raw-text signature about a sample sentence
-
-Like kfp's caching, each step's output lives under
-<work_dir>/<step>/<hash of its inputs>/ and a finished step is reused when its
-inputs (the data's content included) are unchanged: re-running after a crash
-or a change redoes only what changed, and nothing is ever deleted.
+Like kfp's caching, each cached step's output lives under
+<work_dir>/<step's folder>/<hash of its inputs>/ (a step never reused: in
+<step's folder>/latest/) and a finished step is reused when its inputs are unchanged (an artifact input: its path,
+which holds the key of the step that made it; a local file: its content too): re-running after a
+crash or a change redoes only what changed. An unfinished step's output is
+cleared before it runs again, but for train and distill, which resume from
+theirs.
 """
 
 import hashlib
+import inspect
 import json
 import logging
 import os
 import time
 from typing import Any, Dict, List, NamedTuple, Optional
 
+# `bertline run` calls the kfp components' own functions, with kfp's artifact types: it
+# needs the pipeline extra (pip install 'bertline[pipeline]'), as Kubeflow does.
+from kfp.dsl import Artifact
+from kfp.dsl.types import type_annotations
+
 from bertline import fileio, flags, schema
-from bertline.components import steps
+from bertline.components import kfp_components, steps
 from bertline.pipeline import config as config_lib
+from bertline.pipeline import definition
 
 log = logging.getLogger("bertline.pipeline")
 
 DONE_FILE = "_bertline_step.json"
+LATEST = "latest"
 DEFAULT_SENTENCE = "I love this phone, the battery lasts all day!"
 
 
@@ -60,109 +70,177 @@ def _key(*parts: Any) -> str:
   return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+def _content(value: Any) -> Any:
+  """A local file input stands for its content too: an edited task YAML is a new input."""
+  if isinstance(value, str) and value and not fileio.is_remote(value) and os.path.isfile(value):
+    return [value, fileio.sha256_file(value)]
+  return value
+
+
+class _Walk:
+  """One walk of definition.STEPS on this machine: the outputs of the steps so far."""
+
+  def __init__(self, config: config_lib.RunConfig, work: str, run_date: str):
+    self.config, self.work = config, work
+    self.params = {**definition.parameters(config), "run_date": run_date}
+    self.constants = definition.constants(config)
+    if not config.score.output:  # on Kubeflow: the score step's artifact; here: one per date
+      self.constants["score_output"] = os.path.join(work, "scores", "{date}")
+    self.outputs: Dict[str, Dict[str, Any]] = {}
+
+  def inputs(self, step: definition.Step):
+    """The step's arguments, and the parts of its cache key."""
+    args, parts = {}, {}
+    for name, source in step.inputs.items():
+      if isinstance(source, definition.Param):
+        args[name] = parts[name] = self.params[source.name]
+      elif isinstance(source, definition.Const):
+        args[name] = parts[name] = self.constants[source.name]
+      else:
+        producer = definition.producer(source, self.outputs)
+        args[name] = self.outputs[producer][source.name]
+        # An artifact counts by its path, as in kfp's cache key: a cached producer's path holds
+        # its key; a never-cached one (resolve data) writes one fixed path, and hands on the
+        # fingerprint of what it wrote.
+        parts[name] = ["artifact", args[name].path] if isinstance(args[name], Artifact) else args[name]
+    return args, {k: _content(v) for k, v in parts.items()}
+
+  def run(self, step: definition.Step) -> Dict[str, Any]:
+    """Runs the step's component here (or reuses its finished outputs); returns its outputs."""
+    func = getattr(kfp_components, step.component)
+    args, parts = self.inputs(step)
+    key = _key(step.component, parts)
+    signature = inspect.signature(func)
+    made = [n for n, p in signature.parameters.items()
+            if type_annotations.is_artifact_wrapped_in_Output(p.annotation)]
+    # The last output artifact is the step's own (evaluate: evaluation, after the UI's metrics).
+    # A step that is never reused writes where its last run did: its outputs' paths are then
+    # the same from run to run (resolve data's corpus: preprocess takes its path as an input).
+    folder = key if step.cached else LATEST
+    paths = {n: os.path.join(self.work, step.local_dir, folder if n == made[-1] else
+                             f"{folder}.{n}") for n in made}
+    main = paths[made[-1]]
+    done = os.path.join(main, DONE_FILE)
+    if step.cached and self.config.pipeline.caching and _done(main, key):
+      log.info("[%s] unchanged inputs: reusing %s", step.title, main)
+      record = json.loads(fileio.read_text(done))
+      outputs = dict(record["outputs"])
+      for name in made:
+        outputs[name] = _artifact(signature.parameters[name].annotation, paths[name],
+                                  record["metadata"].get(name, {}))
+    else:
+      log.info("[%s] -> %s", step.title, main)
+      if not step.resumes:  # what an interrupted run left is not half-reused
+        for path in paths.values():
+          fileio.rmtree(path)
+      artifacts = {n: _artifact(signature.parameters[n].annotation, paths[n], {}) for n in made}
+      returned = func(**args, **artifacts)
+      outputs = _named(signature.return_annotation, returned)
+      fileio.makedirs(main)
+      _mark_done(main, key, outputs=outputs,
+                 metadata={n: a.metadata for n, a in artifacts.items()})
+      outputs.update(artifacts)
+    self.outputs[step.id] = outputs
+    return outputs
+
+
+def _artifact(annotation: Any, path: str, metadata: Dict[str, Any]) -> Artifact:
+  """A kfp artifact at a local (or gs://) path, as a kfp executor would hand the component."""
+  artifact = type_annotations.get_io_artifact_class(annotation)(
+      name=os.path.basename(path), uri=path, metadata=dict(metadata))
+  artifact.custom_path = path  # .path is the path itself, gs:// included (not kfp's /gcs/ mount)
+  return artifact
+
+
+def _named(annotation: Any, returned: Any) -> Dict[str, Any]:
+  """A component's return value by output name (a NamedTuple's fields, else "Output")."""
+  fields = getattr(annotation, "_fields", None)
+  if fields:
+    return dict(zip(fields, returned))
+  return {} if returned is None else {definition.RETURNED: returned}
+
+
 def _done(out_dir: str, key: str) -> bool:
   path = os.path.join(out_dir, DONE_FILE)
-  return os.path.exists(path) and json.loads(fileio.read_text(path)).get("key") == key
+  return fileio.exists(path) and json.loads(fileio.read_text(path)).get("key") == key
 
 
 def _mark_done(out_dir: str, key: str, **info: Any) -> None:
   fileio.write_text_atomic(os.path.join(out_dir, DONE_FILE),
-                           json.dumps(dict(info, key=key, finished=time.time()), indent=2) + "\n")
-
-
-def _step(name: str, out_dir: str, key: str) -> bool:
-  """True when the step must run; logs either way."""
-  if _done(out_dir, key):
-    log.info("[%s] unchanged inputs: reusing %s", name, out_dir)
-    return False
-  log.info("[%s] -> %s", name, out_dir)
-  return True
+                           json.dumps(dict(info, key=key, finished=time.time()), indent=2,
+                                      default=str) + "\n")
 
 
 def run(config: config_lib.RunConfig, work_dir: Optional[str] = None, run_date: str = "",
         sentence: Optional[str] = DEFAULT_SENTENCE) -> RunResult:
   """Runs the pipeline for `config`; returns metrics, blessing, pushed path and the answer."""
-  work = work_dir or config.pipeline.work_dir
-  d, e = config.data, config.evaluate
-  date = steps.run_date(run_date)
+  walk = _Walk(config, work_dir or config.pipeline.work_dir, run_date)
   started = time.time()
-
-  # resolve data (never cached, like the pipeline's first task).
-  resolved = steps.resolve_data(d.path, d.builtin, d.limit, d.task, d.task_config, date,
-                                os.path.join(work, "data", d.builtin or "none"), config.push.to,
-                                config.warm_start, e.baseline)
-  # (Kubeflow's preprocess task maps the corpus again with steps.data_source: its artifact
-  # path there need not be the one resolve_data wrote to. Here it is.)
-  data_dir, task, task_config = resolved.data_dir, resolved.task, resolved.task_config
-  last = resolved.warm_start_from or resolved.baseline_model
-  log.info("[resolve data] %s (fingerprint %s, date %s)%s", data_dir, resolved.fingerprint, date,
-           f"; last pushed model {last}" if last else "")
-
-  if task_config and not fileio.exists(task_config):
-    raise FileNotFoundError(f"data.task_config {task_config} not found (see examples/tasks/ for "
-                            "task YAML files)")
-  vocab = steps.vocab_for(config.model.init_checkpoint, config.model.vocab_file)
-  pre_key = _key(resolved.fingerprint, task, task_config and fileio.read_text(task_config),
-                 fileio.sha256_file(vocab), d.preprocess_settings(changed_only=False))
-  examples = os.path.join(work, "examples", pre_key)
-  if _step("preprocess", examples, pre_key):
-    steps.preprocess(data_dir, examples, task, task_config, vocab, d.preprocess_settings(),
-                     overwrite=True)
-    _mark_done(examples, pre_key)
-
-  settings = config.train_settings()
-  train_key = steps.training_key(examples, resolved.fingerprint, config.model.init_checkpoint,
-                                 settings, resolved.warm_start_from)
-  model_dir = os.path.join(work, "model", train_key)
-  if _step("train", model_dir, train_key):
-    steps.train(examples, model_dir, config.model.init_checkpoint, settings,
-                resolved.warm_start_from)
-    _mark_done(model_dir, train_key)
-  if config.distill:  # the student, not the teacher, is evaluated and pushed
-    student_settings = config.distill_settings()
-    student_key = steps.distill_key(examples, resolved.fingerprint, train_key, student_settings)
-    student_dir = os.path.join(work, "student", student_key)
-    if _step("distill", student_dir, student_key):
-      steps.distill(examples, model_dir, student_dir, student_settings)
-      _mark_done(student_dir, student_key, teacher=model_dir)
-    model_dir, train_key = student_dir, student_key
-
-  eval_key = _key(train_key, e.split, e.thresholds, resolved.baseline_model, e.max_regression,
-                  config.export.quantize)
-  eval_dir = os.path.join(work, "evaluation", eval_key)
-  result = steps.evaluate(model_dir, examples, eval_dir, e.split, e.thresholds,
-                          resolved.baseline_model, e.max_regression)
-  _print_metrics(result, model_dir)
-
-  pushed, answer = "", None
-  if result.blessed:
-    pu = config.push
-    outcome = steps.export_and_push(model_dir, os.path.join(work, "export", eval_key),
-                                    pu.to, pu.force, evaluation_dir=eval_dir, key=train_key,
-                                    examples_dir=examples, check_serving=pu.check_serving,
-                                    vertex_model=pu.vertex_model, vertex_project=pu.vertex_project,
-                                    vertex_region=pu.vertex_region,
-                                    quantize=config.export.quantize)
-    pushed = outcome.pushed
-    print(f"pushed: {pushed}" + (" (this very model is already the last pushed one)"
-                                 if outcome.already_pushed else ""))
-  else:
-    print("not blessed: export and push skipped (see "
-          f"{os.path.join(eval_dir, 'blessing.json')})")
+  blessed: Optional[bool] = None
+  with steps.shared_process():  # every step runs in this one process
+    for step in definition.steps(config):
+      if step.when and blessed != (step.when == "blessed"):
+        continue
+      outputs = walk.run(step)
+      _REPORTS.get(step.component, lambda *_: None)(outputs, walk)
+      if step.id == definition.BLESSED[0]:
+        blessed = bool(outputs[definition.BLESSED[1]])
+  metrics, blessing = _evaluation(walk.outputs["evaluate"])
+  pushed = walk.outputs.get("export-push", {}).get(definition.RETURNED, "")
+  answer = None
   if pushed and sentence:
     answer = ask(pushed, sentence)
     print(f"{pushed} (serving_default, raw text in) says {sentence!r} is "
           f"{answer.get(schema.OUTPUT_LABEL, '?')}: {json.dumps(answer)}")
-  scored = None
-  sc = config.score
-  if sc.input:  # with the model in production: this run's if it was pushed, else the last one
-    out = sc.output or os.path.join(work, "scores", date)
-    scored = steps.score(config.push.to, sc.input, out, date, sc.format, sc.text_a, sc.text_b,
-                         sc.id, sc.compression, sc.batch_size, list(sc.beam_args))
-    print(f"scored: {scored['scored']} rows, {scored['rejected']} rejected, with version "
-          f"{scored['model_version']} -> {steps.resolve_date(out, date)}")
+  scored = next((walk.outputs[s.id]["scores"].metadata for s in definition.STEPS
+                 if s.component == "score" and s.id in walk.outputs), None)
   log.info("Pipeline finished in %.0fs", time.time() - started)
-  return RunResult(result.metrics, result.blessing, result.blessed, pushed, answer, scored)
+  return RunResult(metrics, blessing, bool(blessed), pushed, answer, scored)
+
+
+def _report_resolved(outputs: Dict[str, Any], walk: _Walk) -> None:
+  last = outputs["warm_start_from"] or outputs["baseline_model"]
+  log.info("[resolve data] %s (fingerprint %s, date %s)%s", outputs["data_dir"],
+           outputs["fingerprint"], outputs["date"], f"; last pushed model {last}" if last else "")
+  task_config = outputs["task_config"]
+  if task_config and not fileio.exists(task_config):
+    raise FileNotFoundError(f"data.task_config {task_config} not found (see examples/tasks/ for "
+                            "task YAML files)")
+
+
+def _evaluation(outputs: Dict[str, Any]):
+  """(metrics.json, blessing.json) of the evaluate step's outputs."""
+  evaluation = outputs["evaluation"].path
+  return tuple(json.loads(fileio.read_text(fileio.join(evaluation, name)))
+               for name in (schema.METRICS_FILE, schema.BLESSING_FILE))
+
+
+def _report_evaluation(outputs: Dict[str, Any], walk: _Walk) -> None:
+  evaluation = outputs["evaluation"].path
+  metrics, blessing = _evaluation(outputs)
+  model = walk.outputs[definition.producer(definition.Out(("distill", "train"), "model"),
+                                           walk.outputs)]["model"].path
+  _print_metrics(steps.Evaluation(metrics, blessing, bool(outputs[definition.RETURNED])), model)
+  if not outputs[definition.RETURNED]:
+    print(f"not blessed: export and push skipped (see "
+          f"{fileio.join(evaluation, schema.BLESSING_FILE)})")
+
+
+def _report_push(outputs: Dict[str, Any], walk: _Walk) -> None:
+  already = outputs["exported"].metadata.get("already_pushed")
+  print(f"pushed: {outputs[definition.RETURNED]}" +
+        (" (this very model is already the last pushed one)" if already else ""))
+
+
+def _report_score(outputs: Dict[str, Any], walk: _Walk) -> None:
+  summary = outputs["scores"].metadata
+  print(f"scored: {summary['scored']} rows, {summary['rejected']} rejected, with version "
+        f"{summary['model_version']} -> {outputs[definition.RETURNED]}")
+
+
+# What `bertline run` prints after a step (Kubeflow shows the same in its UI).
+_REPORTS = {"resolve_data": _report_resolved, "evaluate": _report_evaluation,
+            "export_push": _report_push, "score": _report_score}
 
 
 def _print_metrics(result: steps.Evaluation, model_dir: str) -> None:

@@ -1,7 +1,6 @@
-"""The Kubeflow pipeline: resolve data -> preprocess -> train [-> distill] -> evaluate ->
-[blessed] export+push.
+"""The Kubeflow pipeline, compiled from the one declaration of the pipeline (definition.py).
 
-The function only wires steps (components/kfp_components.py); the run config
+The function only wires definition.STEPS' components (components/kfp_components.py); the run config
 (pipeline/config.py) gives the image, each task's resources, retries and
 caching, and the defaults of the pipeline's parameters, which a submission or
 a schedule may override.
@@ -12,12 +11,16 @@ the model in production, so their cache keys change whenever either does. A
 data path with `{date}` reads a new prefix each day.
 """
 
-from typing import Any, Callable, Dict
+import inspect
+import typing
+from typing import Callable, Dict
 
 from kfp import dsl
 
 from bertline.components import kfp_components
 from bertline.pipeline import config as config_lib
+from bertline.pipeline import definition
+from bertline.pipeline.definition import parameters  # noqa: F401  (submit's, and the tests')
 
 PIPELINE_DESCRIPTION = ("bertline: fine-tune a BERT-family text classifier — Beam preprocess, "
                         "TF2 train, evaluate with a blessing, export and push when blessed.")
@@ -36,117 +39,67 @@ def _apply(task: dsl.PipelineTask, res: config_lib.StepResources, caching: bool)
   return task
 
 
-def _score(ops, config: config_lib.RunConfig, push_to, date) -> dsl.PipelineTask:
-  """The score task (never cached: it scores the date's data with today's production model)."""
-  sc = config.score
-  task = ops.score(push_to=push_to, input_pattern=sc.input, output=sc.output, date=date,
-                   input_format=sc.format, text_a=sc.text_a, text_b=sc.text_b, id_key=sc.id,
-                   compression=sc.compression, batch_size=sc.batch_size,
-                   beam_args=list(sc.beam_args)).set_display_name("score")
-  return _apply(task, config.pipeline.score, caching=False)
-
-
-def parameters(config: config_lib.RunConfig) -> Dict[str, Any]:
-  """The pipeline's run-time parameters from a config (submission arguments)."""
-  d, e = config.data, config.evaluate
-  return {
-      "data_path": d.path, "builtin_data": d.builtin, "data_limit": d.limit, "task": d.task,
-      "task_config": d.task_config, "run_date": "",
-      "init_checkpoint": config.model.init_checkpoint, "vocab_file": config.model.vocab_file,
-      "preprocess_settings": d.preprocess_settings(),
-      "train_settings": config.train_settings(), "warm_start": config.warm_start,
-      "eval_split": e.split, "thresholds": dict(e.thresholds), "baseline": e.baseline,
-      "max_regression": e.max_regression, "push_to": config.push.to,
-      "force_push": config.push.force, "check_serving": config.push.check_serving,
-      "vertex_model": config.push.vertex_model, "vertex_project": config.push.vertex_project,
-      "vertex_region": config.push.vertex_region, "quantize": config.export.quantize,
-      "distill_settings": config.distill_settings(),
-  }
-
-
 def build(config: config_lib.RunConfig) -> Callable:
-  """The pipeline function for `config`'s image and resources; its defaults are `config`'s."""
+  """The kfp pipeline function of `config`: definition.STEPS, its image and resources.
+
+  Its parameters are definition.parameters(config) (their defaults are the
+  config's values, which a submission or a schedule may override), typed as
+  the components take them.
+  """
   ops = kfp_components.make(config.pipeline.image)
   p = config.pipeline
-  defaults = parameters(config)
+  defaults = definition.parameters(config)
+  constants = definition.constants(config)
+  steps = definition.steps(config)
 
-  @dsl.pipeline(name=p.name, description=PIPELINE_DESCRIPTION,
-                pipeline_root=p.pipeline_root or None)
-  def bertline_pipeline(
-      data_path: str = defaults["data_path"],
-      builtin_data: str = defaults["builtin_data"],
-      data_limit: int = defaults["data_limit"],
-      task: str = defaults["task"],
-      task_config: str = defaults["task_config"],
-      run_date: str = defaults["run_date"],
-      init_checkpoint: str = defaults["init_checkpoint"],
-      vocab_file: str = defaults["vocab_file"],
-      preprocess_settings: dict = defaults["preprocess_settings"],
-      train_settings: dict = defaults["train_settings"],
-      warm_start: bool = defaults["warm_start"],
-      eval_split: str = defaults["eval_split"],
-      thresholds: dict = defaults["thresholds"],
-      baseline: str = defaults["baseline"],
-      max_regression: float = defaults["max_regression"],
-      push_to: str = defaults["push_to"],
-      force_push: bool = defaults["force_push"],
-      check_serving: bool = defaults["check_serving"],
-      vertex_model: str = defaults["vertex_model"],
-      vertex_project: str = defaults["vertex_project"],
-      vertex_region: str = defaults["vertex_region"],
-      quantize: str = defaults["quantize"],
-      distill_settings: dict = defaults["distill_settings"],
-  ):
-    data = ops.resolve_data(
-        data_path=data_path, builtin=builtin_data, limit=data_limit, task=task,
-        task_config=task_config, run_date=run_date, push_to=push_to,
-        warm_start=warm_start, baseline=baseline).set_display_name("resolve data")
-    # Always re-run: it is what makes every later cache key honest.
-    _apply(data, p.preprocess, caching=False)
+  def bertline_pipeline(*channels):
+    params = dict(zip(defaults, channels))
+    tasks: Dict[str, dsl.PipelineTask] = {}
 
-    examples = ops.preprocess(
-        corpus=data.outputs["corpus"], builtin=builtin_data, data_dir=data.outputs["data_dir"],
-        task=data.outputs["task"], task_config=data.outputs["task_config"],
-        fingerprint=data.outputs["fingerprint"], init_checkpoint=init_checkpoint,
-        vocab_file=vocab_file,
-        preprocess_settings=preprocess_settings).set_display_name("preprocess")
-    _apply(examples, p.preprocess, p.caching)
+    def add(step: definition.Step) -> None:
+      args = {}
+      for name, source in step.inputs.items():
+        if isinstance(source, definition.Param):
+          args[name] = params[source.name]
+        elif isinstance(source, definition.Const):
+          args[name] = constants[source.name]
+        else:
+          args[name] = tasks[definition.producer(source, tasks)].outputs[source.name]
+      task = getattr(ops, step.component)(**args).set_display_name(step.title)
+      for other in step.after:
+        task.after(tasks[other])
+      tasks[step.id] = _apply(task, getattr(p, step.resources), p.caching and step.cached)
 
-    trained = ops.train(
-        examples=examples.outputs["examples"], fingerprint=data.outputs["fingerprint"],
-        init_checkpoint=init_checkpoint, train_settings=train_settings,
-        warm_start_from=data.outputs["warm_start_from"]).set_display_name("train")
-    _apply(trained, p.train, p.caching)
-
-    model, key = trained.outputs["model"], trained.outputs["Output"]
-    if config.distill:  # the student is evaluated, blessed and pushed
-      student = ops.distill(
-          examples=examples.outputs["examples"], teacher=model,
-          fingerprint=data.outputs["fingerprint"], teacher_key=key,
-          distill_settings=distill_settings).set_display_name("distill")
-      _apply(student, p.train, p.caching)
-      model, key = student.outputs["model"], student.outputs["Output"]
-
-    evaluated = ops.evaluate(
-        examples=examples.outputs["examples"], model=model, split=eval_split,
-        thresholds=thresholds, baseline_model=data.outputs["baseline_model"],
-        max_regression=max_regression).set_display_name("evaluate")
-    _apply(evaluated, p.evaluate, p.caching)
-
-    blessed = evaluated.outputs["Output"]
-    with dsl.If(blessed == True, name="blessed"):  # noqa: E712 (a kfp condition, not Python's)
-      pushed = ops.export_push(
-          examples=examples.outputs["examples"], model=model,
-          evaluation=evaluated.outputs["evaluation"], push_to=push_to, force=force_push,
-          training_key=key, check_serving=check_serving,
-          vertex_model=vertex_model, vertex_project=vertex_project,
-          vertex_region=vertex_region, quantize=quantize).set_display_name("export and push")
-      # Never cached: the registry, not a cache entry, says whether a model is there.
-      _apply(pushed, p.push, caching=False)
-      if config.score.input:
-        _score(ops, config, push_to, data.outputs["date"]).after(pushed)
-    if config.score.input:
+    for step in steps:
+      if not step.when:
+        add(step)
+    blessed = [s for s in steps if s.when == "blessed"]
+    others = [s for s in steps if s.when == "not blessed"]
+    decision = tasks[definition.BLESSED[0]].outputs[definition.BLESSED[1]]
+    with dsl.If(decision == True, name="blessed"):  # noqa: E712 (a kfp condition, not Python's)
+      for step in blessed:
+        add(step)
+    if others:
       with dsl.Else(name="not blessed"):
-        _score(ops, config, push_to, data.outputs["date"])  # with the model already in production
+        for step in others:
+          add(step)
 
-  return bertline_pipeline
+  bertline_pipeline.__signature__ = inspect.Signature([
+      inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=value,
+                        annotation=_parameter_types()[name])
+      for name, value in defaults.items()])
+  return dsl.pipeline(name=p.name, description=PIPELINE_DESCRIPTION,
+                      pipeline_root=p.pipeline_root or None)(bertline_pipeline)
+
+
+def _parameter_types() -> Dict[str, type]:
+  """Each pipeline parameter's type: that of the component parameters it feeds."""
+  types: Dict[str, type] = {}
+  for step in definition.STEPS:
+    hints = typing.get_type_hints(getattr(kfp_components, step.component))
+    for name, source in step.inputs.items():
+      if isinstance(source, definition.Param):
+        known = types.setdefault(source.name, hints[name])
+        if known is not hints[name]:
+          raise TypeError(f"pipeline parameter {source.name} feeds {known} and {hints[name]}")
+  return types

@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Optional
 
 from bertline import fileio, flags, resources
 from bertline.pipeline import config as config_lib
+from bertline.pipeline import definition
 
 log = logging.getLogger("bertline.pipeline")
 
@@ -78,9 +79,8 @@ def check_target(args: argparse.Namespace, config: config_lib.RunConfig) -> None
 
 
 def run_arguments(config: config_lib.RunConfig, run_date: str = "") -> Dict[str, Any]:
-  """The run's parameter values (pipeline/pipeline.py's parameters from the config)."""
-  from bertline.pipeline.pipeline import parameters
-  values = parameters(config)
+  """The run's parameter values (definition.parameters of the config)."""
+  values = definition.parameters(config)
   values["run_date"] = run_date
   return values
 

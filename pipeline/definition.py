@@ -1,0 +1,196 @@
+"""The pipeline, declared once: its steps, what each takes and gives, when it runs, what caches.
+
+  resolve data -> preprocess -> train [-> distill] -> evaluate
+      -> [blessed] export and push [-> score]   | [not blessed] [score]
+
+Two small runners walk this one declaration (TFX's shape: one pipeline, a
+runner per orchestrator): pipeline/pipeline.py compiles it into the kfp
+pipeline that Kubeflow and Vertex AI run, and pipeline/local_run.py runs it
+on this machine (`bertline run`). Each step is a kfp component of
+components/kfp_components.py; a step's inputs are pipeline parameters
+(`Param`, their values from `parameters(config)`), values fixed by the run
+config when the pipeline is built (`Const`), or outputs of earlier steps
+(`Out`). Caching is the same rule in both: a step is reused when it is
+`cached` and its inputs are unchanged (an artifact input: the step that
+made it), and resolve-data, which never caches, hands every later step the
+data's fingerprint and the model in production, so no stale result is ever
+served. No kfp import here: the config and its checks stay light.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict, List, Mapping, Tuple, Union
+
+from bertline.pipeline import config as config_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+  """A pipeline parameter: a submission or a schedule may set it."""
+  name: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Const:
+  """A value of the run config, fixed when the pipeline is built."""
+  name: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Out:
+  """An output of an earlier step; with several step ids, the first that the pipeline has."""
+  steps: Tuple[str, ...]
+  name: str
+
+  def __init__(self, steps: Union[str, Tuple[str, ...]], name: str):
+    object.__setattr__(self, "steps", (steps,) if isinstance(steps, str) else tuple(steps))
+    object.__setattr__(self, "name", name)
+
+
+Source = Union[Param, Const, Out]
+
+# The output a component's plain return value is called (kfp's name for it).
+RETURNED = "Output"
+# Which steps run in the blessed branch and which in the other: evaluate's return value.
+BLESSED = ("evaluate", RETURNED)
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+  """One task of the pipeline.
+
+  Attributes:
+    id: str. The step's name in this declaration (and in `bertline run`'s logs).
+    component: str. The function of components/kfp_components.py it runs.
+    inputs: {component parameter: Param | Const | Out}.
+    resources: str. The run config's pipeline.<resources> section it runs with.
+    display: str. Its name in the Kubeflow UI and in `bertline run`'s logs.
+    cached: bool. Reused when its inputs are unchanged (and pipeline.caching is on).
+    when: str. "" always; "blessed" or "not blessed": on evaluate's decision.
+    only_if: str. "" always; "distill" or "score": only when the run config has that section.
+    after: tuple of step ids it waits for without taking their outputs.
+    resumes: bool. A step interrupted mid-way resumes from its own output
+      (train's model_dir); `bertline run` keeps an unfinished output then,
+      and clears it for every other step.
+    local_dir: str. `bertline run`'s folder of the step's outputs, under the work dir.
+  """
+  id: str
+  component: str
+  inputs: Mapping[str, Source]
+  resources: str
+  display: str = ""
+  cached: bool = True
+  when: str = ""
+  only_if: str = ""
+  after: Tuple[str, ...] = ()
+  resumes: bool = False
+  local_dir: str = ""
+
+  @property
+  def title(self) -> str:
+    return self.display or self.id
+
+
+_RESOLVED = "resolve-data"
+_MODEL = ("distill", "train")  # the model evaluated and pushed: the student, when there is one
+_SCORE_INPUTS = {
+    "push_to": Param("push_to"), "input_pattern": Const("score_input"),
+    "output": Const("score_output"), "date": Out(_RESOLVED, "date"),
+    "input_format": Const("score_format"), "text_a": Const("score_text_a"),
+    "text_b": Const("score_text_b"), "id_key": Const("score_id"),
+    "compression": Const("score_compression"), "batch_size": Const("score_batch_size"),
+    "beam_args": Const("score_beam_args")}
+
+STEPS: Tuple[Step, ...] = (
+    # Never cached: it is what makes every later cache key honest.
+    Step(_RESOLVED, "resolve_data", {
+        "data_path": Param("data_path"), "builtin": Param("builtin_data"),
+        "limit": Param("data_limit"), "task": Param("task"), "task_config": Param("task_config"),
+        "run_date": Param("run_date"), "push_to": Param("push_to"),
+        "warm_start": Param("warm_start"), "baseline": Param("baseline")},
+        resources="preprocess", display="resolve data", cached=False, local_dir="data"),
+    Step("preprocess", "preprocess", {
+        "corpus": Out(_RESOLVED, "corpus"), "builtin": Param("builtin_data"),
+        "data_dir": Out(_RESOLVED, "data_dir"), "task": Out(_RESOLVED, "task"),
+        "task_config": Out(_RESOLVED, "task_config"),
+        "fingerprint": Out(_RESOLVED, "fingerprint"), "init_checkpoint": Param("init_checkpoint"),
+        "vocab_file": Param("vocab_file"), "preprocess_settings": Param("preprocess_settings")},
+        resources="preprocess", local_dir="examples"),
+    Step("train", "train", {
+        "examples": Out("preprocess", "examples"), "fingerprint": Out(_RESOLVED, "fingerprint"),
+        "init_checkpoint": Param("init_checkpoint"), "train_settings": Param("train_settings"),
+        "warm_start_from": Out(_RESOLVED, "warm_start_from")},
+        resources="train", resumes=True, local_dir="model"),
+    Step("distill", "distill", {
+        "examples": Out("preprocess", "examples"), "teacher": Out("train", "model"),
+        "fingerprint": Out(_RESOLVED, "fingerprint"), "teacher_key": Out("train", RETURNED),
+        "distill_settings": Param("distill_settings")},
+        resources="train", only_if="distill", resumes=True, local_dir="student"),
+    Step("evaluate", "evaluate", {
+        "examples": Out("preprocess", "examples"), "model": Out(_MODEL, "model"),
+        "split": Param("eval_split"), "thresholds": Param("thresholds"),
+        "baseline_model": Out(_RESOLVED, "baseline_model"),
+        "max_regression": Param("max_regression")},
+        resources="evaluate", local_dir="evaluation"),
+    # Never cached: the registry, not a cache entry, says whether a model is there.
+    Step("export-push", "export_push", {
+        "examples": Out("preprocess", "examples"), "model": Out(_MODEL, "model"),
+        "evaluation": Out("evaluate", "evaluation"), "push_to": Param("push_to"),
+        "force": Param("force_push"), "training_key": Out(_MODEL, RETURNED),
+        "check_serving": Param("check_serving"), "vertex_model": Param("vertex_model"),
+        "vertex_project": Param("vertex_project"), "vertex_region": Param("vertex_region"),
+        "quantize": Param("quantize")},
+        resources="push", display="export and push", cached=False, when="blessed",
+        local_dir="export"),
+    # Scoring is never cached: it scores the date's rows with today's production model,
+    # this run's when it was blessed and pushed, else the one already there.
+    Step("score", "score", _SCORE_INPUTS, resources="score", cached=False, when="blessed",
+         only_if="score", after=("export-push",), local_dir="scores"),
+    Step("score-with-production-model", "score", _SCORE_INPUTS, resources="score",
+         display="score", cached=False, when="not blessed", only_if="score", local_dir="scores"),
+)
+
+
+def parameters(config: config_lib.RunConfig) -> Dict[str, Any]:
+  """The pipeline's run-time parameters from a config (submission arguments)."""
+  d, e = config.data, config.evaluate
+  return {
+      "data_path": d.path, "builtin_data": d.builtin, "data_limit": d.limit, "task": d.task,
+      "task_config": d.task_config, "run_date": "",
+      "init_checkpoint": config.model.init_checkpoint, "vocab_file": config.model.vocab_file,
+      "preprocess_settings": d.preprocess_settings(),
+      "train_settings": config.train_settings(), "warm_start": config.warm_start,
+      "eval_split": e.split, "thresholds": dict(e.thresholds), "baseline": e.baseline,
+      "max_regression": e.max_regression, "push_to": config.push.to,
+      "force_push": config.push.force, "check_serving": config.push.check_serving,
+      "vertex_model": config.push.vertex_model, "vertex_project": config.push.vertex_project,
+      "vertex_region": config.push.vertex_region, "quantize": config.export.quantize,
+      "distill_settings": config.distill_settings(),
+  }
+
+
+def constants(config: config_lib.RunConfig) -> Dict[str, Any]:
+  """The values fixed when the pipeline is built (the score section's)."""
+  sc = config.score
+  return {"score_input": sc.input, "score_output": sc.output, "score_format": sc.format,
+          "score_text_a": sc.text_a, "score_text_b": sc.text_b, "score_id": sc.id,
+          "score_compression": sc.compression, "score_batch_size": sc.batch_size,
+          "score_beam_args": list(sc.beam_args)}
+
+
+def _has_section(config: config_lib.RunConfig, name: str) -> bool:
+  return {"": True, "distill": bool(config.distill), "score": bool(config.score.input)}[name]
+
+
+def steps(config: config_lib.RunConfig) -> List[Step]:
+  """The steps of `config`'s pipeline, in order (the distill and score steps when configured)."""
+  return [step for step in STEPS if _has_section(config, step.only_if)]
+
+
+def producer(source: Out, present: Mapping[str, Any]) -> str:
+  """The id of the step an Out comes from: the first of its steps the pipeline has."""
+  for step_id in source.steps:
+    if step_id in present:
+      return step_id
+  raise KeyError(f"no step of {source.steps} runs before the one taking {source.name!r}")
