@@ -55,6 +55,7 @@ COPY bertline/ bertline/
 COPY preprocessing/ preprocessing/
 COPY trainer/ trainer/
 COPY evaluator/ evaluator/
+COPY exporter/ exporter/
 COPY components/ components/
 COPY pipeline/ pipeline/
 COPY examples/ examples/

@@ -10,7 +10,7 @@ length 64), CPU only:
 * student: `bertline distill --teacher <that model_dir> --student-layers 3`,
   the same settings (temperature 2, alpha 0.5), initialised from layers 0, 2, 4;
 * `bertline export` of each as float32 (SavedModel) and `--quantize int8` /
-  `float16` (TF Lite beside the tokenizer SavedModel, evaluator/quantize.py);
+  `float16` (TF Lite beside the tokenizer SavedModel, exporter/quantize.py);
 * the reference: the teacher's very weights in transformers'
   BertForSequenceClassification: float32, under torch.autocast("cpu",
   bfloat16) (on CPUs with AVX512-BF16 or AMX, where torch runs bf16 matrix
@@ -136,7 +136,8 @@ def main() -> None:
   import torch
 
   from bertline import corpora, resources
-  from bertline.evaluator import evaluate, export, quantize
+  from bertline.evaluator import evaluate
+  from bertline.exporter import export, quantize
   from bertline.preprocessing import beam_job
   from bertline.trainer import distill, train
 

@@ -44,7 +44,7 @@ def _export_minilm(work: str, hf_model) -> str:
   import tensorflow as tf
 
   from bertline import resources, schema
-  from bertline.evaluator import export
+  from bertline.exporter import export
   from bertline.preprocessing.tokenization import load_vocab
   from bertline.trainer import checkpoints
   from bertline.trainer.model_config import ModelConfig

@@ -29,10 +29,10 @@ COMMANDS = {
                  "Accuracy, loss and task metrics on a split, and a blessing against thresholds."),
     "predict": ("bertline.evaluator.predict",
                 "Class probabilities for every example of a split, as run_classifier writes them."),
-    "export": ("bertline.evaluator.export",
+    "export": ("bertline.exporter.export",
                "Write a versioned SavedModel: raw-text, features, tf.Example and Classify "
                "signatures."),
-    "push": ("bertline.evaluator.push",
+    "push": ("bertline.exporter.push",
              "Copy a blessed exported model to a registry (gs:// or local), versioned and atomic."),
     "score": ("bertline.evaluator.batch_score",
               "Score text files with an exported model on Beam (RunInference): JSON lines out."),

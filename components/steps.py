@@ -383,9 +383,9 @@ def export_and_push(model_dir: str, export_dir: str, push_to: str, force: bool =
   last pushed version's, so that a re-run (or a cached training task) pushes
   no duplicate.
   """
-  from bertline.evaluator import export as export_lib
-  from bertline.evaluator import push as push_lib
-  from bertline.evaluator import vertex_registry
+  from bertline.exporter import export as export_lib
+  from bertline.exporter import push as push_lib
+  from bertline.exporter import vertex_registry
   vertex = (vertex_registry.VertexModel(vertex_model, vertex_project, vertex_region)
             if vertex_model else None)
   # The same model quantized otherwise is another artifact: a new version, not "already there".

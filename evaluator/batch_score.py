@@ -204,7 +204,7 @@ class RawTextModelHandler(ModelHandler):
     if self._path not in _MODELS:
       import tensorflow as tf
       import tensorflow_text  # noqa: F401  (registers the in-graph tokenizer's ops)
-      from bertline.evaluator import quantize
+      from bertline.exporter import quantize
       if quantize.is_tflite(self._path):  # `export --quantize`: tokenizer/ + model.tflite
         loaded = quantize.TFLiteModel(self._path)
       else:

@@ -74,7 +74,7 @@ def is_saved_model(path: str) -> bool:
 
 def is_export(path: str) -> bool:
   """An exported version: a float SavedModel, or a quantized one (model.tflite)."""
-  from bertline.evaluator import quantize
+  from bertline.exporter import quantize
   return is_saved_model(path) or quantize.is_tflite(path)
 
 
@@ -201,7 +201,7 @@ def tflite_logits_fn(path: str):
 
   Returns (fn, labels, bertline metadata).
   """
-  from bertline.evaluator import quantize
+  from bertline.exporter import quantize
 
   model = quantize.TFLiteModel(path)
   meta_path = fileio.join(path, "assets", schema.ASSET_METADATA)
@@ -218,7 +218,7 @@ def tflite_logits_fn(path: str):
 
 def model_logits_fn(model: str, which: str = "best"):
   """(logits_fn, labels, vocab_sha256 or None, description) for a model_dir or an export."""
-  from bertline.evaluator import quantize
+  from bertline.exporter import quantize
   if quantize.is_tflite(model):
     fn, labels, meta = tflite_logits_fn(model)
     vocab_sha = (meta.get("data_metadata") or {}).get("vocab_sha256")

@@ -141,7 +141,7 @@ class ExportConfig:
   Attributes:
     quantize: str. none (a float32 SavedModel, for TF Serving and Vertex AI),
       float16 or int8 (TF Lite beside the export's tokenizer:
-      evaluator/quantize.py; served by bertline predict/score, not TF Serving).
+      exporter/quantize.py; served by bertline predict/score, not TF Serving).
   """
 
   quantize: str = "none"
@@ -344,7 +344,7 @@ def validate(config: RunConfig, where: str = "config") -> RunConfig:
     # The teacher is the train step's model: a placeholder stands for its path here.
     check_train_section(config.distill_settings(), where, section="distill",
                         run_keys={"teacher": "(the train step's model)"})
-  from bertline.evaluator import quantize as quantize_lib  # no TensorFlow at import
+  from bertline.exporter import quantize as quantize_lib  # no TensorFlow at import
   configs.choice(config.export.quantize, quantize_lib.MODES, f"{where}: export.quantize")
   if config.export.quantize != "none" and config.push.vertex_model:
     raise ConfigError(f"{where}: export.quantize {config.export.quantize!r} with "
@@ -369,7 +369,7 @@ def validate(config: RunConfig, where: str = "config") -> RunConfig:
     if not config.push.to.startswith("gs://"):
       raise ConfigError(f"{where}: push.vertex_model needs push.to in Cloud Storage "
                         f"(gs://BUCKET/models/NAME), not {config.push.to!r}")
-    from bertline.evaluator.vertex_registry import VertexModel  # no SDK import
+    from bertline.exporter.vertex_registry import VertexModel  # no SDK import
     try:
       VertexModel(config.push.vertex_model, config.push.vertex_project, config.push.vertex_region)
     except ValueError as e:

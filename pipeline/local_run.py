@@ -266,7 +266,7 @@ def ask(model_path: str, text_a: str, text_b: Optional[str] = None) -> Dict[str,
   import numpy as np
   import tensorflow as tf
   import tensorflow_text  # noqa: F401  Registers the in-graph tokenizer's ops (TF Serving links them).
-  from bertline.evaluator import quantize
+  from bertline.exporter import quantize
   if quantize.is_tflite(model_path):  # export.quantize: tokenizer/ then model.tflite
     model = quantize.TFLiteModel(model_path)
     wanted = model.text_inputs

@@ -95,7 +95,7 @@ def kfp_client(host: str):
 
 
 def vertex_sdk():
-  from bertline.evaluator import vertex_registry
+  from bertline.exporter import vertex_registry
   return vertex_registry.sdk("--vertex")
 
 

@@ -314,7 +314,7 @@ def run(config: TrainConfig) -> TrainResult:
                          xla=_use_xla(config, static_shapes=info.static_shapes), teacher=teacher)
   result = trainer.fit(schedule)
   if config.export and info.is_chief and not result.preempted:
-    from bertline.evaluator import export as export_lib
+    from bertline.exporter import export as export_lib
     exported = export_lib.export_model(config.model_dir, config.export_dir)
     log.info("Exported the best model to %s", exported)
     result = dataclasses.replace(result, exported=exported)

@@ -82,7 +82,7 @@ def test_text_lines_are_scored_as_serving_default_scores_them_and_bad_lines_reje
 
 def test_tsv_by_header_and_json_lines_with_ids_from_the_last_pushed_version(
     exported, tweets_data, tmp_path):
-  from bertline.evaluator import push
+  from bertline.exporter import push
   registry = str(tmp_path / "registry")
   push.push(exported["path"], registry, force=True)
   texts = [t.decode("utf-8", "replace") for t in _tweets(tweets_data, 40)]

@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from bertline import cli, schema
-from tests.evaluator.conftest import VOCAB
+from tests.conftest import VOCAB
 
 
 def test_trained_model_dir_is_evaluated_exported_and_pushed(tweets_data, tmp_path):

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from bertline import cli, schema
 from bertline.evaluator import evaluate, predict
-from tests.evaluator.conftest import make_model_dir
+from tests.conftest import make_model_dir
 
 
 def _keras_reference(model, data_dir, split):

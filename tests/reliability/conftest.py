@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.evaluator.conftest import exported, tiny_model, tweets_data  # noqa: F401  (fixtures)
+from tests.conftest import exported, tiny_model, tweets_data  # noqa: F401  (fixtures)
 
 
 def bertline(*args, timeout=300, env=None):

@@ -72,7 +72,7 @@ def test_every_checkpoint_damaged_is_refused_naming_them(lang_records, tiny_conf
 
 def test_evaluate_uses_the_latest_when_best_is_damaged_and_names_a_damaged_checkpoint(
     tweets_data, tmp_path):
-  from tests.evaluator.conftest import make_model_dir
+  from tests.conftest import make_model_dir
   import tensorflow as tf
   model_dir = tmp_path / "m"
   model = make_model_dir(str(model_dir), tweets_data["data"])

@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from bertline import schema
-from tests.evaluator.conftest import make_model_dir
+from tests.conftest import make_model_dir
 from tests.reliability.conftest import bertline
 
 

@@ -13,7 +13,7 @@ import pytest
 from google.api_core import exceptions as gexc
 
 from bertline import schema
-from bertline.evaluator import push as push_lib
+from bertline.exporter import push as push_lib
 
 # These exports are stand-ins (push copies whatever files an export holds), so
 # the serving check, which loads a real SavedModel, is off here; it is tested

@@ -101,7 +101,8 @@ def test_the_student_starts_as_the_teachers_chosen_layers():
 
 def test_distill_trains_a_smaller_ordinary_model_dir_and_resumes_exactly(
     lang_records, teacher, tmp_path, capsys):
-  from bertline.evaluator import evaluate, export
+  from bertline.evaluator import evaluate
+  from bertline.exporter import export
   assert _distil(lang_records, teacher, tmp_path / "student") == 0
   assert "distill: step 40" in capsys.readouterr().out
   md = ModelDir(str(tmp_path / "student"))

@@ -27,7 +27,7 @@ blessing when the model_dir has one (push reads it), and
 assets.extra/tf_serving_warmup_requests: PredictionLog records built from
 real examples of the training data, which TF Serving replays at load and
 `bertline push` replays in a clean process before pushing
-(evaluator/serving_check.py). The graph uses core TensorFlow and
+(exporter/serving_check.py). The graph uses core TensorFlow and
 tensorflow-text ops only. The version is written to a hidden
 temporary directory and renamed into place: E/<version> is whole or absent.
 """
@@ -223,7 +223,7 @@ def _metadata(loaded: scoring.LoadedModel, version: str, has_blessing: bool,
 
 def _warmup_texts(loaded: scoring.LoadedModel, warmup_data: Optional[str], count: int):
   """Real examples for the warmup requests: the training data's (or --warmup-data's)."""
-  from bertline.evaluator import serving_check
+  from bertline.exporter import serving_check
   from bertline.preprocessing.tokenization import load_vocab
 
   recorded = (loaded.train_config or {}).get("data_dir") or ""
@@ -261,7 +261,7 @@ def export_model(model_dir: str, export_dir: str, version: Optional[int] = None,
       warmup requests (default: the training data, train_config.json's data_dir).
     warmup_examples: int. How many of its examples the requests carry.
     quantize: "none" (a float32 SavedModel), "float16" or "int8": a TF Lite
-      classifier beside a tokenizer SavedModel (evaluator/quantize.py).
+      classifier beside a tokenizer SavedModel (exporter/quantize.py).
   Raises:
     FileExistsError: export_dir/<version> exists (an export is never replaced).
   """
@@ -285,7 +285,7 @@ def export_model(model_dir: str, export_dir: str, version: Optional[int] = None,
     raise FileNotFoundError(f"--blessing {blessing} not found; it is the blessing.json written by "
                             "`bertline evaluate`.")
 
-  from bertline.evaluator import quantize as quantize_lib
+  from bertline.exporter import quantize as quantize_lib
   if quantize not in quantize_lib.MODES:
     raise ValueError(f"--quantize {quantize!r}: choose one of {', '.join(quantize_lib.MODES)}")
   if warmup_examples < 1:
@@ -316,7 +316,7 @@ def export_model(model_dir: str, export_dir: str, version: Optional[int] = None,
       os.makedirs(os.path.join(tmp, schema.ASSETS_EXTRA), exist_ok=True)
       with open(os.path.join(tmp, schema.ASSETS_EXTRA, schema.BLESSING_FILE), "wb") as f:
         f.write(fileio.read_bytes(blessing))
-    from bertline.evaluator import serving_check
+    from bertline.exporter import serving_check
     serving_check.write_warmup_requests(tmp, texts, meta.has_text_b)
     _check_export(tmp, meta.has_text_b)
     if quantize != "none":
@@ -340,8 +340,8 @@ def _quantize(tmp: str, module, float_text, mode: str, texts, has_text_b: bool) 
   signatures now served, and how far the quantized classifier is from the
   float32 one on the warmup texts.
   """
-  from bertline.evaluator import quantize as quantize_lib
-  from bertline.evaluator import serving_check
+  from bertline.exporter import quantize as quantize_lib
+  from bertline.exporter import serving_check
 
   float_bytes = sum(os.path.getsize(os.path.join(root, n))
                     for root, _, names in os.walk(tmp) for n in names)
@@ -395,7 +395,7 @@ def _check_export(path: str, has_text_b: bool) -> None:
   out = loaded.signatures[schema.SIGNATURE_TEXT](**args)
   if out[schema.OUTPUT_PROBABILITIES].shape[0] != 1:
     raise AssertionError(f"export {path}: the text signature returned {out}")
-  from bertline.evaluator import serving_check
+  from bertline.exporter import serving_check
   example = serving_check.text_example("a smoke test", "of the export" if has_text_b else None)
   out = loaded.signatures[schema.SIGNATURE_CLASSIFY](
       **{schema.CLASSIFY_INPUTS: tf.constant([example.SerializeToString()])})

@@ -18,7 +18,7 @@ import pytest
 
 from bertline import cli, errors, schema
 from bertline.evaluator import blessing as blessing_lib
-from bertline.evaluator import push as push_lib
+from bertline.exporter import push as push_lib
 
 # These exports are stand-ins (push copies whatever files an export holds), so
 # the serving check, which loads a real SavedModel, is off here; it is tested

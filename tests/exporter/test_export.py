@@ -15,8 +15,9 @@ import pytest
 import tensorflow as tf
 
 from bertline import fileio, schema
-from bertline.evaluator import export, push, scoring
-from tests.evaluator.conftest import make_model_dir
+from bertline.evaluator import scoring
+from bertline.exporter import export, push
+from tests.conftest import make_model_dir
 from tests.records import read_split
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
@@ -153,7 +154,7 @@ def test_sentence_pairs_match_run_classifier_features(tmp_path):
   """A pair task's raw-text signature takes text_a and text_b and packs them
   exactly as run_classifier.convert_single_example does (truncating the longer)."""
   from bertline import corpora
-  from tests.evaluator.conftest import VOCAB
+  from tests.conftest import VOCAB
   from tests.preprocessing import reference
 
   metadata = schema.DataMetadata(
@@ -207,7 +208,7 @@ def test_sentence_pairs_match_run_classifier_features(tmp_path):
 def _preprocess_pairs(tmp_path, pairs):
   """A pair task's preprocess output (examples/tasks/reviews_pairs.yaml's layout)."""
   from bertline.preprocessing import beam_job
-  from tests.evaluator.conftest import VOCAB
+  from tests.conftest import VOCAB
   tsv = tmp_path / "pairs_tsv"
   tsv.mkdir()
   clean = [(a.replace("\t", " ").replace("\n", " "), b.replace("\t", " ").replace("\n", " "))
@@ -233,7 +234,7 @@ def test_warmup_requests_carry_real_examples_of_the_training_data(exported, twee
   """TF Serving's warmup file: a batched and a single predict request and a classify
   request, all over the dev split's first rows decoded from their ids."""
   from bertline.preprocessing.tokenization import BertTokenizer
-  from tests.evaluator.conftest import VOCAB
+  from tests.conftest import VOCAB
   logs = _warmup_logs(exported["path"])
   assert [log.WhichOneof("log_type") for log in logs] == ["predict_log", "predict_log",
                                                           "classify_log"]
@@ -261,7 +262,7 @@ def test_warmup_requests_carry_real_examples_of_the_training_data(exported, twee
 def test_classification_signature_is_tf_servings_classify(exported, tweets_data):
   from tensorflow.core.protobuf import saved_model_pb2
   from tensorflow.python.saved_model.pywrap_saved_model import fingerprinting
-  from bertline.evaluator import serving_check
+  from bertline.exporter import serving_check
   sm = saved_model_pb2.SavedModel()
   with open(os.path.join(exported["path"], "saved_model.pb"), "rb") as f:
     sm.ParseFromString(f.read())
@@ -303,7 +304,7 @@ def test_graph_ids_equal_preprocess_on_the_whole_tweet_corpus(tmp_path):
   model's ids are the preprocess stage's."""
   from bertline import corpora
   from bertline.preprocessing import beam_job
-  from tests.evaluator.conftest import VOCAB
+  from tests.conftest import VOCAB
 
   tsv, data = str(tmp_path / "tsv"), str(tmp_path / "data")
   corpora.write_tweets_tsv(tsv, dev_fraction=0.0, test_fraction=0.0)

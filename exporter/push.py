@@ -25,13 +25,13 @@ The model lands at <to>/<version>/, TF Serving's layout. Guarantees:
   Transient errors (429, 5xx, dropped connections, corrupted transfers) are
   retried by google-cloud-storage's own policy, which those preconditions make
   safe; every upload is checked with crc32c.
-* Serving is checked first (TFX's InfraValidator, evaluator/serving_check.py):
+* Serving is checked first (TFX's InfraValidator, exporter/serving_check.py):
   the version is loaded in a separate clean process that cannot import
   bertline and answers its own TF Serving warmup requests; a version that
   fails is not pushed, and the reason is written into its blessing
   (assets.extra/blessing.json). --skip-serving-check skips it (recorded).
 * With --vertex-model (a gs:// target), the pushed version is registered as a
-  version of that Vertex AI model (evaluator/vertex_registry.py). If only the
+  version of that Vertex AI model (exporter/vertex_registry.py). If only the
   registration fails, re-running the same push registers it without copying
   again: an identical pushed version (same files, same checksums) is
   accepted in that case only.
@@ -55,7 +55,8 @@ from typing import Dict, List, Optional, Tuple
 
 from bertline import errors, fileio, flags, schema
 from bertline.evaluator import blessing as blessing_lib
-from bertline.evaluator import quantize, scoring, serving_check, vertex_registry
+from bertline.evaluator import scoring
+from bertline.exporter import quantize, serving_check, vertex_registry
 
 log = logging.getLogger("bertline.push")
 

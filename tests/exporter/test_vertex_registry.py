@@ -4,7 +4,7 @@ The whole path runs for real but for Google's servers: `bertline push` with a
 service account key file (its token endpoint on loopback), the model copied
 to a real GCS server (gcp-storage-emulator), google-cloud-aiplatform's REST
 transport sending its requests to `vertex_api.Server`, which checks them
-against the API reference and answers as the service does (tests/evaluator/vertex_api.py).
+against the API reference and answers as the service does (tests/exporter/vertex_api.py).
 What is not run: Google's own service, and Vertex's prebuilt TensorFlow
 container loading the pushed model.
 """
@@ -19,8 +19,9 @@ import pytest
 
 from bertline import cli, errors, schema
 from bertline.evaluator import blessing as blessing_lib
-from bertline.evaluator import evaluate, export, vertex_registry
-from tests.evaluator.vertex_api import Server
+from bertline.evaluator import evaluate
+from bertline.exporter import export, vertex_registry
+from tests.exporter.vertex_api import Server
 
 PROJECT, REGION = "bertline-test", "europe-west4"
 PARENT = f"projects/{PROJECT}/locations/{REGION}/models/sentiment"
@@ -160,6 +161,6 @@ def test_without_the_sdk_push_names_the_extra(versions, monkeypatch, tmp_path):
   monkeypatch.delattr(google.cloud, "aiplatform", raising=False)
   with pytest.raises(ValueError, match=r"--vertex-model needs the Vertex AI SDK "
                      r"\(google-cloud-aiplatform\): pip install 'bertline\[vertex\]'"):
-    from bertline.evaluator import push
+    from bertline.exporter import push
     push.push(str(versions["dir"] / "3"), "gs://models/x", force=True,
               vertex=vertex_registry.VertexModel("m", "p", "r"))

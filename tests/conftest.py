@@ -77,7 +77,7 @@ def tiny_model(tweets_data, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def exported(tiny_model, tmp_path_factory):
-  from bertline.evaluator.export import export_model
+  from bertline.exporter.export import export_model
   export_dir = str(tmp_path_factory.mktemp("export"))
   path = export_model(tiny_model["model_dir"], export_dir, version=3)
   return {"path": path, "export_dir": export_dir}

@@ -14,7 +14,8 @@ import pytest
 import tensorflow as tf
 
 from bertline import schema
-from bertline.evaluator import export, predict, push, quantize, scoring, serving_check
+from bertline.evaluator import predict, scoring
+from bertline.exporter import export, push, quantize, serving_check
 from tests.records import read_split
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
@@ -129,7 +130,7 @@ def test_a_broken_tflite_fails_the_serving_check(quantized, tmp_path):
 
 
 def test_vertex_registration_of_a_quantized_version_is_refused(quantized):
-  from bertline.evaluator import vertex_registry
+  from bertline.exporter import vertex_registry
   vertex = vertex_registry.VertexModel(model_id="m", project="p", region="us-central1")
   with pytest.raises(ValueError, match="quantized export"):
     push.push(quantized["int8"], "gs://models/m", force=True, vertex=vertex)

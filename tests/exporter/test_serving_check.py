@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from bertline.evaluator import blessing as blessing_lib
-from bertline.evaluator import serving_check
+from bertline.exporter import serving_check
 
 
 def test_a_real_export_answers_its_warmup_requests_in_a_clean_process(exported):
@@ -30,7 +30,7 @@ def test_the_clean_process_cannot_import_bertline_though_it_is_installed():
        f"spec = importlib.util.spec_from_file_location('probe', {serving_check.PROBE!r})\n"
        "probe = importlib.util.module_from_spec(spec); spec.loader.exec_module(probe)\n"
        "sys.meta_path.insert(0, probe._NoBertline())\n"
-       "import bertline.evaluator.export\n"],
+       "import bertline.exporter.export\n"],
       capture_output=True, text=True, timeout=60)
   assert blocked.returncode != 0
   assert "may not be imported by the serving check" in blocked.stderr
