@@ -11,6 +11,7 @@ import argparse
 import gc
 import importlib
 import logging
+import re
 import sys
 import traceback
 from typing import List, Optional
@@ -53,6 +54,24 @@ COMMANDS = {
 # not: the CLI parses with it first, so `--help` and a misspelled flag answer at once.
 FLAGS_MODULES = {"train": "bertline.trainer.config"}
 
+# Commands that do their job with no flags at all (compile: the default pipeline.yaml).
+RUN_WITHOUT_FLAGS = ("compile",)
+
+
+def example(parser) -> str:
+  """The first example command in a parser's epilog ("example:\n  bertline ...")."""
+  match = re.search(r"[Ee]xamples?:\s*(bertline [^\n;]*)", parser.epilog or "")
+  return match.group(1).strip() if match else ""
+
+
+def _usage(command: str, parser) -> int:
+  """`bertline COMMAND` alone: its usage and one example, not a wall of errors."""
+  sys.stderr.write(parser.format_usage())
+  if example(parser):
+    sys.stderr.write(f"example: {example(parser)}\n")
+  sys.stderr.write(f"Run `bertline {command} --help` for what each flag means.\n")
+  return errors.USAGE
+
 
 def _top_parser() -> flags.ArgumentParser:
   lines = [f"  {name:<17} {summary}" for name, (_, summary) in COMMANDS.items()]
@@ -94,11 +113,17 @@ def main(argv: Optional[List[str]] = None) -> int:
   if not args.verbose:
     _quiet_beam_import_notices()
   module_name, _ = COMMANDS[args.command]
+  rest = argv[split + 1:]
   if args.command in FLAGS_MODULES:
-    importlib.import_module(FLAGS_MODULES[args.command]).build_parser().parse_args(argv[split + 1:])
+    parser = importlib.import_module(FLAGS_MODULES[args.command]).build_parser()
+    if not rest:
+      return _usage(args.command, parser)
+    parser.parse_args(rest)
   module = importlib.import_module(module_name)
+  if not rest and args.command not in RUN_WITHOUT_FLAGS:
+    return _usage(args.command, module.build_parser())
   try:
-    return int(module.main(argv[split + 1:]) or 0)
+    return int(module.main(rest) or 0)
   except Exception as e:  # noqa: BLE001  Every fault ends in one line and its exit code.
     code, message = errors.describe(e)
     if args.verbose or code == errors.INTERNAL:

@@ -46,7 +46,20 @@ def unknown_flag_message(flag: str, valid: Iterable[str]) -> str:
 
 
 class ParagraphFormatter(argparse.HelpFormatter):
-  """Wraps a description's paragraphs one by one, and keeps indented lines (examples) as written."""
+  """Wraps a description's paragraphs one by one, keeps indented lines (examples) as written,
+  and ends every flag's help with what a reader needs: `[required]`, or its default."""
+
+  def _get_help_string(self, action: argparse.Action) -> str:
+    text = action.help or ""
+    if action.required and "[required" not in text:
+      return text + " [required]"
+    default = action.default
+    if ("default" in text or "[required" in text or default in (None, False, "", [], ())
+        or default is argparse.SUPPRESS or isinstance(action, argparse._HelpAction)):
+      return text
+    if default is True:
+      return text + " (default: on)"
+    return text + f" (default: {default})"
 
   def _fill_text(self, text: str, width: int, indent: str) -> str:
     out = []
@@ -139,8 +152,12 @@ def _default_text(field: dataclasses.Field) -> str:
 
 
 def add_config_flags(parser: argparse.ArgumentParser, cls: Type[Any],
-                     skip: Sequence[str] = (), title: Optional[str] = None) -> None:
-  """Adds a flag for every setting of config class `cls` but those in `skip`.
+                     skip: Sequence[str] = (), title: Optional[str] = None,
+                     only: Optional[Sequence[str]] = None, required: Sequence[str] = ()) -> None:
+  """Adds a flag for every setting of config class `cls` (or those in `only`) but those in `skip`.
+
+  `required` names settings this command needs though the config may leave
+  them empty (distill's --teacher): their help says so; the command checks.
 
   The flags default to "not given" (argparse.SUPPRESS), so config_from_flags
   can lay what was given over a config read from a file.
@@ -148,12 +165,13 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: Type[Any],
   hints = typing.get_type_hints(cls)
   target = parser.add_argument_group(title) if title else parser
   for field in _declared(cls):
-    if field.name in skip:
+    if field.name in skip or (only is not None and field.name not in only):
       continue
     meta, tp = field.metadata, _unwrap_optional(hints[field.name])
+    needed = meta["required"] or field.name in required
     kwargs: dict = {"dest": field.name, "default": argparse.SUPPRESS,
-                    "help": meta["help"] + ("" if meta["required"] else _default_text(field))
-                    + (" [required]" if meta["required"] else "")}
+                    "help": meta["help"] + ("" if needed else _default_text(field))
+                    + (" [required]" if needed else "")}
     metavar = meta["metavar"] or {int: "N", float: "X"}.get(tp)
     if metavar:
       kwargs["metavar"] = metavar

@@ -103,7 +103,9 @@ def build_parser() -> flags.ArgumentParser:
   parser = flags.ArgumentParser(
       prog="bertline evaluate",
       description="Metrics of a trained model on a preprocessed split (metrics.json) and a "
-      "blessing against thresholds and the production model (blessing.json).")
+      "blessing against thresholds and the production model (blessing.json).",
+      epilog="example:\n  bertline evaluate --model-dir work/model --data-dir work/data --split dev "
+      "--threshold eval_accuracy=0.7")
   parser.add_argument("--model-dir", required=True,
                       help="training model_dir (best checkpoint, else latest)")
   parser.add_argument("--data-dir", required=True, help="`bertline preprocess` output directory")

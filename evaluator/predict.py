@@ -63,13 +63,16 @@ def build_parser() -> flags.ArgumentParser:
   parser = flags.ArgumentParser(
       prog="bertline predict",
       description="Class probabilities for every example of a preprocessed split, one line per "
-      "example in input order, tab-separated as run_classifier's test_results.tsv.")
+      "example in input order, tab-separated as run_classifier's test_results.tsv.",
+      epilog="example:\n  bertline predict --model work/model --data-dir work/data --split test "
+      "--output test_results.tsv")
   parser.add_argument("--model", required=True,
                       help="training model_dir (best checkpoint, else latest) or an exported "
                       "SavedModel version directory")
   parser.add_argument("--data-dir", required=True, help="`bertline preprocess` output directory")
   parser.add_argument("--split", default="test", help="split to predict (default test)")
-  parser.add_argument("--output", help=f"TSV to write (default <model>/{schema.PREDICTIONS_FILE})")
+  parser.add_argument("--output", help=f"TSV to write (default: <model>/{schema.PREDICTIONS_FILE} "
+                      f"for a model_dir, ./{schema.PREDICTIONS_FILE} for an exported version)")
   parser.add_argument("--with-guid", action="store_true", help="first column: the example's guid")
   parser.add_argument("--with-label", action="store_true",
                       help="last column: the predicted label's name")

@@ -431,7 +431,8 @@ def build_parser() -> flags.ArgumentParser:
       description="Write <export-dir>/<version>/, a SavedModel with signatures serving_default "
       "(raw text, tokenized in the graph), serve_features, serve_examples and classification "
       "(TF Serving's Classify API), plus TF Serving warmup requests built from real examples, "
-      "for TF Serving or Vertex AI.")
+      "for TF Serving or Vertex AI.",
+      epilog="example:\n  bertline export --model-dir work/model --export-dir work/export")
   parser.add_argument("--model-dir", required=True, help="training model_dir")
   parser.add_argument("--export-dir", required=True,
                       help="local base directory of versions (TF Serving's model base path)")

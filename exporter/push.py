@@ -81,7 +81,8 @@ def build_parser() -> flags.ArgumentParser:
       description="Copy an exported model version (E/<version>) to gs://bucket/path/<version> or "
       "a local directory, only if blessed, never overwriting a pushed version; a completion "
       f"marker ({schema.PUSH_COMPLETE_MARKER}) is written last. Uses Application Default "
-      "Credentials.")
+      "Credentials.",
+      epilog="example:\n  bertline push --model work/export/1700000000 --to registry/sentiment")
   parser.add_argument("--model", required=True,
                       help="exported version directory, e.g. export/1700000000 (from bertline export)")
   parser.add_argument("--to", required=True,

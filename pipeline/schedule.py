@@ -124,7 +124,7 @@ def build_parser() -> flags.ArgumentParser:
       "path), may warm-start from the last pushed model, and pushes only a model that beats it.",
       epilog="Example: bertline schedule --config examples/kubeflow_mrpc.yaml "
       "--cron 'TZ=Europe/Paris 0 3 * * 1' --vertex --project my-project --region us-central1")
-  submit.add_target_arguments(parser)
+  submit.add_target_arguments(parser, run_date=False)
   parser.add_argument("--cron", help="five-field cron, Vertex's form, optionally 'TZ=Zone ...' "
                       "(default: the config's schedule.cron)")
   parser.add_argument("--name", help="schedule name (default: <pipeline.name>-schedule)")
@@ -140,8 +140,6 @@ def main(argv: List[str], out: Optional[Any] = None) -> int:
   cron = parse_cron(text)
   expression = cron.vertex() if args.vertex else cron.kubeflow()
   submit.check_target(args, config)
-  if args.run_date:
-    raise ValueError("--run-date fixes one date: a schedule's runs each use their own date")
   arguments = submit.run_arguments(config)
   name = args.name or f"{config.pipeline.name}-schedule"
   import tempfile

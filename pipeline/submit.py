@@ -24,8 +24,9 @@ from bertline.pipeline import definition
 log = logging.getLogger("bertline.pipeline")
 
 
-def add_target_arguments(parser: argparse.ArgumentParser) -> None:
-  """--host | --vertex --project --region, shared with `bertline schedule`."""
+def add_target_arguments(parser: argparse.ArgumentParser, run_date: bool = True) -> None:
+  """--host | --vertex --project --region, shared with `bertline schedule` (which has no
+  --run-date: each scheduled run uses its own date)."""
   config_lib.add_config_arguments(parser)
   target = parser.add_mutually_exclusive_group(required=True)
   target.add_argument("--host", help="Kubeflow Pipelines API endpoint, e.g. https://kfp.example.com")
@@ -35,8 +36,10 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--service-account", help="service account the Vertex tasks run as")
   parser.add_argument("--experiment", default="bertline",
                       help="Kubeflow experiment / Vertex experiment name (default bertline)")
-  parser.add_argument("--run-date", default="",
-                      help="YYYY-MM-DD filled into a {date} data path (default: the run's date)")
+  if run_date:
+    parser.add_argument("--run-date", default="",
+                        help="YYYY-MM-DD filled into a {date} data path (default: the run's "
+                        "date)")
   parser.add_argument("--dry-run", action="store_true",
                       help="compile and print what would be submitted, without contacting anyone")
 

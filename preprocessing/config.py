@@ -24,9 +24,10 @@ RUN_KEYS = ("data_dir", "vocab_file", "output_dir", "overwrite")
 class PreprocessConfig:
   """Everything a preprocess run depends on (flags use the same names, with dashes)."""
 
-  task: str = setting("", "built-in task name (see the list below)")
-  task_config: str = setting("", "YAML file describing a custom TSV task (see examples/tasks/); "
-                             "replaces --task")
+  task: str = setting("", "built-in task name (see the list below) [required: --task or "
+                      "--task-config]")
+  task_config: str = setting("", "YAML file describing a custom TSV task (see examples/tasks/ "
+                             "and docs/preprocess.md); replaces --task")
   data_dir: str = setting("", "directory holding the task's TSV files", required=True)
   vocab_file: str = setting("", "BERT vocab.txt of the model to train", required=True)
   do_lower_case: bool = setting(

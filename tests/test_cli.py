@@ -92,3 +92,66 @@ def test_help_and_the_run_config_load_no_tensorflow():
   result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=600)
   assert result.stdout.strip().splitlines()[-1] == "loaded by []", result.stdout + result.stderr
+
+
+def _help(command: str) -> str:
+  """`bertline COMMAND --help`'s text, in this process (no command's --help loads TensorFlow)."""
+  import contextlib
+  import io
+  out = io.StringIO()
+  with contextlib.redirect_stdout(out):
+    try:
+      cli.main([command, "--help"])
+    except SystemExit as e:
+      assert e.code == 0
+  return " ".join(out.getvalue().split())  # argparse wraps lines: compare flowing text
+
+
+def _flag_help(command: str, flag: str) -> str:
+  """The help text of one flag: from its name to the next flag's entry."""
+  text = _help(command)
+  start = text.index(f" {flag} ")
+  nxt = text.find(" --", start + len(flag) + 2)
+  while nxt != -1 and text[nxt - 1] not in ")]. ":
+    nxt = text.find(" --", nxt + 3)
+  return text[start:nxt if nxt != -1 else None]
+
+
+def test_help_marks_required_flags_and_shows_defaults_and_choices():
+  for command, flag in [("train", "--data-dir"), ("train", "--model-dir"),
+                        ("distill", "--teacher"), ("distill", "--student-layers"),
+                        ("preprocess", "--task"), ("preprocess", "--vocab-file"),
+                        ("evaluate", "--model-dir"), ("export", "--export-dir"),
+                        ("push", "--to"), ("score", "--model"), ("run", "--config")]:
+    assert "[required" in _flag_help(command, flag), (command, flag, _flag_help(command, flag))
+  for command, flag, default in [("train", "--grad-accum-steps", "(default: 1)"),
+                                 ("train", "--early-stopping-patience", "(default: 0)"),
+                                 ("train", "--mixed-precision", "(default: none)"),
+                                 ("train", "--hidden-dropout", "default: keep"),
+                                 ("distill", "--temperature", "(default: 2.0)"),
+                                 ("preprocess", "--max-seq-length", "(default: 128)"),
+                                 ("push", "--serving-timeout", "(default 600)")]:
+    assert default in _flag_help(command, flag), (command, flag, _flag_help(command, flag))
+  train = _help("train")
+  assert "--strategy {auto,cpu,gpu,mirrored,tpu,multi-worker}" in train
+  assert "--early-stopping-metric {eval_loss,eval_accuracy}" in train
+  # Run-only flags only where they apply: distillation's in distill, a fixed date not in schedule.
+  assert "--teacher" not in train and "--teacher" in _help("distill")
+  assert "--run-date" not in _help("schedule") and "--run-date" in _help("submit")
+
+
+def test_a_command_alone_prints_its_usage_and_an_example():
+  for command in cli.COMMANDS:
+    if command in cli.RUN_WITHOUT_FLAGS:
+      continue
+    import contextlib
+    import io
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+      code = cli.main([command])
+    lines = err.getvalue().splitlines()
+    assert code == 2, command
+    assert lines[0].startswith(f"usage: bertline {command} "), (command, lines[:2])
+    example = next(line for line in lines if line.startswith("example: "))
+    assert example.startswith(f"example: bertline {command} --"), example
+    assert "Traceback" not in err.getvalue()

@@ -23,6 +23,8 @@ EARLY_STOPPING_METRICS = ("eval_loss", "eval_accuracy")
 # Keys the pipeline sets itself for each run (they are not run-config keys).
 RUN_KEYS = ("data_dir", "model_dir", "init_checkpoint", "tensorboard_dir", "export",
             "export_dir", "teacher")
+# The settings only `bertline distill` takes (train's --help does not offer them).
+DISTILL_KEYS = ("teacher", "student_layers", "temperature", "alpha")
 
 
 @dataclasses.dataclass
@@ -40,9 +42,11 @@ class TrainConfig:
   """
 
   # --- the run's paths (set by the pipeline for each run) ---
-  data_dir: str = setting("", "preprocess output directory (holds metadata.json)")
+  data_dir: str = setting("", "preprocess output directory (holds metadata.json) [required: "
+                          "here or in --config]")
   model_dir: str = setting("", "where checkpoints, configs and events go; re-run with it to "
-                           "resume (on Vertex AI: $AIP_CHECKPOINT_DIR)")
+                           "resume [required: here, in --config, or $AIP_CHECKPOINT_DIR on "
+                           "Vertex AI]")
   init_checkpoint: str = setting("", "pretrained model: Google/ALBERT checkpoint, Hugging Face "
                                  "dir, or bertline model_dir (empty: random weights, needs "
                                  "--model-config-file and --vocab-file)")
@@ -146,7 +150,7 @@ class TrainConfig:
 
 
 def build_parser() -> flags.ArgumentParser:
-  """`bertline train`'s flags: one per TrainConfig setting, plus --config."""
+  """`bertline train`'s flags: one per TrainConfig setting but distillation's, plus --config."""
   parser = flags.ArgumentParser(
       prog="bertline train",
       description="Fine-tune a BERT/ALBERT classifier on `bertline preprocess` output. "
@@ -155,7 +159,7 @@ def build_parser() -> flags.ArgumentParser:
       epilog="example:\n  bertline train --data-dir work/data --init-checkpoint "
       "uncased_L-12_H-768_A-12 --model-dir work/model --epochs 3 --batch-size 32")
   parser.add_argument("--config", help="YAML file of TrainConfig keys (flags override it)")
-  flags.add_config_flags(parser, TrainConfig)
+  flags.add_config_flags(parser, TrainConfig, skip=DISTILL_KEYS)
   return parser
 
 

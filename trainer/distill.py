@@ -154,7 +154,7 @@ def load_teacher(path: str, metadata: schema.DataMetadata, strategy):
 
 # --- the CLI -----------------------------------------------------------------------------
 def build_parser() -> flags.ArgumentParser:
-  """bertline train's parser (every train flag), described for distillation."""
+  """bertline train's parser (every train flag), plus the distillation settings."""
   parser = train_config.build_parser()
   parser.prog = "bertline distill"
   parser.description = (
@@ -163,8 +163,11 @@ def build_parser() -> flags.ArgumentParser:
       "with the true labels, through bertline train's own loop (resumable, early stopping, "
       "best/, every strategy). The student's model_dir is an ordinary one: evaluate, predict, "
       "export and push take it unchanged.")
-  parser.epilog = ("Example: bertline distill --teacher work/model --student-layers 3 "
+  parser.epilog = ("example:\n  bertline distill --teacher work/model --student-layers 3 "
                    "--data-dir work/data --model-dir work/student --epochs 3")
+  flags.add_config_flags(parser, train_config.TrainConfig, title="distillation",
+                         only=train_config.DISTILL_KEYS,
+                         required=("teacher", "student_layers"))
   parser.add_argument("--student-init", dest="init_checkpoint", default=argparse.SUPPRESS,
                       help="the student's starting weights (any checkpoint --init-checkpoint "
                       "reads, of the student's size); default: the teacher's own layers")

@@ -204,7 +204,9 @@ def build_parser() -> flags.ArgumentParser:
       prog="bertline extract-features",
       description="Per-token vectors of chosen layers of a BERT/ALBERT model, written in "
       "google-research/bert extract_features.py's JSON-lines format (linex_index, features -> "
-      "token, layers -> index, values). One input per line; a pair is `text_a ||| text_b`.")
+      "token, layers -> index, values). One input per line; a pair is `text_a ||| text_b`.",
+      epilog="example:\n  bertline extract-features --model uncased_L-12_H-768_A-12 --input "
+      "texts.txt --output features.jsonl")
   parser.add_argument("--model", required=True,
                       help="pretrained model: Google BERT/ALBERT checkpoint dir or prefix, "
                       "Hugging Face dir with model.safetensors, or a bertline model_dir")
