@@ -53,6 +53,7 @@ WORKDIR /opt/bertline
 COPY pyproject.toml README.md ./
 COPY bertline/ bertline/
 COPY preprocessing/ preprocessing/
+COPY model/ model/
 COPY trainer/ trainer/
 COPY evaluator/ evaluator/
 COPY exporter/ exporter/

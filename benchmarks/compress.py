@@ -137,6 +137,7 @@ def main() -> None:
 
   from bertline import corpora, resources
   from bertline.evaluator import evaluate
+  from bertline.evaluator.config import EvaluateConfig
   from bertline.exporter import export, quantize
   from bertline.preprocessing import beam_job
   from bertline.trainer import distill, train
@@ -174,7 +175,7 @@ def main() -> None:
       started = time.perf_counter()
       export.export_model(model_dir, base, version=version, quantize=mode)
       timings[f"export {name} s"] = time.perf_counter() - started
-    metrics = evaluate.run(path, data, "dev")["metrics"]
+    metrics = evaluate.run(EvaluateConfig(path, data, "dev"))["metrics"]
     if mode == "none":
       fn = tf.saved_model.load(path).signatures["serving_default"]
       serve = (lambda fn: lambda batch: fn(text_a=tf.constant(batch))["probabilities"].numpy())(fn)

@@ -58,7 +58,7 @@ def main() -> None:
   from bertline import corpora, resources
   from bertline.preprocessing.features import pack_features
   from bertline.preprocessing.tokenization import BertTokenizer
-  from bertline.trainer import checkpoints, modeling
+  from bertline.model import checkpoints, modeling
 
   model_dir = resources.minilm_dir()
   tok = BertTokenizer(os.path.join(model_dir, "vocab.txt"), do_lower_case=True)
@@ -125,7 +125,7 @@ def _train_step(encoder, features, args) -> None:
   import numpy as np
   import tensorflow as tf
 
-  from bertline.trainer import modeling
+  from bertline.model import modeling
 
   model = modeling.BertClassifier(encoder.config, num_labels=3, encoder=encoder)
   labels = tf.constant(np.arange(args.batch_size) % 3)

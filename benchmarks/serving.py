@@ -46,9 +46,9 @@ def _export_minilm(work: str, hf_model) -> str:
   from bertline import resources, schema
   from bertline.exporter import export
   from bertline.preprocessing.tokenization import load_vocab
-  from bertline.trainer import checkpoints
-  from bertline.trainer.model_config import ModelConfig
-  from bertline.trainer.modeling import BertClassifier
+  from bertline.model import checkpoints
+  from bertline.model.model_config import ModelConfig
+  from bertline.model.modeling import BertClassifier
 
   minilm = resources.minilm_dir()
   vocab = os.path.join(minilm, "vocab.txt")

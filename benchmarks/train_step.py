@@ -57,7 +57,8 @@ def _bertline_step(policy, features, labels):
   import tensorflow as tf
 
   from bertline import resources
-  from bertline.trainer import checkpoints, modeling, optimization
+  from bertline.model import checkpoints, modeling
+  from bertline.trainer import optimization
   previous = keras.mixed_precision.global_policy()
   keras.mixed_precision.set_global_policy(policy)
   keras.utils.set_random_seed(0)  # the same head and dropout masks in every run

@@ -25,6 +25,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import shutil
@@ -33,9 +34,12 @@ from typing import Iterator, List, Optional, Sequence
 
 from apache_beam.options import pipeline_options as beam_options
 from apache_beam.options.pipeline_options import (DirectOptions, PipelineOptions, SetupOptions,
-                                                  StandardOptions)
+                                                  StandardOptions, WorkerOptions)
+from apache_beam.portability.api import beam_provision_api_pb2
+from apache_beam.runners.portability.fn_api_runner import fn_runner, worker_handlers
+from apache_beam.runners.portability.portable_runner import JobServiceHandle
 
-from bertline import errors, flags
+from bertline import errors, flags, staging
 
 log = logging.getLogger("bertline.beam")
 
@@ -67,11 +71,11 @@ def _given(pipeline_args: List[str], *names: str) -> bool:
 
 def _dask_options():
   try:
-    import importlib
     importlib.import_module("dask.distributed")  # Beam's module imports without it, then fails
-    from apache_beam.runners.dask.dask_runner import DaskOptions
+    from apache_beam.runners.dask.dask_runner import DaskOptions  # the optional dask extra
   except ImportError as e:
-    raise ValueError("--runner DaskRunner needs Dask: pip install 'bertline[dask]' "
+    raise ValueError("--runner DaskRunner needs Dask: pip install -e '.[dask]' in your "
+                     "bertline clone "
                      f"(missing: {e.name})") from None
   return DaskOptions
 
@@ -148,13 +152,12 @@ def session(options: PipelineOptions) -> Iterator[Optional[object]]:
       yield _fn_api_runner(options)
   elif is_dask(options):
     with _dask_cluster(options):
-      from apache_beam.runners.dask.dask_runner import DaskRunner
+      from apache_beam.runners.dask.dask_runner import DaskRunner  # the optional dask extra
       yield DaskRunner()
   elif _brings_worker_environment(options):
     log.info("Workers use the environment the job's options give.")
     yield None
   else:
-    from bertline import staging
     build_dir = tempfile.mkdtemp(prefix="bertline-staging-")
     try:
       package = staging.worker_package(build_dir)
@@ -168,7 +171,6 @@ def session(options: PipelineOptions) -> Iterator[Optional[object]]:
 
 def _brings_worker_environment(options: PipelineOptions) -> bool:
   """Whether the job names its own worker image or packages (then bertline stages nothing)."""
-  from apache_beam.options.pipeline_options import WorkerOptions
   setup, worker = options.view_as(SetupOptions), options.view_as(WorkerOptions)
   return bool(setup.extra_packages or setup.setup_file or setup.requirements_file
               or worker.sdk_container_image
@@ -188,9 +190,6 @@ def run(pipeline) -> None:
 
 def _fn_api_runner(options: PipelineOptions):
   """Python's FnApiRunner (no Prism), with the job's options as its workers' provision info."""
-  from apache_beam.portability.api import beam_provision_api_pb2
-  from apache_beam.runners.portability.fn_api_runner import fn_runner
-  from apache_beam.runners.portability.portable_runner import JobServiceHandle
   encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
   provision = fn_runner.ExtendedProvisionInfo(
       beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
@@ -205,7 +204,7 @@ def _dask_cluster(options: PipelineOptions):
     log.info("Running on the Dask cluster at %s.", dask.address or dask.scheduler_file)
     yield
     return
-  from dask.distributed import LocalCluster
+  from dask.distributed import LocalCluster  # the optional dask extra
   workers = os.cpu_count() or 1
   # One single-threaded process per core: tokenizing holds the GIL. Every server (the
   # scheduler's HTTP endpoint too, which would take :8787) on a free loopback port.
@@ -223,7 +222,6 @@ def _dask_cluster(options: PipelineOptions):
 @contextlib.contextmanager
 def loopback_servers():
   """While active, the FnApiRunner's gRPC servers bind to loopback instead of '[::]'."""
-  from apache_beam.runners.portability.fn_api_runner import worker_handlers
   real = worker_handlers.grpc
 
   class _LoopbackGrpc:

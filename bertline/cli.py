@@ -16,7 +16,7 @@ import sys
 import traceback
 from typing import List, Optional
 
-from bertline import errors, flags
+from bertline import __version__, errors, flags
 
 # name -> (module, one-line summary). Order is the order of the pipeline.
 COMMANDS = {
@@ -52,7 +52,18 @@ COMMANDS = {
 
 # Commands whose module loads TensorFlow at its top take their flags from a module that does
 # not: the CLI parses with it first, so `--help` and a misspelled flag answer at once.
-FLAGS_MODULES = {"train": "bertline.trainer.config"}
+FLAGS_MODULES = {"train": ("bertline.trainer.config", "build_parser"),
+                 "evaluate": ("bertline.evaluator.config", "evaluate_parser"),
+                 "predict": ("bertline.evaluator.config", "predict_parser"),
+                 "export": ("bertline.exporter.config", "export_parser"),
+                 "push": ("bertline.exporter.config", "push_parser"),
+                 "distill": ("bertline.trainer.config", "distill_parser"),
+                 "extract-features": ("bertline.trainer.config", "extract_features_parser"),
+                 "run": ("bertline.pipeline.config", "run_parser"),
+                 "score": ("bertline.evaluator.config", "score_parser")}
+# Of those, commands whose other flags are Apache Beam's: their light parser answers --help and
+# a bare command; the command itself parses the rest, checking Beam's options.
+BEAM_COMMANDS = ("score",)
 
 # Commands that do their job with no flags at all (compile: the default pipeline.yaml).
 RUN_WITHOUT_FLAGS = ("compile",)
@@ -100,7 +111,6 @@ def main(argv: Optional[List[str]] = None) -> int:
   split = next((i for i, a in enumerate(argv) if not a.startswith("-")), len(argv))
   args = parser.parse_args(argv[:split + 1])
   if args.version:
-    from bertline import __version__
     print(f"bertline {__version__}")
     return 0
   if args.command is None:
@@ -115,10 +125,14 @@ def main(argv: Optional[List[str]] = None) -> int:
   module_name, _ = COMMANDS[args.command]
   rest = argv[split + 1:]
   if args.command in FLAGS_MODULES:
-    parser = importlib.import_module(FLAGS_MODULES[args.command]).build_parser()
+    flags_module, make_parser = FLAGS_MODULES[args.command]
+    parser = getattr(importlib.import_module(flags_module), make_parser)()
     if not rest:
       return _usage(args.command, parser)
-    parser.parse_args(rest)
+    if args.command not in BEAM_COMMANDS:
+      parser.parse_args(rest)
+    elif any(arg in ("-h", "--help") for arg in rest[:rest.index("--") if "--" in rest else None]):
+      parser.parse_args(["--help"])
   module = importlib.import_module(module_name)
   if not rest and args.command not in RUN_WITHOUT_FLAGS:
     return _usage(args.command, module.build_parser())

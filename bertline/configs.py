@@ -10,8 +10,13 @@ import copy
 import dataclasses
 import json
 import math
+import re
 import typing
-from typing import Any, Dict, Optional, Sequence, Type, TypeVar
+from typing import Any, Callable, Dict, Optional, Sequence, Type, TypeVar, Union
+
+import yaml
+
+from bertline import fileio
 
 T = TypeVar("T")
 
@@ -20,22 +25,52 @@ class ConfigError(ValueError):
   """A bad key or value in a config; the message says what to change."""
 
 
+def as_flag(field: str) -> str:
+  """A field's command-line name: max_seq_length -> --max-seq-length."""
+  return "--" + field.replace("_", "-")
+
+
 class SettingError(ConfigError):
   """A bad value of one setting, whose message names the setting wherever it was given.
 
   The message is a template holding "{key}": the setting's own name by
   default, `--max-seq-length` on a command line, `config.yaml.data.max_seq_length`
-  in a run config. One check, one message, every surface named its own way.
+  in a run config. A check across settings names the others as "{field:NAME}",
+  a bool setting turned off as "{off:NAME}" (`--no-header`, or
+  `score.header false`) and an entry of a mapping setting as "{item:ENTRY}"
+  (`--threshold acc`, `evaluate.thresholds.acc`), each named the same way. One check, one message,
+  every surface named its own way.
   """
 
-  def __init__(self, key: str, template: str):
+  def __init__(self, key: str, template: str, names: Callable[[str], str] = str):
+    """`names`: how the message names a field until `named()` says otherwise (as_flag, for a
+    check that belongs to one command)."""
     self.key, self.template = key, template
-    super().__init__(template.replace("{key}", key))
+    super().__init__(self._render(names))
 
-  def named(self, name: str) -> "SettingError":
-    """The same error, the setting called `name` (a flag, or a dotted config key)."""
+  def _render(self, name_of: Callable[[str], str]) -> str:
+    def off(field: str) -> str:
+      name = name_of(field)
+      return "--no-" + name[2:] if name.startswith("--") else f"{name} false"
+    def item(entry: str) -> str:  # one entry of a mapping setting: `--threshold acc`, `thresholds.acc`
+      name = name_of(self.key)
+      return f"{name} {entry}" if name.startswith("--") else f"{name}.{entry}"
+    text = re.sub(r"\{item:([^}]*)\}", lambda m: item(m.group(1)), self.template)
+    text = re.sub(r"\{off:(\w+)\}", lambda m: off(m.group(1)), text)
+    text = re.sub(r"\{field:(\w+)\}", lambda m: name_of(m.group(1)), text)
+    return text.replace("{key}", name_of(self.key))
+
+  def named(self, name: Union[str, Callable[[str], str]]) -> "SettingError":
+    """The same error, each setting called as `name` calls it (a flag, or a dotted config key).
+
+    `name` is a function from a field name to its name on this surface, or
+    the key's own name (other fields keep their bare names).
+    """
+    if isinstance(name, str):
+      key, given = self.key, name
+      name = lambda field: given if field == key else field  # noqa: E731
     error = SettingError(self.key, self.template)
-    error.args = (self.template.replace("{key}", name),)
+    error.args = (self._render(name),)
     return error
 
 
@@ -43,7 +78,8 @@ class SettingError(ConfigError):
 def setting(default: Any = dataclasses.MISSING, help: str = "", *, choices: Sequence[Any] = (),
             minimum: Optional[float] = None, below: str = "", required: bool = False,
             flag: str = "", cli: bool = True, metavar: Optional[str] = None,
-            const: Any = None) -> Any:
+            const: Any = None, aliases: Sequence[str] = (), off_flag: str = "",
+            repeat: bool = False, parse: Optional[Callable[[str], Any]] = None) -> Any:
   """Declares one setting of a stage's config: its default, check and help text, once.
 
   Args:
@@ -60,10 +96,19 @@ def setting(default: Any = dataclasses.MISSING, help: str = "", *, choices: Sequ
     cli: bool. Whether the command line has a flag for it.
     metavar: str. The flag's value placeholder in --help.
     const: Any. The value of the flag given bare (`--mixed-precision`).
+    aliases: sequence of str. Older flag names still accepted (`--project`
+      for `--vertex-project`); --help names them.
+    off_flag: str. A bool's flag that turns it off, kept from before the
+      `--no-<name>` form (`--skip-serving-check` for check_serving).
+    repeat: bool. A list given by repeating the flag (`--input a --input b`)
+      rather than as comma-separated values.
+    parse: callable. Reads the flag's text (argparse's `type`), for a value
+      the command line must refuse before anything runs (export's --version).
   """
   metadata = {"help": help, "choices": tuple(choices), "minimum": minimum, "below": below,
               "required": required, "flag": flag, "cli": cli, "metavar": metavar,
-              "const": const}
+              "const": const, "aliases": tuple(aliases), "off_flag": off_flag,
+              "repeat": repeat, "parse": parse}
   if isinstance(default, (list, dict)):
     value = default
     return dataclasses.field(default_factory=lambda: copy.deepcopy(value), metadata=metadata)
@@ -91,6 +136,39 @@ def check_settings(config: Any) -> None:
     if choices and value not in choices:
       raise SettingError(field.name, f"{{key}}: {value!r} is not one of "
                          f"{', '.join(map(repr, choices))}")
+
+
+def run_settings(config: Any) -> Dict[str, Any]:
+  """A stage config's settings that a run config gives: every field but its RUN_KEYS.
+
+  RUN_KEYS (a class attribute) are the paths and choices each pipeline run
+  sets itself (data_dir, model_dir, ...), so they are not run-config keys.
+  """
+  return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
+          if f.name not in getattr(type(config), "RUN_KEYS", ())}
+
+
+def whole_numbers(cls: Type[Any], settings: Dict[str, Any]) -> Dict[str, Any]:
+  """`settings` with integral floats made ints again where `cls` declares an int (or Optional).
+
+  kfp hands a dict parameter over as a protobuf Struct, whose numbers are all
+  doubles: `seed: 1` arrives as 1.0, which an int setting rightly refuses. A
+  float that is not whole is left for the type check to refuse by name. Keys
+  come back sorted, so local and Kubeflow runs hash them alike.
+  """
+  hints = typing.get_type_hints(cls)
+  out = {}
+  for key, value in sorted(settings.items()):
+    wants_int = int in (hints.get(key), *typing.get_args(hints.get(key)))
+    if wants_int and isinstance(value, float) and value.is_integer():
+      value = int(value)
+    out[key] = value
+  return out
+
+
+def from_settings(cls: Type[T], settings: Dict[str, Any], where: str, **run: Any) -> T:
+  """`cls` from a `run_settings()` dict (a kfp parameter) and the run's own values."""
+  return from_dict(cls, {**whole_numbers(cls, settings), **run}, where=where)
 
 
 def settings_of(cls: Type[Any], exclude: Sequence[str] = ()) -> Dict[str, Any]:
@@ -150,8 +228,13 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
   return value
 
 
-def from_dict(cls: Type[T], data: Dict[str, Any], where: str = "config") -> T:
-  """Builds dataclass `cls` from `data`, checking every key and type."""
+def from_dict(cls: Type[T], data: Dict[str, Any], where: str = "config", section: str = "") -> T:
+  """Builds dataclass `cls` from `data`, checking every key and type.
+
+  A bad value's message names its key by `where` (the file, then the dotted
+  path); other keys it mentions are named within their section
+  (`push.vertex_project`), `section` being this mapping's dotted path.
+  """
   if not isinstance(data, dict):
     raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
   fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -161,7 +244,11 @@ def from_dict(cls: Type[T], data: Dict[str, Any], where: str = "config") -> T:
     raise ConfigError(f"{where}: unknown key {unknown[0]!r}; valid keys are: {', '.join(sorted(fields))}")
   kwargs = {}
   for name, value in data.items():
-    kwargs[name] = _check_type(value, hints[name], f"{where}.{name}")
+    if dataclasses.is_dataclass(hints[name]) and isinstance(value, dict):
+      kwargs[name] = from_dict(hints[name], value, f"{where}.{name}",
+                               f"{section}.{name}" if section else name)
+    else:
+      kwargs[name] = _check_type(value, hints[name], f"{where}.{name}")
   missing = [n for n, f in fields.items() if n not in kwargs and
              f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
   if missing:
@@ -169,7 +256,9 @@ def from_dict(cls: Type[T], data: Dict[str, Any], where: str = "config") -> T:
   try:
     return cls(**kwargs)
   except SettingError as e:
-    raise e.named(f"{where}.{e.key}") from None
+    key = e.key
+    raise e.named(lambda field: f"{where}.{field}" if field == key
+                  else f"{section}.{field}" if section else field) from None
   except (TypeError, ValueError) as e:
     if isinstance(e, ConfigError):
       raise
@@ -186,8 +275,6 @@ def to_json(obj: Any) -> str:
 
 def load_yaml(cls: Type[T], path: str) -> T:
   """Reads a YAML file into `cls`; errors name the file."""
-  import yaml
-  from bertline import fileio
   try:
     data = yaml.safe_load(fileio.read_text(path)) or {}
   except FileNotFoundError as e:

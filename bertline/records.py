@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Sequence
 
+import tensorflow as tf
+
 from bertline import schema
 
 
 def cast_parsed(parsed: Dict[str, Any]) -> Dict[str, Any]:
   """tf.io.parse_example's output -> int32 features, scalars squeezed to [b]."""
-  import tensorflow as tf
   out = {name: tf.cast(parsed[name], tf.int32) for name in schema.SEQUENCE_FEATURES}
   for name in schema.SCALAR_INT_FEATURES:
     if name in parsed:
@@ -34,7 +35,6 @@ def cast_parsed(parsed: Dict[str, Any]) -> Dict[str, Any]:
 
 def parse_batch(records, spec: Dict[str, Any]) -> Dict[str, Any]:
   """A batch of serialized tf.Examples -> cast_parsed features (spec: schema.feature_spec)."""
-  import tensorflow as tf
   return cast_parsed(tf.io.parse_example(records, spec))
 
 
@@ -46,7 +46,6 @@ def trim_batch(batch: Dict[str, Any]) -> Dict[str, Any]:
   grows with the square of the length). At least one position is kept, so an
   all-padding batch still has a shape.
   """
-  import tensorflow as tf
   length = tf.maximum(tf.reduce_max(tf.reduce_sum(batch[schema.INPUT_MASK], axis=1)), 1)
   out = dict(batch)
   for name in schema.SEQUENCE_FEATURES:
@@ -56,7 +55,6 @@ def trim_batch(batch: Dict[str, Any]) -> Dict[str, Any]:
 
 def find_corrupt_shards(files: Sequence[str], compression: str) -> List[str]:
   """Reads each shard through; returns "file: error" for those that fail."""
-  import tensorflow as tf
   bad = []
   for path in files:
     try:

@@ -7,10 +7,10 @@ last; every reader — the pipeline's warm start and baseline, `bertline score
 
 from __future__ import annotations
 
-import json
 from typing import Any, Dict, List
 
 from bertline import fileio, schema
+from bertline.export_dir import ExportDir
 
 
 def versions(base: str) -> List[int]:
@@ -29,14 +29,28 @@ def latest_pushed(target: str) -> str:
     return ""
   for version in reversed(versions(target)):
     path = fileio.join(target, str(version))
-    if fileio.exists(fileio.join(path, schema.PUSH_COMPLETE_MARKER)):
+    if ExportDir(path).is_pushed():
       return path
   return ""
 
 
+def resolve_version(path: str, name: str = "") -> str:
+  """An exported version directory as it is, or the last version pushed under a push target.
+
+  `name` is how the caller's user gave it (`--model registry/`), for the error.
+  """
+  path = path.rstrip("/")
+  if ExportDir(path).is_export():
+    return path
+  pushed = latest_pushed(path)
+  if not pushed:
+    raise FileNotFoundError(
+        f"{name or path}: neither an exported version (no {schema.SAVED_MODEL_PB} or "
+        f"{schema.TFLITE_FILE}) nor a push target holding a complete pushed version. Give "
+        "`bertline export`'s <export-dir>/<version> or `bertline push --to`'s directory.")
+  return pushed
+
+
 def pushed_metadata(pushed_model: str) -> Dict[str, Any]:
   """A pushed model's bertline_metadata.json ({} when it has none)."""
-  path = fileio.join(pushed_model, "assets", schema.ASSET_METADATA)
-  if not fileio.exists(path):
-    return {}
-  return json.loads(fileio.read_text(path))
+  return ExportDir(pushed_model).metadata()

@@ -197,6 +197,7 @@ def read_metadata(data_dir: str) -> DataMetadata:
 # --- A training model_dir (written by train, read by evaluate/predict/export) --
 CHECKPOINT_SUBDIR = "checkpoints"      # rolling checkpoints (keep N)
 BEST_SUBDIR = "best"                   # the best checkpoint by the eval metric
+CHECKPOINT_CHOICES = ("best", "latest")  # which checkpoint a stage reads (--checkpoint)
 TRAIN_CONFIG_FILE = "train_config.json"
 MODEL_CONFIG_FILE = "model_config.json"
 LABELS_FILE = "labels.txt"
@@ -221,8 +222,11 @@ CLASSIFY_METHOD_NAME = "tensorflow/serving/classify"
 CLASSIFY_INPUTS = "inputs"      # TF Serving's kClassifyInputs
 CLASSIFY_CLASSES = "classes"    # kClassifyOutputClasses
 CLASSIFY_SCORES = "scores"      # kClassifyOutputScores
-# Files TF Serving reads beside the SavedModel: its warmup requests
+# A version's files (bertline/export_dir.py joins them): the SavedModel's graph
+# and its assets, then what TF Serving reads beside it: its warmup requests
 # (PredictionLog records it replays before serving a version) and the blessing.
+SAVED_MODEL_PB = "saved_model.pb"
+ASSETS_DIR = "assets"
 ASSETS_EXTRA = "assets.extra"
 WARMUP_REQUESTS = "tf_serving_warmup_requests"
 ASSET_VOCAB = "vocab.txt"
@@ -231,6 +235,7 @@ ASSET_METADATA = "bertline_metadata.json"
 # A quantized version (`export --quantize`): TF Lite flatbuffer in place of
 # saved_model.pb + variables/, same signatures, same assets.
 TFLITE_FILE = "model.tflite"
+TOKENIZER_DIR = "tokenizer"  # the quantized version's tokenizer SavedModel
 # serving_default's inputs and outputs (clients and `bertline run`'s check read these).
 SERVING_TEXT_A = "text_a"
 SERVING_TEXT_B = "text_b"

@@ -15,8 +15,11 @@ import base64
 import hashlib
 import importlib.metadata
 import os
+import tomllib
 import zipfile
 from typing import Dict
+
+import bertline
 
 DIST = "bertline"
 _WHEEL = "Wheel-Version: 1.0\nGenerator: bertline.staging\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
@@ -24,7 +27,6 @@ _WHEEL = "Wheel-Version: 1.0\nGenerator: bertline.staging\nRoot-Is-Purelib: true
 
 def worker_package(dest_dir: str) -> str:
   """Writes bertline-<version>-py3-none-any.whl into `dest_dir`; returns its path."""
-  import bertline
   site = os.path.dirname(os.path.dirname(os.path.abspath(bertline.__file__)))
   if os.path.exists(os.path.join(site, "pyproject.toml")):  # a source tree (editable install)
     dist = importlib.metadata.distribution(DIST)
@@ -62,7 +64,6 @@ def worker_package(dest_dir: str) -> str:
 
 def _source_modules(root: str) -> Dict[str, str]:
   """{name in the wheel: file} of every package pyproject.toml maps (package-dir)."""
-  import tomllib
   with open(os.path.join(root, "pyproject.toml"), "rb") as f:
     setuptools = tomllib.load(f)["tool"]["setuptools"]
   package_dir = setuptools.get("package-dir", {})

@@ -47,7 +47,7 @@ def resolve_data(data_path: str, builtin: str, limit: int, task: str, task_confi
     data_dir, task, task_config, fingerprint (of the files), date,
     warm_start_from and baseline_model ("" or the last pushed model).
   """
-  from bertline.components import steps
+  from bertline.components import steps  # in the image: kfp ships this body alone
   date = steps.run_date(run_date)
   resolved = steps.resolve_data(data_path, builtin, limit, task, task_config, date, corpus.path,
                                 push_to, warm_start, baseline)
@@ -72,7 +72,7 @@ def preprocess(corpus: Input[Dataset], builtin: str, data_dir: str, task: str, t
       PreprocessConfig's (max_seq_length, chunk_bytes, beam_args, ...),
       checked by that class here.
   """
-  from bertline.components import steps
+  from bertline.components import steps  # in the image: kfp ships this body alone
   data_dir, task, task_config = steps.data_source(builtin, corpus.path, data_dir, task, task_config)
   metadata = steps.preprocess(data_dir, examples.path, task, task_config,
                               steps.vocab_for(init_checkpoint, vocab_file), preprocess_settings,
@@ -97,7 +97,7 @@ def train(examples: Input[Dataset], fingerprint: str, init_checkpoint: str, trai
     The training key (steps.training_key): export and push compare it with the
     last pushed model's, so a re-run pushes no duplicate version.
   """
-  from bertline.components import steps
+  from bertline.components import steps  # in the image: kfp ships this body alone
   key = steps.training_key(examples.path, fingerprint, init_checkpoint, train_settings,
                            warm_start_from)
   used = steps.train(examples.path, model.path, init_checkpoint, train_settings, warm_start_from)
@@ -117,7 +117,7 @@ def distill(examples: Input[Dataset], teacher: Input[Model], fingerprint: str,
   Returns:
     The student's training key (steps.distill_key), which export and push compare.
   """
-  from bertline.components import steps
+  from bertline.components import steps  # in the image: kfp ships this body alone
   key = steps.distill_key(examples.path, fingerprint, teacher_key, distill_settings)
   steps.distill(examples.path, teacher.path, model.path, distill_settings)
   model.metadata.update({"teacher": teacher.path, "framework": "tensorflow",
@@ -125,13 +125,14 @@ def distill(examples: Input[Dataset], teacher: Input[Model], fingerprint: str,
   return key
 
 
-def evaluate(examples: Input[Dataset], model: Input[Model], split: str, thresholds: dict,
-             baseline_model: str, max_regression: float, metrics: Output[Metrics],
+def evaluate(examples: Input[Dataset], model: Input[Model], evaluate_settings: dict,
+             baseline_model: str, metrics: Output[Metrics],
              confusion: Output[ClassificationMetrics], evaluation: Output[Artifact]) -> bool:
   """`bertline evaluate` and the blessing.
 
   Args:
-    thresholds: {metric: bound}, e.g. {"eval_accuracy": 0.9}.
+    evaluate_settings: the run config's evaluate section as EvaluateConfig's
+      keys (split, thresholds, max_regression, ...), checked by that class here.
     baseline_model: the model in production to compare with ("" for none).
     metrics: scalar metrics and per-class precision/recall/f1/support, shown in the
       Kubeflow UI.
@@ -142,9 +143,9 @@ def evaluate(examples: Input[Dataset], model: Input[Model], split: str, threshol
     return value, output "Output": kfp 2.17's local runner resolves dsl.If
     conditions on that name only.)
   """
-  from bertline.components import steps
-  result = steps.evaluate(model.path, examples.path, evaluation.path, split, thresholds,
-                          baseline_model, max_regression)
+  from bertline.components import steps  # in the image: kfp ships this body alone
+  result = steps.evaluate(model.path, examples.path, evaluation.path, evaluate_settings,
+                          baseline_model)
   for name, value in {**steps.scalar_metrics(result.metrics),
                       **steps.per_class_metrics(result.metrics)}.items():
     metrics.log_metric(name, value)
@@ -158,8 +159,7 @@ def evaluate(examples: Input[Dataset], model: Input[Model], split: str, threshol
 
 
 def export_push(examples: Input[Dataset], model: Input[Model], evaluation: Input[Artifact],
-                push_to: str, force: bool, training_key: str, check_serving: bool,
-                vertex_model: str, vertex_project: str, vertex_region: str, quantize: str,
+                push_to: str, training_key: str, export_settings: dict, push_settings: dict,
                 exported: Output[Model]) -> str:
   """`bertline export` then `bertline push`; runs only for a blessed model.
 
@@ -168,48 +168,42 @@ def export_push(examples: Input[Dataset], model: Input[Model], evaluation: Input
       requests, which push replays in a clean process before pushing.
     evaluation: the evaluate step's output (its blessing travels with the model).
     push_to: gs://bucket/models/NAME or a directory.
-    check_serving: replay the warmup requests before pushing (the serving check).
-    vertex_model, vertex_project, vertex_region: register the pushed version in the
-      Vertex AI Model Registry ("" for no registration).
-    quantize: export's --quantize (none, float16, int8).
     training_key: the train task's key: when the last pushed version has it,
       this model is already in production and nothing is exported or pushed.
+    export_settings: the run config's export section as ExportConfig's keys
+      (quantize, checkpoint, warmup_examples), checked by that class here.
+    push_settings: the push section as PushConfig's keys but `to` (force,
+      check_serving, vertex_model, vertex_project, vertex_region, ...).
     exported: the versioned SavedModel (raw-text signature).
   Returns:
     The pushed model's path.
   """
-  from bertline.components import steps
-  outcome = steps.export_and_push(model.path, exported.path, push_to, force,
-                                  evaluation_dir=evaluation.path, key=training_key,
-                                  examples_dir=examples.path, check_serving=check_serving,
-                                  vertex_model=vertex_model, vertex_project=vertex_project,
-                                  vertex_region=vertex_region, quantize=quantize)
+  from bertline.components import steps  # in the image: kfp ships this body alone
+  outcome = steps.export_and_push(model.path, exported.path, push_to, export_settings,
+                                  push_settings, evaluation_dir=evaluation.path,
+                                  key=training_key, examples_dir=examples.path)
   exported.metadata.update({"pushed_to": outcome.pushed,
                             "already_pushed": outcome.already_pushed})
   return outcome.pushed
 
 
-def score(push_to: str, input_pattern: str, output: str, date: str, input_format: str,
-          text_a: str, text_b: str, id_key: str, compression: str, batch_size: int, beam_args: list,
-          scores: Output[Dataset]) -> str:
+def score(push_to: str, score_settings: dict, date: str, scores: Output[Dataset]) -> str:
   """`bertline score` with the model in production (the last version pushed to `push_to`).
 
   Args:
-    input_pattern: files or a glob (gs://); `{date}` becomes the run's date.
-    output: where the predictions go; `{date}` as above; "" for the `scores` artifact.
-    input_format, text_a, text_b, id_key: how rows are read (`bertline score`'s --format,
-      --text-a, --text-b, --id).
-    compression, batch_size, beam_args: as `bertline score`'s flags.
-    scores: the predictions (when `output` is ""), with the run's summary as metadata.
+    score_settings: the run config's score section as ScoreConfig's keys:
+      input (files or globs, gs://) and output, where `{date}` becomes the
+      run's date (an output of "" is the `scores` artifact), and how rows are
+      read (format, text_a, text_b, id), compression, batch_size, beam_args.
+    scores: the predictions (when no output is set), with the run's summary as metadata.
   Returns:
     The directory holding the predictions.
   """
-  from bertline.components import steps
-  summary = steps.score(push_to, input_pattern, output or scores.path, date, input_format,
-                        text_a, text_b, id_key, compression, batch_size, beam_args)
+  from bertline.components import steps  # in the image: kfp ships this body alone
+  summary = steps.score(push_to, score_settings, date, default_output=scores.path)
   scores.metadata.update({k: summary[k] for k in ("model", "model_version", "rows", "scored",
                                                   "rejected")})
-  return output or scores.path
+  return summary["output"]
 
 
 FUNCTIONS = (resolve_data, preprocess, train, distill, evaluate, export_push, score)

@@ -12,23 +12,40 @@ execute the same code and make the same decisions:
   re-run whose training key is the last pushed version's pushes nothing).
 
 Each step calls its stage as a library, with the stage's own typed config
-(PreprocessConfig, TrainConfig, evaluate.run's arguments, export_model,
-push); Beam's own options travel in the config's beam_args, each checked
-against the options Beam declares.
+(PreprocessConfig, TrainConfig, EvaluateConfig, ExportConfig, PushConfig,
+ScoreConfig), built from the run config's section as a kfp component
+receives it and so checked again where it runs; Beam's own options travel in
+the config's beam_args, each checked against the options Beam declares.
+This module imports every stage (TensorFlow and Beam): the kfp component
+bodies import it inside the container, and `bertline run` takes its flags
+from pipeline/config.py, so neither `--help` nor the pipeline's compilation
+loads it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import hashlib
 import json
 import logging
 import os
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional
+from typing import Any, Dict, Iterator, NamedTuple
 
-from bertline import corpora, fileio, registry, resources, schema
+import tensorflow as tf
+
+from bertline import configs, corpora, fileio, registry, resources, schema
+from bertline.evaluator import batch_score
+from bertline.evaluator import evaluate as evaluate_lib
+from bertline.evaluator.config import EvaluateConfig, ScoreConfig
+from bertline.exporter import export as export_lib
+from bertline.exporter import push as push_lib
+from bertline.exporter.config import ExportConfig, PushConfig
+from bertline.preprocessing import beam_job
 from bertline.preprocessing import config as preprocess_config
+from bertline.trainer import train as train_lib
+from bertline.trainer.config import TrainConfig
 
 log = logging.getLogger("bertline.pipeline")
 
@@ -105,7 +122,6 @@ def fingerprint_dir(data_dir: str) -> str:
   """
   entries = []
   if fileio.is_remote(data_dir):
-    import tensorflow as tf
     for root, _, files in tf.io.gfile.walk(data_dir):
       for name in files:
         path = fileio.join(root, name)
@@ -193,7 +209,6 @@ def preprocess(data_dir: str, output_dir: str, task: str, task_config: str, voca
     arrive as a JSON parameter.
   own_process: nothing else runs in this process (a pipeline component), see beam_job.run.
   """
-  from bertline.preprocessing import beam_job  # Beam: only the steps that run it import it
   config = preprocess_config.from_settings(
       settings, task=task, task_config=task_config, data_dir=data_dir, vocab_file=vocab_file,
       output_dir=output_dir, overwrite=overwrite)
@@ -223,22 +238,9 @@ def warm_start_checkpoint(pushed_model: str) -> str:
 
 
 def normalize_train_settings(settings: Dict[str, Any]) -> Dict[str, Any]:
-  """The train settings with integral doubles made ints again, per TrainConfig's field types.
-
-  kfp hands dict parameters over as protobuf Structs, whose numbers are all
-  doubles: `seed: 1` arrives as 1.0, which TrainConfig rightly refuses for an
-  int field. Local and Kubeflow runs then also agree on the training key.
-  """
-  import typing
-  from bertline.trainer.config import TrainConfig
-  hints = typing.get_type_hints(TrainConfig)
-  out = {}
-  for key, value in sorted(settings.items()):
-    wants_int = int in (hints.get(key), *typing.get_args(hints.get(key)))
-    if wants_int and isinstance(value, float) and value.is_integer():
-      value = int(value)
-    out[key] = value
-  return out
+  """The train settings as TrainConfig types them (kfp's doubles made ints again), sorted:
+  local and Kubeflow runs then agree on the training key."""
+  return configs.whole_numbers(TrainConfig, settings)
 
 
 def training_key(examples_dir: str, fingerprint: str, init_checkpoint: str,
@@ -269,7 +271,6 @@ def train(data_dir: str, model_dir: str, init_checkpoint: str, train_settings: D
   exists, replaces init_checkpoint. A run stopped by SIGTERM (preemption)
   raises, so that the orchestrator retries it: the retry resumes.
   """
-  from bertline.trainer import train as train_lib
   warm = warm_start_checkpoint(warm_start_from) if warm_start_from else ""
   init = warm or resources.resolve_checkpoint(init_checkpoint)
   config = train_lib.TrainConfig.from_dict(
@@ -297,7 +298,6 @@ def distill(data_dir: str, teacher_dir: str, model_dir: str,
   The student starts from the teacher's own layers (distill_settings'
   student_layers); a preempted run raises, and its retry resumes.
   """
-  from bertline.trainer import train as train_lib
   config = train_lib.TrainConfig.from_dict(
       dict(normalize_train_settings(distill_settings), data_dir=data_dir, model_dir=model_dir,
            teacher=teacher_dir), where="distill settings")
@@ -313,13 +313,17 @@ class Evaluation(NamedTuple):
   blessed: bool
 
 
-def evaluate(model_dir: str, data_dir: str, output_dir: str, split: str,
-             thresholds: Dict[str, float], baseline_model: str = "",
-             max_regression: float = 0.0) -> Evaluation:
-  """`bertline evaluate` with the blessing; returns metrics.json, blessing.json and the decision."""
-  from bertline.evaluator import evaluate as evaluate_lib
-  result = evaluate_lib.run(model_dir, data_dir, split, baseline_model or None, output_dir,
-                            dict(thresholds), max_regression)
+def evaluate(model_dir: str, data_dir: str, output_dir: str, settings: Dict[str, Any],
+             baseline_model: str = "") -> Evaluation:
+  """`bertline evaluate` with the blessing; returns metrics.json, blessing.json and the decision.
+
+  settings: the run config's evaluate settings (RunConfig.stage_settings),
+    checked again here by EvaluateConfig itself.
+  """
+  config = configs.from_settings(EvaluateConfig, settings, "evaluate_settings",
+                                 model_dir=model_dir, data_dir=data_dir, output_dir=output_dir,
+                                 baseline_model=baseline_model)
+  result = evaluate_lib.run(config)
   return Evaluation(result["metrics"], result["blessing"], bool(result["blessing"]["blessed"]))
 
 
@@ -367,69 +371,68 @@ def already_pushed(push_to: str, model_dir: str, key: str) -> str:
   return last if meta.get("model_dir") == local else ""
 
 
-def export_and_push(model_dir: str, export_dir: str, push_to: str, force: bool = False,
-                    evaluation_dir: str = "", key: str = "", examples_dir: str = "",
-                    check_serving: bool = True, vertex_model: str = "", vertex_project: str = "",
-                    vertex_region: str = "", quantize: str = "none") -> PushOutcome:
+def export_and_push(model_dir: str, export_dir: str, push_to: str,
+                    export_settings: Dict[str, Any], push_settings: Dict[str, Any],
+                    evaluation_dir: str = "", key: str = "", examples_dir: str = "") -> PushOutcome:
   """`bertline export` then `bertline push`, unless this model is already the last pushed one.
 
+  export_settings and push_settings are the run config's sections
+  (RunConfig.stage_settings), checked here by ExportConfig and PushConfig.
   Push reads the blessing.json in `evaluation_dir` (the evaluate step's
-  output) and refuses an unblessed model unless `force`; it replays the
+  output) and refuses an unblessed model unless push's `force`; it replays the
   export's warmup requests (built from `examples_dir`, the preprocess output)
   in a clean process first unless `check_serving` is off, and registers the
-  version in the Vertex AI Model Registry when `vertex_model` is set; `quantize`
-  is export's (none, float16, int8). `key`
+  version in the Vertex AI Model Registry when `vertex_model` is set. `key`
   is the run's training_key: recorded in the export, and compared with the
   last pushed version's, so that a re-run (or a cached training task) pushes
   no duplicate.
   """
-  from bertline.exporter import export as export_lib
-  from bertline.exporter import push as push_lib
-  from bertline.exporter import vertex_registry
-  vertex = (vertex_registry.VertexModel(vertex_model, vertex_project, vertex_region)
-            if vertex_model else None)
+  blessing = fileio.join(evaluation_dir, schema.BLESSING_FILE) if evaluation_dir else ""
+  blessing = blessing if blessing and fileio.exists(blessing) else ""
+  export = configs.from_settings(ExportConfig, export_settings, "export_settings",
+                                 model_dir=model_dir, export_dir=export_dir, blessing=blessing,
+                                 warmup_data=examples_dir)
+  push = configs.from_settings(PushConfig, push_settings, "push_settings", model="", to=push_to,
+                               blessing=blessing)
   # The same model quantized otherwise is another artifact: a new version, not "already there".
-  key = f"{key}-{quantize}" if key and quantize != "none" else key
+  key = f"{key}-{export.quantize}" if key and export.quantize != "none" else key
   last = already_pushed(push_to, model_dir, key)
   if last:
     log.info("%s is already the last pushed model (%s): nothing to push", model_dir, last)
     return PushOutcome(last, True)
-  blessing = fileio.join(evaluation_dir, schema.BLESSING_FILE) if evaluation_dir else ""
-  blessing = blessing if blessing and fileio.exists(blessing) else None
   existing = registry.versions(export_dir)
   if existing:
     exported = fileio.join(export_dir, str(existing[-1]))
   else:
     # The blessing is stored with the export, so it travels along.
-    exported = export_lib.export_model(model_dir, export_dir, blessing=blessing,
-                                       training_key=key, warmup_data=examples_dir or None,
-                                       quantize=quantize)
+    exported = export_lib.export_model(
+        model_dir, export_dir, which=export.checkpoint, blessing=blessing or None,
+        training_key=key, warmup_data=examples_dir or None,
+        warmup_examples=export.warmup_examples, quantize=export.quantize)
   pushed = fileio.join(push_to, os.path.basename(exported))
   done = fileio.exists(fileio.join(pushed, schema.PUSH_COMPLETE_MARKER))
-  if done and vertex is None:
+  if done and push.vertex() is None:
     log.info("%s is already pushed to %s", exported, pushed)
     return PushOutcome(pushed, True)
   # With a registration asked for, push again: an identical pushed version is
   # not copied twice, only registered if it is not yet (a retried task).
-  return PushOutcome(push_lib.push(exported, push_to, force=force, blessing=blessing,
-                                   check_serving=check_serving, vertex=vertex), done)
+  return PushOutcome(push_lib.run(dataclasses.replace(push, model=exported)), done)
 
 
-def score(push_to: str, input_pattern: str, output: str, date: str, input_format: str = "text",
-          text_a: str = "", text_b: str = "", id_key: str = "", compression: str = "none",
-          batch_size: int = 64, beam_args: Optional[List[str]] = None) -> Dict[str, Any]:
+def score(push_to: str, settings: Dict[str, Any], date: str,
+          default_output: str = "") -> Dict[str, Any]:
   """`bertline score` with the model in production (the last version pushed to `push_to`).
 
-  `{date}` in the input and output becomes the run's date; a re-run of the
-  same date replaces that date's scores. Returns the summary it published.
+  settings: the run config's score section (RunConfig.stage_settings),
+    checked here by ScoreConfig. `{date}` in its inputs and output becomes the
+    run's date; with no output, `default_output` (the step's artifact). A
+    re-run of the same date replaces that date's scores. Returns the summary
+    it published, with the `output` it went to.
   """
-  from bertline.evaluator import batch_score
-  from bertline.evaluator.score_inputs import InputSpec
-  config = batch_score.ScoreConfig(
-      model=push_to, inputs=(resolve_date(input_pattern, date),),
-      output=resolve_date(output, date), input_spec=InputSpec(input_format, text_a, text_b, id_key),
-      compression=compression, batch_size=batch_size, overwrite=True,
-      beam_args=tuple(beam_args or ()))
-  log.info("score %s with the last version pushed to %s -> %s", config.inputs[0], push_to,
-           config.output)
-  return batch_score.run(config)
+  config = configs.from_settings(ScoreConfig, settings, "score_settings", model=push_to,
+                                 overwrite=True)
+  config = dataclasses.replace(config, input=[resolve_date(p, date) for p in config.input],
+                               output=resolve_date(config.output or default_output, date))
+  log.info("score %s with the last version pushed to %s -> %s", ", ".join(config.input),
+           push_to, config.output)
+  return {**batch_score.run(config), "output": config.output}

@@ -13,8 +13,8 @@ text in the graph, so nothing here re-implements WordPiece) or a push target,
 whose last pushed version is used. The graph, one chain every Beam runner
 runs alike (see preprocessing/beam_job.py for why):
 
-  Ranges -> CountLines -> GroupByKey (one element) -> PlanShards
-  -> GroupByKey by shard (spreads the shards) -> ReadRows (parse; batches of
+  Shards (bertline/beam_shards.py, as preprocess: ranges -> line counts ->
+  shard plan -> shards spread over workers) -> ReadRows (parse; batches of
   --batch-size rows) -> RunInference (the model loaded once per worker
   process; batches prebatched, so the runner holds nothing back)
   -> GroupByKey by shard -> WriteShard (checks that every row the shard read
@@ -23,8 +23,6 @@ runs alike (see preprocessing/beam_job.py for why):
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import gzip
 import json
 import logging
@@ -37,59 +35,18 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 
-from bertline import beam_runner, fileio, flags, line_shards, registry, schema
-from bertline.evaluator import scoring
-from bertline.evaluator.score_inputs import FORMATS, InputSpec, Row, expand_inputs, parse, tsv_columns
+from bertline import beam_runner, beam_shards, fileio, flags, line_shards, registry, schema
+from bertline.evaluator import config
+from bertline.evaluator.config import ScoreConfig
+from bertline.export_dir import ExportDir
+from bertline.evaluator.score_inputs import InputSpec, Row, expand_inputs, parse, tsv_columns
 
 log = logging.getLogger("bertline.score")
 
 SUMMARY_FILE = "summary.json"
 PREDICTIONS_PREFIX = "predictions"
 REJECTED_FILE = f"{schema.REJECTED_DIR}/rows.tsv"
-COMPRESSIONS = ("none", "gzip")
 TEMPORARY_PREFIX = "_temporary-"  # a run writes here, then moves its files into place
-DEFAULT_BATCH_SIZE = 64
-
-
-@dataclasses.dataclass(frozen=True)
-class ScoreConfig:
-  """A scoring job, validated once (`check`) before any worker starts.
-
-  Attributes:
-    model: an exported version directory, or a push target (its last pushed
-      version), local or gs://.
-    inputs: files, globs or gs:// patterns.
-    output: the output directory.
-    input_spec: how rows are read (score_inputs.InputSpec).
-    compression: "none" or "gzip" for the predictions files.
-    batch_size: rows per call of the model.
-    chunk_bytes: input bytes per unit of work.
-    num_shards: predictions files (0: one per --chunk-bytes range).
-    overwrite: replace a finished scoring in `output`.
-    beam_args: Beam pipeline options (--runner DaskRunner, DataflowRunner...).
-  """
-
-  model: str
-  inputs: Tuple[str, ...]
-  output: str
-  input_spec: InputSpec = InputSpec()
-  compression: str = "none"
-  batch_size: int = DEFAULT_BATCH_SIZE
-  chunk_bytes: int = line_shards.DEFAULT_CHUNK_BYTES
-  num_shards: int = 0
-  overwrite: bool = False
-  beam_args: Tuple[str, ...] = ()
-
-  def check(self) -> None:
-    if not self.inputs:
-      raise ValueError("--input: give at least one file or glob")
-    if self.compression not in COMPRESSIONS:
-      raise ValueError(f"--compression {self.compression!r}: choose one of {COMPRESSIONS}")
-    for name in ("batch_size", "chunk_bytes"):
-      if getattr(self, name) < 1:
-        raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be positive")
-    if self.num_shards < 0:
-      raise ValueError(f"--num-shards {self.num_shards}: give 0 (one per input range) or more")
 
 
 class ScoringModel(NamedTuple):
@@ -102,20 +59,12 @@ class ScoringModel(NamedTuple):
 
 def resolve_model(model: str) -> ScoringModel:
   """An exported version directory, or the last pushed version under a push target."""
-  path = model.rstrip("/")
-  if not scoring.is_export(path):
-    pushed = registry.latest_pushed(path)
-    if not pushed:
-      raise FileNotFoundError(
-          f"--model {model}: neither an exported version (no saved_model.pb or "
-          f"{schema.TFLITE_FILE}) nor a push target "
-          "holding a complete pushed version. Give `bertline export`'s <export-dir>/<version> or "
-          "`bertline push --to`'s directory.")
-    log.info("Scoring with %s, the last pushed version under %s.", pushed, model)
-    path = pushed
+  path = registry.resolve_version(model, f"--model {model}")
+  if path != model.rstrip("/"):
+    log.info("Scoring with %s, the last pushed version under %s.", path, model)
   metadata = registry.pushed_metadata(path)
   if not metadata.get("labels"):
-    raise ValueError(f"{path}/assets/{schema.ASSET_METADATA} is missing or names no labels: "
+    raise ValueError(f"{ExportDir(path).metadata_file} is missing or names no labels: "
                      "score needs a version written by `bertline export`.")
   return ScoringModel(path, os.path.basename(path), list(metadata["labels"]),
                       bool(metadata.get("has_text_b")))
@@ -123,35 +72,10 @@ def resolve_model(model: str) -> ScoringModel:
 
 # --- Beam transforms ---------------------------------------------------------------------------
 
-class ShardTask(NamedTuple):
-  shard: int
-  num_shards: int
-  ranges: Tuple[Tuple[line_shards.ByteRange, int], ...]
-
-
 class Marker(NamedTuple):
   """Travels with a shard's rows: how many rows the shard read (none may be lost)."""
   shard: int
   rows: int
-
-
-def _count_range(item):
-  index, r = item
-  yield None, (index, line_shards.count_lines(r))
-
-
-class PlanShardsFn(beam.DoFn):
-  """All ranges' line counts -> one ShardTask per output shard."""
-
-  def __init__(self, ranges: List[line_shards.ByteRange], num_shards: int):
-    self._ranges, self._num_shards = ranges, num_shards
-
-  def process(self, keyed):
-    lines = dict(keyed[1])
-    counts = [lines[i] for i in range(len(self._ranges))]
-    for shard, (part, _) in enumerate(line_shards.shard_tasks(self._ranges, counts,
-                                                              self._num_shards)):
-      yield shard, ShardTask(shard, self._num_shards, part)
 
 
 class ReadRowsFn(beam.DoFn):
@@ -202,9 +126,10 @@ class RawTextModelHandler(ModelHandler):
 
   def load_model(self):
     if self._path not in _MODELS:
+      # A worker's imports: the driver, and --help, run without TensorFlow.
       import tensorflow as tf
       import tensorflow_text  # noqa: F401  (registers the in-graph tokenizer's ops)
-      from bertline.exporter import quantize
+      from bertline.exporter import quantize  # TensorFlow, as above
       if quantize.is_tflite(self._path):  # `export --quantize`: tokenizer/ + model.tflite
         loaded = quantize.TFLiteModel(self._path)
       else:
@@ -214,7 +139,7 @@ class RawTextModelHandler(ModelHandler):
 
   def run_inference(self, batch: Sequence[Tuple[int, Any]], model, inference_args=None
                     ) -> Iterable[PredictionResult]:
-    import tensorflow as tf
+    import tensorflow as tf  # a worker's, as in load_model
     signature = model.signature
     rows = [row for _, row in batch if isinstance(row, Row) and not row.reason]
     probabilities = []
@@ -332,11 +257,7 @@ def _run_pipeline(config: ScoreConfig, model: ScoringModel, files: List[str],
     p = beam.Pipeline(runner=runner, options=options)
     _ = (
         p
-        | "Ranges" >> beam.Create(list(enumerate(ranges)))
-        | "CountLines" >> beam.FlatMap(_count_range)
-        | "AllCounts" >> beam.GroupByKey()
-        | "PlanShards" >> beam.ParDo(PlanShardsFn(ranges, num_shards))
-        | "SpreadShards" >> beam.GroupByKey()
+        | "Shards" >> beam_shards.LineShards({"": ranges}, {"": num_shards})
         | "ReadRows" >> beam.ParDo(ReadRowsFn(config.input_spec, columns, model.has_text_b,
                                               config.batch_size))
         | "RunInference" >> RunInference(
@@ -388,61 +309,17 @@ def _publish(config: ScoreConfig, work: str, summary: Dict[str, Any]) -> None:
 
 # --- CLI ---------------------------------------------------------------------------------------
 
-def build_parser() -> flags.ArgumentParser:
-  parser = flags.ArgumentParser(
-      prog="bertline score",
-      description="Score every row of text files with an exported model on Apache Beam "
-      "(RunInference): OUTPUT/predictions-*.jsonl with id, label, probabilities and "
-      "model_version per row, OUTPUT/rejected/rows.tsv for rows that cannot be scored, "
-      "OUTPUT/summary.json last.\n\nOther options go to Apache Beam, which must declare "
-      "them (--runner DaskRunner, --runner DataflowRunner --project P --region R "
-      "--temp_location gs://...); a flag neither has is refused.",
-      epilog="Examples: bertline score --model registry --input 'new/*.txt' --output scored; "
-      "bertline score --model export/3 --input rows.tsv --format tsv --text-a text --id "
-      "row_id --output scored")
-  # Required, but checked after Beam's options are: a misspelled flag is named as such first.
-  parser.add_argument("--model",
-                      help="an exported version directory, or a push target (its last pushed "
-                      "version is used); local or gs:// [required]")
-  parser.add_argument("--input", action="append",
-                      help="a file, glob or gs:// pattern; repeat for more [required]")
-  parser.add_argument("--output", help="output directory (local or gs://) [required]")
-  parser.add_argument("--format", choices=FORMATS, default="text",
-                      help="text: one text per line (default); tsv: columns by index or header "
-                      "name; jsonl: one JSON object per line")
-  parser.add_argument("--text-a", default="",
-                      help="tsv: column index or header name (default 0); jsonl: field (default "
-                      "text)")
-  parser.add_argument("--text-b", default="", help="second text for sentence-pair models")
-  parser.add_argument("--id", default="",
-                      help="column or field holding each row's id (default FILE:LINE)")
-  parser.add_argument("--header", action=argparse.BooleanOptionalAction, default=None,
-                      help="tsv: the first line of each file is a header (default: when a "
-                      "column is named)")
-  parser.add_argument("--compression", choices=COMPRESSIONS, default="none",
-                      help="predictions files compression (default none)")
-  parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
-                      help=f"rows per model call (default {DEFAULT_BATCH_SIZE})")
-  parser.add_argument("--chunk-bytes", type=int, default=line_shards.DEFAULT_CHUNK_BYTES,
-                      help="input bytes per unit of work (default 1 MiB)")
-  parser.add_argument("--num-shards", type=int, default=0,
-                      help="predictions files (default 0: one per --chunk-bytes range)")
-  parser.add_argument("--overwrite", action="store_true",
-                      help="replace a finished scoring in --output (refused by default)")
-  return parser
+# The flags live with the config (evaluator/config.py): `--help` answers without Beam.
+build_parser = config.score_parser
 
 
 def config_from_args(argv: List[str]) -> ScoreConfig:
+  """The config of a command line: score's flags, and Beam's options as beam_args."""
   parser = build_parser()
   args, beam_args = parser.parse_known_args(argv)
+  # A misspelled flag is refused as such, before a required flag it meant is missed.
   beam_runner.check_args(beam_args, parser.flag_names())
-  missing = [flag for flag in ("--model", "--input", "--output") if not getattr(args, flag[2:])]
-  if missing:
-    parser.error(f"the following flags are required: {', '.join(missing)}")
-  spec = InputSpec(args.format, args.text_a, args.text_b, args.id, args.header)
-  return ScoreConfig(args.model, tuple(args.input), args.output, spec, args.compression,
-                     args.batch_size, args.chunk_bytes, args.num_shards, args.overwrite,
-                     tuple(beam_args))
+  return flags.config_from_flags(ScoreConfig, args, parser, beam_args=beam_args)
 
 
 def main(argv: List[str]) -> int:

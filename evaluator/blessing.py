@@ -20,22 +20,6 @@ from bertline.evaluator import metrics as metrics_lib
 BLESSING_FORMAT_VERSION = 1
 
 
-def parse_thresholds(specs: Optional[Sequence[str]], flag: str = "--threshold") -> Dict[str, float]:
-  """["eval_accuracy=0.9", ...] -> {"eval_accuracy": 0.9}; errors name the flag and the fix."""
-  thresholds: Dict[str, float] = {}
-  for spec in specs or []:
-    name, sep, value = spec.partition("=")
-    name = name.strip()
-    if not sep:
-      raise ValueError(f"{flag} {spec!r}: expected METRIC=VALUE, e.g. eval_accuracy=0.9")
-    check_metric_name(name, f"{flag} {spec!r}")
-    try:
-      thresholds[name] = float(value)
-    except ValueError:
-      raise ValueError(f"{flag} {spec!r}: {value!r} is not a number") from None
-  return thresholds
-
-
 def check_metric_name(name: str, where: str) -> None:
   if name not in metrics_lib.SCALAR_METRICS:
     raise ValueError(f"{where}: unknown metric {name!r}; choose one of "
@@ -67,45 +51,14 @@ def decide(candidate: Dict[str, Any], thresholds: Optional[Dict[str, float]] = N
   thresholds = dict(thresholds or {})
   if max_regression < 0:
     raise ValueError(f"--max-regression {max_regression} must be >= 0")
-  checks: List[Dict[str, Any]] = []
-
-  def add(name: str, kind: str, value: Optional[float], bound: float, reference: str) -> None:
-    higher_better = metrics_lib.SCALAR_METRICS[name]
-    if value is None:
-      passed, reason = False, f"FAIL {name} is not defined for this task ({kind} {reference})"
-    elif not math.isfinite(value):
-      # NaN compares False with everything, so it would slip past a maximum
-      # such as eval_loss's: a model with non-finite metrics is never blessed.
-      passed, reason = False, (f"FAIL {name} is {value} (not a finite number; the model "
-                               f"diverged): never blessed ({reference})")
-    else:
-      passed = value >= bound if higher_better else value <= bound
-      op = (">=" if higher_better else "<=") if passed else ("<" if higher_better else ">")
-      reason = f"{'PASS' if passed else 'FAIL'} {name} {_fmt(value)} {op} {_fmt(bound)} ({reference})"
-    checks.append({"metric": name, "kind": kind, "value": value, "bound": bound, "passed": passed,
-                   "reason": reason})
-
+  checks = []
   for name, bound in sorted(thresholds.items()):
     check_metric_name(name, "threshold")
-    add(name, "threshold", candidate.get(name), bound, "threshold")
+    checks.append(_check(name, "threshold", candidate.get(name), bound, "threshold"))
   if baseline is not None:
     names = list(compare) if compare else sorted(set(thresholds) | {"eval_accuracy"})
-    for name in names:
-      check_metric_name(name, "compare")
-      base = baseline.get(name)
-      if base is None:
-        continue
-      higher_better = metrics_lib.SCALAR_METRICS[name]
-      bound = base - max_regression if higher_better else base + max_regression
-      add(name, "baseline", candidate.get(name), bound,
-          f"baseline {_fmt(base)} {'-' if higher_better else '+'} max_regression {_fmt(max_regression)}")
-  checked = {c["metric"] for c in checks}
-  for name in ("eval_loss", "eval_accuracy"):  # checked even when no bound names them
-    value = candidate.get(name)
-    if name not in checked and value is not None and not math.isfinite(value):
-      checks.append({"metric": name, "kind": "finite", "value": value, "bound": None,
-                     "passed": False, "reason": f"FAIL {name} is {value} (not a finite number; "
-                     "the model diverged): never blessed"})
+    checks += _baseline_checks(candidate, baseline, names, max_regression)
+  checks += _finite_checks(candidate, {c["metric"] for c in checks})
   reasons = [c["reason"] for c in checks]
   if not checks:
     reasons.append("PASS no thresholds and no baseline were configured: nothing to check")
@@ -121,6 +74,54 @@ def decide(candidate: Dict[str, Any], thresholds: Optional[Dict[str, float]] = N
                            {k: baseline.get(k) for k in metrics_lib.SCALAR_METRICS}),
       "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
   }
+
+
+def _check(name: str, kind: str, value: Optional[float], bound: float,
+           reference: str) -> Dict[str, Any]:
+  """One check of metric `name` against `bound`, from the side its direction says."""
+  higher_better = metrics_lib.SCALAR_METRICS[name]
+  if value is None:
+    passed, reason = False, f"FAIL {name} is not defined for this task ({kind} {reference})"
+  elif not math.isfinite(value):
+    # NaN compares False with everything, so it would slip past a maximum
+    # such as eval_loss's: a model with non-finite metrics is never blessed.
+    passed, reason = False, (f"FAIL {name} is {value} (not a finite number; the model "
+                             f"diverged): never blessed ({reference})")
+  else:
+    passed = value >= bound if higher_better else value <= bound
+    op = (">=" if higher_better else "<=") if passed else ("<" if higher_better else ">")
+    reason = f"{'PASS' if passed else 'FAIL'} {name} {_fmt(value)} {op} {_fmt(bound)} ({reference})"
+  return {"metric": name, "kind": kind, "value": value, "bound": bound, "passed": passed,
+          "reason": reason}
+
+
+def _baseline_checks(candidate: Dict[str, Any], baseline: Dict[str, Any], names: Sequence[str],
+                     max_regression: float) -> List[Dict[str, Any]]:
+  """Each compared metric may be worse than the production model's by max_regression at most."""
+  checks = []
+  for name in names:
+    check_metric_name(name, "compare")
+    base = baseline.get(name)
+    if base is None:
+      continue
+    higher_better = metrics_lib.SCALAR_METRICS[name]
+    bound = base - max_regression if higher_better else base + max_regression
+    checks.append(_check(name, "baseline", candidate.get(name), bound,
+                         f"baseline {_fmt(base)} {'-' if higher_better else '+'} "
+                         f"max_regression {_fmt(max_regression)}"))
+  return checks
+
+
+def _finite_checks(candidate: Dict[str, Any], checked: set) -> List[Dict[str, Any]]:
+  """Loss and accuracy must be finite even when no bound names them: a diverged model fails."""
+  checks = []
+  for name in ("eval_loss", "eval_accuracy"):
+    value = candidate.get(name)
+    if name not in checked and value is not None and not math.isfinite(value):
+      checks.append({"metric": name, "kind": "finite", "value": value, "bound": None,
+                     "passed": False, "reason": f"FAIL {name} is {value} (not a finite number; "
+                     "the model diverged): never blessed"})
+  return checks
 
 
 def write(output_dir: str, blessing: Dict[str, Any]) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import numpy as np
 
@@ -23,6 +23,8 @@ from bertline import fileio, flags, schema
 from bertline.evaluator import blessing as blessing_lib
 from bertline.evaluator import metrics as metrics_lib
 from bertline.evaluator import scoring
+from bertline.evaluator import config
+from bertline.evaluator.config import EvaluateConfig
 
 log = logging.getLogger("bertline.evaluate")
 
@@ -40,30 +42,19 @@ def _score_model(model: str, data_dir: str, metadata: schema.DataMetadata, split
   return {"metrics": metrics, "guid": scores["guid"]}
 
 
-def run(model_dir: str, data_dir: str, split: str = "dev", baseline_model: Optional[str] = None,
-        output_dir: Optional[str] = None, thresholds: Optional[Dict[str, float]] = None,
-        max_regression: float = 0.0, batch_size: int = scoring.DEFAULT_BATCH_SIZE,
-        which: str = "best") -> Dict[str, Any]:
-  """Evaluates a model on `split`, compares it with the baseline; writes both files.
+def run(config: EvaluateConfig) -> Dict[str, Any]:
+  """Evaluates `config.model_dir` on `config.split`, compares it with the baseline; writes both files.
 
   Args:
-    model_dir: str. Training model_dir (or an exported version directory).
-    data_dir: str. Preprocess output directory; its labels must be the model's.
-    split: str. Split to evaluate.
-    baseline_model: str or None. Exported version directory of the production model.
-    output_dir: str or None. Where metrics.json / blessing.json go (default model_dir).
-    thresholds: dict of metric name to bound (see blessing.decide).
-    max_regression: float. Allowed absolute regression against the baseline.
-    batch_size: int. Examples per batch.
-    which: "best" or "latest" checkpoint.
+    config: EvaluateConfig. The model (a training model_dir or an exported
+      version), the preprocess output (its labels must be the model's), the
+      split, the thresholds, the production model as baseline and how much
+      regression against it is tolerated (evaluator/config.py says each).
   Returns:
     {"metrics": ..., "blessing": ..., "metrics_file": path, "blessing_file": path}
   """
-  thresholds = dict(thresholds or {})
-  for name in thresholds:
-    blessing_lib.check_metric_name(name, "--threshold")
-  if max_regression < 0:
-    raise ValueError(f"--max-regression {max_regression} must be >= 0")
+  model_dir, data_dir, split = config.model_dir, config.data_dir, config.split
+  baseline_model, batch_size, which = config.baseline_model, config.batch_size, config.checkpoint
   metadata = schema.read_metadata(data_dir)
   if split not in metadata.splits:
     metadata.split_files(data_dir, split)  # raises the clear error
@@ -83,10 +74,11 @@ def run(model_dir: str, data_dir: str, split: str = "dev", baseline_model: Optio
     baseline_metrics = baseline["metrics"]
     metrics["baseline"] = baseline_metrics
   metrics["seconds"] = round(time.time() - started, 3)
-  decision = blessing_lib.decide(metrics, thresholds, baseline_metrics, max_regression)
-  decision.update({"model": model_dir, "baseline_model": baseline_model, "data_dir": data_dir,
-                   "split": split})
-  output_dir = output_dir or model_dir
+  decision = blessing_lib.decide(metrics, dict(config.thresholds), baseline_metrics,
+                                 config.max_regression)
+  decision.update({"model": model_dir, "baseline_model": baseline_model or None,
+                   "data_dir": data_dir, "split": split})
+  output_dir = config.output_dir or model_dir
   metrics_file = fileio.join(output_dir, schema.METRICS_FILE)
   fileio.write_json_atomic(metrics_file, metrics)
   blessing_file = blessing_lib.write(output_dir, decision)
@@ -99,41 +91,13 @@ def run(model_dir: str, data_dir: str, split: str = "dev", baseline_model: Optio
           "blessing_file": blessing_file}
 
 
-def build_parser() -> flags.ArgumentParser:
-  parser = flags.ArgumentParser(
-      prog="bertline evaluate",
-      description="Metrics of a trained model on a preprocessed split (metrics.json) and a "
-      "blessing against thresholds and the production model (blessing.json).",
-      epilog="example:\n  bertline evaluate --model-dir work/model --data-dir work/data --split dev "
-      "--threshold eval_accuracy=0.7")
-  parser.add_argument("--model-dir", required=True,
-                      help="training model_dir (best checkpoint, else latest)")
-  parser.add_argument("--data-dir", required=True, help="`bertline preprocess` output directory")
-  parser.add_argument("--split", default="dev", help="split to evaluate (default dev)")
-  parser.add_argument("--baseline-model",
-                      help="exported version directory of the model in production; the candidate "
-                      "must not be worse than it by more than --max-regression")
-  parser.add_argument("--output-dir", help="where metrics.json and blessing.json go "
-                      "(default: --model-dir)")
-  parser.add_argument("--threshold", action="append", default=[], metavar="METRIC=VALUE",
-                      help="bless only if METRIC reaches VALUE (a maximum for eval_loss); "
-                      "repeatable, e.g. --threshold eval_accuracy=0.9. Metrics: "
-                      + ", ".join(metrics_lib.SCALAR_METRICS))
-  parser.add_argument("--max-regression", type=float, default=0.0,
-                      help="how much worse than the baseline (absolute) a compared metric may be "
-                      "(default 0)")
-  parser.add_argument("--checkpoint", choices=("best", "latest"), default="best",
-                      help="which checkpoint of --model-dir (default best, else latest)")
-  parser.add_argument("--batch-size", type=int, default=scoring.DEFAULT_BATCH_SIZE,
-                      help=f"examples per batch (default {scoring.DEFAULT_BATCH_SIZE})")
-  return parser
+# The flags live with the config (evaluator/config.py): `--help` answers without TensorFlow.
+build_parser = config.evaluate_parser
 
 
 def main(argv: List[str]) -> int:
-  args = build_parser().parse_args(argv)
-  result = run(args.model_dir, args.data_dir, args.split, args.baseline_model, args.output_dir,
-               blessing_lib.parse_thresholds(args.threshold), args.max_regression,
-               args.batch_size, args.checkpoint)
+  parser = build_parser()
+  result = run(flags.config_from_flags(EvaluateConfig, parser.parse_args(argv), parser))
   m = result["metrics"]
   print(f"evaluate: eval_accuracy={m['eval_accuracy']:.4f} eval_loss={m['eval_loss']:.4f} "
         f"n={m['num_examples']} -> {result['metrics_file']}")

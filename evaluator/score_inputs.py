@@ -14,6 +14,7 @@ import json
 from typing import Dict, List, NamedTuple, Optional
 
 from bertline import fileio
+from bertline.configs import SettingError, as_flag
 
 FORMATS = ("text", "tsv", "jsonl")
 
@@ -50,17 +51,20 @@ class InputSpec:
   header: Optional[bool] = None
 
   def __post_init__(self):
+    # Named as `bertline score`'s flags here; a run config's score section names its keys.
+    def fail(key: str, template: str) -> SettingError:
+      return SettingError(key, template, names=as_flag)
     if self.format not in FORMATS:
-      raise ValueError(f"--format {self.format!r}: choose one of {', '.join(FORMATS)}")
+      raise fail("format", f"{{key}} {self.format!r}: choose one of {', '.join(FORMATS)}")
     if self.format == "text" and (self.text_a or self.text_b or self.id):
-      raise ValueError("--format text reads the whole line as text_a: --text-a, --text-b and "
-                       "--id need --format tsv or jsonl")
+      raise fail("format", "{key} text reads the whole line as text_a: {field:text_a}, "
+                 "{field:text_b} and {field:id} need {key} tsv or jsonl")
     if self.format != "tsv" and self.header:
-      raise ValueError("--header is for --format tsv")
+      raise fail("header", "{key} is for {field:format} tsv")
     named = [key for key in self.keys().values() if not key.lstrip("-").isdigit()]
     if self.format == "tsv" and self.header is False and named:
-      raise ValueError(f"--no-header: columns {named} are names, which need a header line; give "
-                       "column indices (0, 1, ...) or drop --no-header")
+      raise fail("header", f"{{off:header}}: columns {named} are names, which need a header "
+                 "line; give column indices (0, 1, ...) or drop it")
 
   @property
   def text_a_key(self) -> str:

@@ -12,16 +12,19 @@ split with its guids (`split_dataset`) and runs the model over it in input
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (registers the in-graph tokenizer's ops)
+from tqdm import tqdm
 
 from bertline import fileio, records, schema
-
-DEFAULT_BATCH_SIZE = 64
-
+from bertline.evaluator.config import DEFAULT_BATCH_SIZE
+from bertline.export_dir import ExportDir
+from bertline.exporter import quantize
+from bertline.model.model_dir import ModelDir
 
 # --- model_dir --------------------------------------------------------------------
 
@@ -56,7 +59,6 @@ def load_model_dir(model_dir: str, which: str = "best") -> LoadedModel:
   if not fileio.exists(model_dir):
     raise FileNotFoundError(f"--model-dir {model_dir} does not exist; pass the --model-dir "
                             "`bertline train` wrote.")
-  from bertline.model_dir import ModelDir
   md = ModelDir(model_dir)
   classifier = md.load_classifier(which)
   try:
@@ -69,13 +71,12 @@ def load_model_dir(model_dir: str, which: str = "best") -> LoadedModel:
 
 
 def is_saved_model(path: str) -> bool:
-  return fileio.exists(fileio.join(path, "saved_model.pb"))
+  return ExportDir(path).is_saved_model()
 
 
 def is_export(path: str) -> bool:
   """An exported version: a float SavedModel, or a quantized one (model.tflite)."""
-  from bertline.exporter import quantize
-  return is_saved_model(path) or quantize.is_tflite(path)
+  return ExportDir(path).is_export()
 
 
 def check_same_labels(model_labels: List[str], data_labels: List[str], model: str,
@@ -98,7 +99,6 @@ def split_dataset(data_dir: str, metadata: schema.DataMetadata, split: str,
   batch's longest real sequence; cutting the padding is exact), int32
   label_ids and is_real_example [b], and string guid [b].
   """
-  import tensorflow as tf
 
   files = metadata.split_files(data_dir, split)
   spec = schema.feature_spec(metadata.max_seq_length)
@@ -126,7 +126,6 @@ def score(logits_fn: Callable[[Dict[str, Any]], Any], dataset, num_examples: int
     {"guid": str [n], "label_ids": int [n], "is_real_example": int [n],
      "logits": float32 [n, num_labels]}
   """
-  from tqdm import tqdm
 
   parts: Dict[str, List[np.ndarray]] = {"guid": [], "label_ids": [], "is_real_example": [],
                                         "logits": []}
@@ -150,7 +149,6 @@ def score_split(logits_fn: Callable[[Dict[str, Any]], Any], data_dir: str,
                 metadata: schema.DataMetadata, split: str, batch_size: int = DEFAULT_BATCH_SIZE,
                 desc: str = "score") -> Dict[str, np.ndarray]:
   """score() over every example of `split`; a corrupted or truncated shard is named."""
-  import tensorflow as tf
   try:
     return score(logits_fn, split_dataset(data_dir, metadata, split, batch_size),
                  metadata.splits[split].num_examples, desc=desc)
@@ -161,7 +159,6 @@ def score_split(logits_fn: Callable[[Dict[str, Any]], Any], data_dir: str,
 def classifier_logits_fn(classifier) -> Callable:
   """features -> logits of a Keras BertClassifier (inference mode, no XLA:
   batch lengths vary, and each length would be compiled anew)."""
-  import tensorflow as tf
 
   @tf.function(reduce_retracing=True)
   def run(features):
@@ -176,17 +173,13 @@ def saved_model_logits_fn(path: str):
   Log-probabilities give the same argmax, softmax and loss as logits.
   Returns (fn, labels, bertline metadata).
   """
-  import tensorflow as tf
-  import tensorflow_text  # noqa: F401  (registers the in-graph tokenizer's ops)
 
   loaded = tf.saved_model.load(path)
   if schema.SIGNATURE_FEATURES not in loaded.signatures:
     raise ValueError(f"{path} has no {schema.SIGNATURE_FEATURES!r} signature; export it with "
                      "`bertline export`.")
   signature = loaded.signatures[schema.SIGNATURE_FEATURES]
-  meta_path = fileio.join(path, "assets", schema.ASSET_METADATA)
-  meta = json.loads(fileio.read_text(meta_path)) if fileio.exists(meta_path) else {}
-  labels = fileio.read_text(fileio.join(path, "assets", schema.ASSET_LABELS)).splitlines()
+  meta, labels = ExportDir(path).metadata(), ExportDir(path).labels()
 
   def run(features):
     probs = signature(**{k: tf.cast(v, tf.int32) for k, v in features.items()})["probabilities"]
@@ -201,11 +194,9 @@ def tflite_logits_fn(path: str):
 
   Returns (fn, labels, bertline metadata).
   """
-  from bertline.exporter import quantize
 
   model = quantize.TFLiteModel(path)
-  meta_path = fileio.join(path, "assets", schema.ASSET_METADATA)
-  meta = json.loads(fileio.read_text(meta_path)) if fileio.exists(meta_path) else {}
+  meta = ExportDir(path).metadata()
 
   def run(features):
     probs = model.serve_features(*(np.asarray(features[name]) for name in
@@ -218,7 +209,6 @@ def tflite_logits_fn(path: str):
 
 def model_logits_fn(model: str, which: str = "best"):
   """(logits_fn, labels, vocab_sha256 or None, description) for a model_dir or an export."""
-  from bertline.exporter import quantize
   if quantize.is_tflite(model):
     fn, labels, meta = tflite_logits_fn(model)
     vocab_sha = (meta.get("data_metadata") or {}).get("vocab_sha256")

@@ -34,7 +34,6 @@ temporary directory and renamed into place: E/<version> is whole or absent.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -43,98 +42,108 @@ import time
 import uuid
 from typing import Any, Dict, List, Optional
 
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow.python.saved_model import fingerprinting_utils
+
 from bertline import fileio, flags, records, schema
+from bertline.configs import SettingError
 from bertline.evaluator import scoring
+from bertline.export_dir import ExportDir
+from bertline.exporter import config
+from bertline.exporter import quantize as quantize_lib
+from bertline.exporter import serving_check
+from bertline.exporter.config import ExportConfig
+from bertline.preprocessing import features as features_lib
+from bertline.preprocessing.tokenization import BertTokenizer, load_vocab
 
 log = logging.getLogger("bertline.export")
 
 EXPORT_FORMAT_VERSION = 1
 
 
+class ServingModule(tf.Module):
+  """The classifier, the in-graph tokenizer and the signatures TF Serving and Vertex AI call.
+
+  serve_features: ids in; serve_examples: serialized tf.Examples of ids in;
+  classify: TF Serving's Classify API on tf.Examples of raw text; and, built
+  by `_text_signatures`, serve_text (raw text in, the default signature) and
+  text_to_features (raw text -> the ids the model reads).
+  """
+
+  def __init__(self, classifier, tokenizer, labels: List[str], max_seq_length: int,
+               has_text_b: bool):
+    super().__init__(name="bertline_serving")
+    self.classifier = classifier
+    self.tokenizer = tokenizer
+    self.label_names = tf.constant(labels, tf.string)
+    self.max_seq_length, self.has_text_b = max_seq_length, has_text_b
+
+  def _outputs(self, input_ids, input_mask, segment_ids) -> Dict[str, tf.Tensor]:
+    # Cut the batch to its longest real sequence: exact (the mask hides the
+    # rest) and much cheaper for short texts padded to max_seq_length.
+    inputs = records.trim_batch({schema.INPUT_IDS: tf.cast(input_ids, tf.int32),
+                                 schema.INPUT_MASK: tf.cast(input_mask, tf.int32),
+                                 schema.SEGMENT_IDS: tf.cast(segment_ids, tf.int32)})
+    probabilities = self.classifier(inputs, training=False)["probabilities"]
+    label_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+    return {schema.OUTPUT_PROBABILITIES: probabilities, schema.OUTPUT_LABEL_ID: label_id,
+            schema.OUTPUT_LABEL: tf.gather(self.label_names, label_id)}
+
+  def text_features(self, text_a, text_b=None) -> Dict[str, tf.Tensor]:
+    """preprocess's tokenize + pack, verbatim: the same functions, the same graph ops."""
+    ids_b = None if text_b is None else self.tokenizer.tokenize(text_b)
+    return features_lib.pack_features(self.tokenizer.tokenize(text_a), ids_b,
+                                      self.max_seq_length, self.tokenizer.cls_id,
+                                      self.tokenizer.sep_id)
+
+  def text_outputs(self, *texts) -> Dict[str, tf.Tensor]:
+    f = self.text_features(*texts)
+    return self._outputs(*(f[name] for name in schema.SEQUENCE_FEATURES))
+
+  @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name=name)
+                                for name in schema.SEQUENCE_FEATURES])
+  def serve_features(self, input_ids, input_mask, segment_ids):
+    return self._outputs(input_ids, input_mask, segment_ids)
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+  def serve_examples(self, examples):
+    spec = schema.feature_spec(self.max_seq_length, labels=False, guid=False)
+    parsed = records.parse_batch(examples, spec)
+    return self._outputs(*(parsed[name] for name in schema.SEQUENCE_FEATURES))
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=schema.CLASSIFY_INPUTS)])
+  def classify(self, inputs):
+    """TF Serving's Classify API: tf.Examples of raw text -> classes and scores."""
+    names = [schema.SERVING_TEXT_A] + ([schema.SERVING_TEXT_B] if self.has_text_b else [])
+    # No default: an example without its text is an error the client sees.
+    parsed = tf.io.parse_example(inputs, {name: tf.io.FixedLenFeature([], tf.string)
+                                          for name in names})
+    out = self.text_outputs(*(parsed[name] for name in names))
+    classes = tf.tile(self.label_names[tf.newaxis], [tf.shape(inputs)[0], 1])
+    return {schema.CLASSIFY_CLASSES: classes,
+            schema.CLASSIFY_SCORES: out[schema.OUTPUT_PROBABILITIES]}
+
+
+def _text_signatures(module: ServingModule) -> None:
+  """serve_text and text_to_features, whose inputs are text_a (and text_b for a pair task).
+
+  text_to_features is saved as a function too (not a signature): anyone can
+  check, from the SavedModel alone, the ids the served model reads.
+  """
+  names = [schema.SERVING_TEXT_A] + ([schema.SERVING_TEXT_B] if module.has_text_b else [])
+  texts = [tf.TensorSpec([None], tf.string, name=name) for name in names]
+  module.text_to_features = tf.function(module.text_features, input_signature=texts)
+  module.serve_text = tf.function(module.text_outputs, input_signature=texts)
+
+
 def _serving_module(classifier, tokenizer, labels: List[str], max_seq_length: int,
                     has_text_b: bool):
-  """A tf.Module holding the classifier, the tokenizer and the three signatures."""
-  import tensorflow as tf
-
-  from bertline.preprocessing import features as features_lib
-
-  class ServingModule(tf.Module):
-
-    def __init__(self):
-      super().__init__(name="bertline_serving")
-      self.classifier = classifier
-      self.tokenizer = tokenizer
-      self.label_names = tf.constant(labels, tf.string)
-
-    def _outputs(self, input_ids, input_mask, segment_ids) -> Dict[str, tf.Tensor]:
-      # Cut the batch to its longest real sequence: exact (the mask hides the
-      # rest) and much cheaper for short texts padded to max_seq_length.
-      inputs = records.trim_batch({schema.INPUT_IDS: tf.cast(input_ids, tf.int32),
-                                   schema.INPUT_MASK: tf.cast(input_mask, tf.int32),
-                                   schema.SEGMENT_IDS: tf.cast(segment_ids, tf.int32)})
-      probabilities = self.classifier(inputs, training=False)["probabilities"]
-      label_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
-      return {schema.OUTPUT_PROBABILITIES: probabilities, schema.OUTPUT_LABEL_ID: label_id,
-              schema.OUTPUT_LABEL: tf.gather(self.label_names, label_id)}
-
-    def text_features(self, text_a, text_b=None) -> Dict[str, tf.Tensor]:
-      """preprocess's tokenize + pack, verbatim: the same functions, the same graph ops."""
-      ids_b = None if text_b is None else self.tokenizer.tokenize(text_b)
-      return features_lib.pack_features(self.tokenizer.tokenize(text_a), ids_b, max_seq_length,
-                                        self.tokenizer.cls_id, self.tokenizer.sep_id)
-
-    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name=name)
-                                  for name in schema.SEQUENCE_FEATURES])
-    def serve_features(self, input_ids, input_mask, segment_ids):
-      return self._outputs(input_ids, input_mask, segment_ids)
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
-    def serve_examples(self, examples):
-      spec = schema.feature_spec(max_seq_length, labels=False, guid=False)
-      parsed = records.parse_batch(examples, spec)
-      return self._outputs(*(parsed[name] for name in schema.SEQUENCE_FEATURES))
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string,
-                                                name=schema.CLASSIFY_INPUTS)])
-    def classify(self, inputs):
-      """TF Serving's Classify API: tf.Examples of raw text -> classes and scores."""
-      names = [schema.SERVING_TEXT_A] + ([schema.SERVING_TEXT_B] if has_text_b else [])
-      # No default: an example without its text is an error the client sees.
-      parsed = tf.io.parse_example(inputs, {name: tf.io.FixedLenFeature([], tf.string)
-                                            for name in names})
-      f = self.text_features(*(parsed[name] for name in names))
-      out = self._outputs(*(f[name] for name in schema.SEQUENCE_FEATURES))
-      classes = tf.tile(self.label_names[tf.newaxis], [tf.shape(inputs)[0], 1])
-      return {schema.CLASSIFY_CLASSES: classes,
-              schema.CLASSIFY_SCORES: out[schema.OUTPUT_PROBABILITIES]}
-
-  module = ServingModule()
-  # text -> features as a saved function too (not a signature): anyone can
-  # check, from the SavedModel alone, the ids the served model reads.
-  if has_text_b:
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=schema.SERVING_TEXT_A),
-                                  tf.TensorSpec([None], tf.string, name=schema.SERVING_TEXT_B)])
-    def text_to_features(text_a, text_b):
-      return module.text_features(text_a, text_b)
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=schema.SERVING_TEXT_A),
-                                  tf.TensorSpec([None], tf.string, name=schema.SERVING_TEXT_B)])
-    def serve_text(text_a, text_b):
-      f = module.text_features(text_a, text_b)
-      return module._outputs(*(f[name] for name in schema.SEQUENCE_FEATURES))
-  else:
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=schema.SERVING_TEXT_A)])
-    def text_to_features(text_a):
-      return module.text_features(text_a)
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=schema.SERVING_TEXT_A)])
-    def serve_text(text_a):
-      f = module.text_features(text_a)
-      return module._outputs(*(f[name] for name in schema.SEQUENCE_FEATURES))
-  module.text_to_features = text_to_features
-  module.serve_text = serve_text
+  """A ServingModule and its signatures by name, ready for tf.saved_model.save."""
+  module = ServingModule(classifier, tokenizer, labels, max_seq_length, has_text_b)
+  _text_signatures(module)
   signatures = {
-      schema.SIGNATURE_TEXT: serve_text.get_concrete_function(),
+      schema.SIGNATURE_TEXT: module.serve_text.get_concrete_function(),
       schema.SIGNATURE_FEATURES: module.serve_features.get_concrete_function(),
       schema.SIGNATURE_EXAMPLES: module.serve_examples.get_concrete_function(),
       schema.SIGNATURE_CLASSIFY: module.classify.get_concrete_function(),
@@ -149,8 +158,6 @@ def _set_method_names(path: str, methods: Dict[str, str]) -> None:
   tensorflow/serving/classify; TensorFlow itself ignores the method when it
   loads. fingerprint.pb hashes saved_model.pb, so it is written again.
   """
-  from tensorflow.core.protobuf import saved_model_pb2
-  from tensorflow.python.saved_model import fingerprinting_utils
 
   pb = os.path.join(path, "saved_model.pb")
   sm = saved_model_pb2.SavedModel()
@@ -223,8 +230,6 @@ def _metadata(loaded: scoring.LoadedModel, version: str, has_blessing: bool,
 
 def _warmup_texts(loaded: scoring.LoadedModel, warmup_data: Optional[str], count: int):
   """Real examples for the warmup requests: the training data's (or --warmup-data's)."""
-  from bertline.exporter import serving_check
-  from bertline.preprocessing.tokenization import load_vocab
 
   recorded = (loaded.train_config or {}).get("data_dir") or ""
   data_dir = warmup_data or recorded
@@ -240,6 +245,43 @@ def _warmup_texts(loaded: scoring.LoadedModel, warmup_data: Optional[str], count
     raise ValueError(f"{where} was tokenized with another vocab than {loaded.model_dir}; pass "
                      "--warmup-data with data preprocessed with the model's vocab.txt.")
   return serving_check.warmup_texts(data_dir, meta, load_vocab(loaded.vocab_file), count)
+
+
+def _check_request(model_dir: str, export_dir: str, version: Optional[int], which: str,
+                   blessing: Optional[str], warmup_data: Optional[str], warmup_examples: int,
+                   quantize: str):
+  """Everything knowable before loading the model: (the version's final path, the blessing)."""
+  if fileio.is_remote(export_dir):
+    raise ValueError(f"--export-dir {export_dir}: export writes locally (atomically); ship the "
+                     "version with `bertline push --to gs://...`.")
+  try:  # the command's checks, for a library caller too
+    ExportConfig(model_dir, export_dir, version, which, blessing or "", warmup_data or "",
+                 warmup_examples, quantize)
+  except SettingError as e:
+    raise e.named(flags.flag_namer(ExportConfig)) from None
+  version = str(int(version)) if version is not None else _next_version(export_dir)
+  final = os.path.join(export_dir, version)
+  if os.path.exists(final):
+    raise FileExistsError(f"{final} exists: version {version} was already exported and is never "
+                          "replaced. Omit --version (a new one is chosen) or pick another.")
+  default = fileio.join(model_dir, schema.BLESSING_FILE)
+  blessing = blessing or (default if fileio.exists(default) else None)
+  if blessing and not fileio.exists(blessing):
+    raise FileNotFoundError(f"--blessing {blessing} not found; it is the blessing.json written by "
+                            "`bertline evaluate`.")
+  return final, blessing
+
+
+def _write_assets(version: ExportDir, loaded: scoring.LoadedModel, blessing: Optional[str]) -> None:
+  """The vocabulary and labels beside the graph, and the blessing that travels with it."""
+  os.makedirs(os.path.dirname(version.labels_file), exist_ok=True)
+  shutil.copyfile(loaded.vocab_file, version.file(schema.ASSETS_DIR, schema.ASSET_VOCAB))
+  with open(version.labels_file, "w", encoding="utf-8") as f:
+    f.write("".join(label + "\n" for label in loaded.labels))
+  if blessing:
+    os.makedirs(os.path.dirname(version.blessing_file), exist_ok=True)
+    with open(version.blessing_file, "wb") as f:
+      f.write(fileio.read_bytes(blessing))
 
 
 def export_model(model_dir: str, export_dir: str, version: Optional[int] = None,
@@ -265,31 +307,11 @@ def export_model(model_dir: str, export_dir: str, version: Optional[int] = None,
   Raises:
     FileExistsError: export_dir/<version> exists (an export is never replaced).
   """
-  import tensorflow as tf
 
-  from bertline.preprocessing.tokenization import BertTokenizer
 
-  if fileio.is_remote(export_dir):
-    raise ValueError(f"--export-dir {export_dir}: export writes locally (atomically); ship the "
-                     "version with `bertline push --to gs://...`.")
-  if version is not None and (isinstance(version, bool) or int(version) < 0):
-    raise ValueError(f"--version {version} must be a non-negative integer (TF Serving versions).")
-  version = str(int(version)) if version is not None else _next_version(export_dir)
-  final = os.path.join(export_dir, version)
-  if os.path.exists(final):
-    raise FileExistsError(f"{final} exists: version {version} was already exported and is never "
-                          "replaced. Omit --version (a new one is chosen) or pick another.")
-  blessing = blessing or (fileio.join(model_dir, schema.BLESSING_FILE)
-                          if fileio.exists(fileio.join(model_dir, schema.BLESSING_FILE)) else None)
-  if blessing and not fileio.exists(blessing):
-    raise FileNotFoundError(f"--blessing {blessing} not found; it is the blessing.json written by "
-                            "`bertline evaluate`.")
-
-  from bertline.exporter import quantize as quantize_lib
-  if quantize not in quantize_lib.MODES:
-    raise ValueError(f"--quantize {quantize!r}: choose one of {', '.join(quantize_lib.MODES)}")
-  if warmup_examples < 1:
-    raise ValueError(f"--warmup-examples {warmup_examples} must be at least 1")
+  final, blessing = _check_request(model_dir, export_dir, version, which, blessing, warmup_data,
+                                   warmup_examples, quantize)
+  version = os.path.basename(final)
   loaded = scoring.load_model_dir(model_dir, which)
   meta = loaded.data_metadata
   if fileio.sha256_file(loaded.vocab_file) != meta.vocab_sha256:
@@ -306,24 +328,15 @@ def export_model(model_dir: str, export_dir: str, version: Optional[int] = None,
   try:
     tf.saved_model.save(module, tmp, signatures=signatures)
     _set_method_names(tmp, {schema.SIGNATURE_CLASSIFY: schema.CLASSIFY_METHOD_NAME})
-    assets = os.path.join(tmp, "assets")
-    os.makedirs(assets, exist_ok=True)
-    shutil.copyfile(loaded.vocab_file, os.path.join(assets, schema.ASSET_VOCAB))
-    with open(os.path.join(assets, schema.ASSET_LABELS), "w", encoding="utf-8") as f:
-      f.write("".join(label + "\n" for label in loaded.labels))
     metadata = _metadata(loaded, version, bool(blessing), training_key)
-    if blessing:
-      os.makedirs(os.path.join(tmp, schema.ASSETS_EXTRA), exist_ok=True)
-      with open(os.path.join(tmp, schema.ASSETS_EXTRA, schema.BLESSING_FILE), "wb") as f:
-        f.write(fileio.read_bytes(blessing))
-    from bertline.exporter import serving_check
+    _write_assets(ExportDir(tmp), loaded, blessing)
     serving_check.write_warmup_requests(tmp, texts, meta.has_text_b)
     _check_export(tmp, meta.has_text_b)
     if quantize != "none":
       metadata.update(_quantize(tmp, module, signatures[schema.SIGNATURE_TEXT], quantize, texts,
                                 meta.has_text_b))
-    with open(os.path.join(assets, schema.ASSET_METADATA), "w", encoding="utf-8") as f:
-      f.write(fileio.to_json(metadata))
+    # Last: what push, score and the registry read of a version.
+    fileio.write_text_atomic(ExportDir(tmp).metadata_file, fileio.to_json(metadata))
     os.rename(tmp, final)
   finally:
     if os.path.exists(tmp):
@@ -340,8 +353,6 @@ def _quantize(tmp: str, module, float_text, mode: str, texts, has_text_b: bool) 
   signatures now served, and how far the quantized classifier is from the
   float32 one on the warmup texts.
   """
-  from bertline.exporter import quantize as quantize_lib
-  from bertline.exporter import serving_check
 
   float_bytes = sum(os.path.getsize(os.path.join(root, n))
                     for root, _, names in os.walk(tmp) for n in names)
@@ -375,14 +386,12 @@ def _quantize(tmp: str, module, float_text, mode: str, texts, has_text_b: bool) 
 
 
 def _tf_version() -> str:
-  import tensorflow as tf
   return tf.__version__
 
 
 def _check_export(path: str, has_text_b: bool) -> None:
   """Loads what was written and runs the text signature once: an export that
   does not load is never renamed into place."""
-  import tensorflow as tf
 
   loaded = tf.saved_model.load(path)
   missing = {schema.SIGNATURE_TEXT, schema.SIGNATURE_FEATURES, schema.SIGNATURE_EXAMPLES,
@@ -395,7 +404,6 @@ def _check_export(path: str, has_text_b: bool) -> None:
   out = loaded.signatures[schema.SIGNATURE_TEXT](**args)
   if out[schema.OUTPUT_PROBABILITIES].shape[0] != 1:
     raise AssertionError(f"export {path}: the text signature returned {out}")
-  from bertline.exporter import serving_check
   example = serving_check.text_example("a smoke test", "of the export" if has_text_b else None)
   out = loaded.signatures[schema.SIGNATURE_CLASSIFY](
       **{schema.CLASSIFY_INPUTS: tf.constant([example.SerializeToString()])})
@@ -405,7 +413,6 @@ def _check_export(path: str, has_text_b: bool) -> None:
 
 def graph_op_names(path: str) -> List[str]:
   """Every op type in a SavedModel's graph and function library, sorted."""
-  from tensorflow.core.protobuf import saved_model_pb2
   sm = saved_model_pb2.SavedModel()
   with open(os.path.join(path, "saved_model.pb"), "rb") as f:
     sm.ParseFromString(f.read())
@@ -418,50 +425,19 @@ def graph_op_names(path: str) -> List[str]:
   return sorted(ops - library)
 
 
-def _version_arg(text: str) -> int:
-  """--version: ASCII digits only (int() would also read "٣" as 3)."""
-  if not schema.is_version(text):
-    raise argparse.ArgumentTypeError(f"{text!r} is not a version: use ASCII digits, e.g. 3")
-  return int(text)
+def run(config: ExportConfig) -> str:
+  """`bertline export` of `config` (exporter/config.py); returns <export_dir>/<version>."""
+  return export_model(config.model_dir, config.export_dir, config.version, config.checkpoint,
+                      config.blessing or None, warmup_data=config.warmup_data or None,
+                      warmup_examples=config.warmup_examples, quantize=config.quantize)
 
 
-def build_parser() -> flags.ArgumentParser:
-  parser = flags.ArgumentParser(
-      prog="bertline export",
-      description="Write <export-dir>/<version>/, a SavedModel with signatures serving_default "
-      "(raw text, tokenized in the graph), serve_features, serve_examples and classification "
-      "(TF Serving's Classify API), plus TF Serving warmup requests built from real examples, "
-      "for TF Serving or Vertex AI.",
-      epilog="example:\n  bertline export --model-dir work/model --export-dir work/export")
-  parser.add_argument("--model-dir", required=True, help="training model_dir")
-  parser.add_argument("--export-dir", required=True,
-                      help="local base directory of versions (TF Serving's model base path)")
-  parser.add_argument("--version", type=_version_arg,
-                      help="version number (default: seconds since the epoch); an existing "
-                      "version is refused")
-  parser.add_argument("--checkpoint", choices=("best", "latest"), default="best",
-                      help="which checkpoint (default best, else latest)")
-  parser.add_argument("--blessing", help="blessing.json to store with the export (default: "
-                      "<model-dir>/blessing.json when present); push reads it")
-  parser.add_argument("--warmup-data",
-                      help="preprocess output whose first examples become TF Serving's warmup "
-                      "requests (assets.extra/tf_serving_warmup_requests; default: the "
-                      "training data named in the model_dir's train_config.json)")
-  parser.add_argument("--warmup-examples", type=int, default=8,
-                      help="how many examples the warmup requests carry (default 8)")
-  parser.add_argument("--quantize", choices=("none", "float16", "int8"), default="none",
-                      help="none (default): a float32 SavedModel for TF Serving / Vertex AI. "
-                      "float16 or int8: the classifier as TensorFlow Lite (model.tflite, "
-                      "int8 = dynamic-range: about 1/4 of the size and 2-3x faster on CPU) beside "
-                      "a tokenizer SavedModel; served by bertline predict/score and TF Lite, "
-                      "not by TF Serving")
-  return parser
+# The flags live with the config (exporter/config.py): `--help` answers without TensorFlow.
+build_parser = config.export_parser
 
 
 def main(argv: List[str]) -> int:
-  args = build_parser().parse_args(argv)
-  path = export_model(args.model_dir, args.export_dir, args.version, args.checkpoint,
-                      args.blessing, warmup_data=args.warmup_data,
-                      warmup_examples=args.warmup_examples, quantize=args.quantize)
+  parser = build_parser()
+  path = run(flags.config_from_flags(ExportConfig, parser.parse_args(argv), parser))
   print(f"export: {path}")
   return 0

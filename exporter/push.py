@@ -42,29 +42,37 @@ The model lands at <to>/<version>/, TF Serving's layout. Guarantees:
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
 import json
 import logging
 import os
 import shutil
+import stat
 import time
 import uuid
 from typing import Dict, List, Optional, Tuple
 
+import google_crc32c
+from google.api_core import exceptions as gexc
+from google.cloud import storage
+from google.cloud.storage.exceptions import DataCorruption
+from google.cloud.storage.retry import DEFAULT_RETRY
+from tqdm import tqdm
+
 from bertline import errors, fileio, flags, schema
 from bertline.evaluator import blessing as blessing_lib
 from bertline.evaluator import scoring
-from bertline.exporter import quantize, serving_check, vertex_registry
+from bertline.export_dir import ExportDir
+from bertline.exporter import config, serving_check, vertex_registry
+from bertline.exporter.config import PushConfig
 
 log = logging.getLogger("bertline.push")
 
 
 # Where `bertline export` keeps the blessing inside a version directory
 # (TF Serving's place for files that are not part of the SavedModel).
-EXPORT_BLESSING = os.path.join("assets.extra", schema.BLESSING_FILE)
-SAVED_MODEL_PB = "saved_model.pb"
+EXPORT_BLESSING = os.path.join(schema.ASSETS_EXTRA, schema.BLESSING_FILE)
 # google-cloud-storage's retry: exponential backoff from 1 s up to 30 s, for at most 2 minutes.
 INITIAL_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 30.0
@@ -75,47 +83,8 @@ class ChecksumMismatch(IOError):
   """An uploaded object's checksum differs from the local file's."""
 
 
-def build_parser() -> flags.ArgumentParser:
-  parser = flags.ArgumentParser(
-      prog="bertline push",
-      description="Copy an exported model version (E/<version>) to gs://bucket/path/<version> or "
-      "a local directory, only if blessed, never overwriting a pushed version; a completion "
-      f"marker ({schema.PUSH_COMPLETE_MARKER}) is written last. Uses Application Default "
-      "Credentials.",
-      epilog="example:\n  bertline push --model work/export/1700000000 --to registry/sentiment")
-  parser.add_argument("--model", required=True,
-                      help="exported version directory, e.g. export/1700000000 (from bertline export)")
-  parser.add_argument("--to", required=True,
-                      help="registry base: gs://bucket/models/NAME, file:///path or /local/path; "
-                      "the model goes to <to>/<version>")
-  parser.add_argument("--blessing", help="blessing.json from bertline evaluate (default: "
-                      f"<model>/{EXPORT_BLESSING}, stored there by bertline export)")
-  parser.add_argument("--force", action="store_true",
-                      help="push even without a positive blessing (recorded in the push record); "
-                      "a version that fails the serving check is never pushed")
-  parser.add_argument("--skip-serving-check", action="store_true",
-                      help="do not replay the version's TF Serving warmup requests in a clean "
-                      "process before pushing (recorded in the push record)")
-  parser.add_argument("--serving-timeout", type=float,
-                      default=serving_check.DEFAULT_TIMEOUT_S,
-                      help="seconds the clean serving process may take (default %(default)g)")
-  vertex = parser.add_argument_group(
-      "Vertex AI Model Registry", "register the pushed version (needs --to gs://... and "
-      "pip install 'bertline[vertex]')")
-  vertex.add_argument("--vertex-model", metavar="MODEL_ID",
-                      help="Vertex AI model ID the version is registered under (created by the "
-                      "first push, a new version by every later one)")
-  vertex.add_argument("--project", help="Google Cloud project (with --vertex-model)")
-  vertex.add_argument("--region", help="Vertex AI region, e.g. europe-west4 (with --vertex-model)")
-  vertex.add_argument("--vertex-display-name", default="",
-                      help="the model's display name (default: MODEL_ID)")
-  vertex.add_argument("--vertex-serving-image", default="",
-                      help="serving container (default: Vertex's prebuilt TensorFlow "
-                      f"{vertex_registry.DEFAULT_TF_SERVING_VERSION} CPU image for the region)")
-  vertex.add_argument("--vertex-endpoint", default="",
-                      help="Vertex AI API endpoint (default: the region's; for Private Service "
-                      "Connect)")
-  return parser
+# The flags live with the config (exporter/config.py): `--help` answers without TensorFlow.
+build_parser = config.push_parser
 
 
 # --- source -------------------------------------------------------------------
@@ -127,7 +96,6 @@ def _source_files(model: str) -> List[str]:
   (os.walk would skip a linked directory silently, and follow a linked file
   wherever it points) or a device, socket or FIFO is refused, naming it.
   """
-  import stat
   files = []
   for root, dirs, names in os.walk(model):
     for name in dirs + names:
@@ -142,13 +110,12 @@ def _source_files(model: str) -> List[str]:
                          "those. Re-run `bertline export`.")
     for name in names:
       files.append(os.path.relpath(os.path.join(root, name), model).replace(os.sep, "/"))
-  files.sort(key=lambda p: (p in (SAVED_MODEL_PB, schema.TFLITE_FILE), p))
+  files.sort(key=lambda p: (p in (schema.SAVED_MODEL_PB, schema.TFLITE_FILE), p))
   return files
 
 
 def _file_digests(path: str) -> Dict[str, str]:
   """sha256 (hex), md5 and crc32c (base64, as GCS reports them) of a local file."""
-  import google_crc32c
   sha, md5, crc = hashlib.sha256(), hashlib.md5(), google_crc32c.Checksum()
   with open(path, "rb") as f:
     for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -172,14 +139,15 @@ def _check_source(model: str) -> str:
     raise ValueError(f"--model {model}: the last path component {version!r} is not a numeric "
                      "version; pass E/<version> (TF Serving loads numeric version directories).")
   if not scoring.is_export(model):
-    raise FileNotFoundError(f"--model {model} has no {SAVED_MODEL_PB} (nor {schema.TFLITE_FILE}): "
+    raise FileNotFoundError(f"--model {model} has no {schema.SAVED_MODEL_PB} (nor "
+                            f"{schema.TFLITE_FILE}): "
                             "not an export (or its export did not finish). Re-run "
                             "`bertline export`.")
   return version
 
 
 def _blessing_status(model: str, blessing_path: Optional[str], force: bool) -> Dict:
-  path = blessing_path or os.path.join(model, EXPORT_BLESSING)
+  path = blessing_path or ExportDir(model).blessing_file
   if not fileio.exists(path):
     if force:
       log.warning("No blessing (%s); pushing because of --force.", path)
@@ -242,7 +210,6 @@ def _gcs_retry():
   the generation they mean, so a retried request can never replace or remove
   another writer's object.
   """
-  from google.cloud.storage.retry import DEFAULT_RETRY
   return DEFAULT_RETRY.with_delay(initial=INITIAL_BACKOFF_S, maximum=MAX_BACKOFF_S,
                                   multiplier=2.0).with_timeout(GCS_RETRY_TIMEOUT_S)
 
@@ -263,10 +230,6 @@ def _push_gcs(model: str, files: List[str], digests: Dict[str, Dict[str, str]], 
   objects it created (by generation) and fails; before writing the marker a
   push checks that the version holds exactly its own objects.
   """
-  from google.api_core import exceptions as gexc
-  from google.cloud import storage
-  from google.cloud.storage.exceptions import DataCorruption
-
   bucket_name, base = _split_gcs(to)
   prefix = "/".join(p for p in (base, version) if p) + "/"
   dest = f"gs://{bucket_name}/{prefix.rstrip('/')}"
@@ -279,16 +242,7 @@ def _push_gcs(model: str, files: List[str], digests: Dict[str, Dict[str, str]], 
     return {b.name: b.generation
             for b in client.list_blobs(bucket_name, prefix=prefix, retry=retry)}
 
-  try:
-    existing = listing()
-  except gexc.NotFound as e:
-    raise FileNotFoundError(f"--to {to}: bucket gs://{bucket_name} does not exist (or is not "
-                            "visible to these credentials). Create it or fix --to.") from e
-  except gexc.Forbidden as e:
-    raise ValueError(f"--to {to}: access to gs://{bucket_name} denied for the Application "
-                     "Default Credentials; grant them storage.objects.create/list.") from e
-  except (gexc.GoogleAPICallError, gexc.RetryError, ConnectionError, OSError) as e:
-    raise _remote_failure(f"listing {dest}", e) from e
+  existing = _first_listing(listing, to, bucket_name, dest)
   marker = prefix + schema.PUSH_COMPLETE_MARKER
   if marker in existing and accept_identical and _same_files(bucket, marker, record, retry):
     log.info("%s already holds this very version (same files and checksums): not copied again.",
@@ -304,17 +258,7 @@ def _push_gcs(model: str, files: List[str], digests: Dict[str, Dict[str, str]], 
                   len(existing))
       for name, generation in existing.items():
         _delete_generation(bucket, name, generation, retry)
-    from tqdm import tqdm
-    for rel in tqdm(files, desc=f"push {dest}", unit="file"):
-      blob = bucket.blob(prefix + rel)
-      # checksum="crc32c": the library checks what arrived against the file.
-      blob.upload_from_filename(os.path.join(model, rel), checksum="crc32c",
-                                if_generation_match=0, retry=retry)
-      created[blob.name] = blob.generation
-      if blob.crc32c is not None and blob.crc32c != digests[rel]["crc32c"]:
-        raise ChecksumMismatch(f"gs://{bucket_name}/{blob.name}: crc32c {blob.crc32c} != the "
-                               f"exported file's {digests[rel]['crc32c']} (it changed while "
-                               "being pushed?)")
+    _upload_files(bucket, model, files, digests, prefix, retry, created, dest)
     if listing() != created:
       raise FileExistsError(f"{dest} changed during this push (another push of version "
                             f"{version}?); this push's own objects were removed.")
@@ -336,6 +280,36 @@ def _push_gcs(model: str, files: List[str], digests: Dict[str, Dict[str, str]], 
   return dest
 
 
+def _first_listing(listing, to: str, bucket_name: str, dest: str) -> Dict[str, int]:
+  """The version's objects before the push, a missing or forbidden bucket said as such."""
+  try:
+    return listing()
+  except gexc.NotFound as e:
+    raise FileNotFoundError(f"--to {to}: bucket gs://{bucket_name} does not exist (or is not "
+                            "visible to these credentials). Create it or fix --to.") from e
+  except gexc.Forbidden as e:
+    raise ValueError(f"--to {to}: access to gs://{bucket_name} denied for the Application "
+                     "Default Credentials; grant them storage.objects.create/list.") from e
+  except (gexc.GoogleAPICallError, gexc.RetryError, ConnectionError, OSError) as e:
+    raise _remote_failure(f"listing {dest}", e) from e
+
+
+def _upload_files(bucket, model: str, files: List[str], digests: Dict[str, Dict[str, str]],
+                  prefix: str, retry, created: Dict[str, int], dest: str) -> None:
+  """Creates each file's object (only if absent), checked by crc32c; `created` grows as it goes,
+  so a failure deletes exactly what this push made."""
+  for rel in tqdm(files, desc=f"push {dest}", unit="file"):
+    blob = bucket.blob(prefix + rel)
+    # checksum="crc32c": the library checks what arrived against the file.
+    blob.upload_from_filename(os.path.join(model, rel), checksum="crc32c",
+                              if_generation_match=0, retry=retry)
+    created[blob.name] = blob.generation
+    if blob.crc32c is not None and blob.crc32c != digests[rel]["crc32c"]:
+      raise ChecksumMismatch(f"gs://{bucket.name}/{blob.name}: crc32c {blob.crc32c} != the "
+                             f"exported file's {digests[rel]['crc32c']} (it changed while "
+                             "being pushed?)")
+
+
 def _same_files(bucket, marker: str, record: Dict, retry) -> bool:
   """Whether a pushed version's record lists exactly this push's files and checksums."""
   try:
@@ -348,7 +322,6 @@ def _same_files(bucket, marker: str, record: Dict, retry) -> bool:
 
 def _delete_generation(bucket, name: str, generation: int, retry) -> None:
   """Deletes exactly this generation of an object (not one written since)."""
-  from google.api_core import exceptions as gexc
   try:
     bucket.blob(name).delete(if_generation_match=generation, retry=retry)
   except (gexc.NotFound, gexc.PreconditionFailed):
@@ -398,7 +371,6 @@ def _push_local(model: str, files: List[str], digests: Dict[str, Dict[str, str]]
         shutil.rmtree(os.path.join(base, stale), ignore_errors=True)
     stage = os.path.join(base, stage_prefix + uuid.uuid4().hex)
     try:
-      from tqdm import tqdm
       for rel in tqdm(files, desc=f"push {dest}", unit="file"):
         target = os.path.join(stage, *rel.split("/"))
         os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -462,22 +434,49 @@ def push(model: str, to: str, force: bool = False, blessing: Optional[str] = Non
   model = model.rstrip("/")
   version = _check_source(model)
   if vertex is not None:
-    if quantize.is_tflite(model):
-      raise ValueError(f"--vertex-model with {model}: a quantized export ({schema.TFLITE_FILE}) "
-                       "is not a SavedModel, and Vertex AI's TensorFlow serving images load "
-                       "SavedModels only. Push it without --vertex-model, or register a float32 "
-                       "export (`bertline export --quantize none`).")
-    if not to.startswith("gs://"):
-      raise ValueError(f"--vertex-model needs --to gs://BUCKET/path, not {to!r}: Vertex AI "
-                       "serves models from Cloud Storage.")
-    vertex_registry.sdk()  # an absent SDK is said before anything is done
+    _check_registrable(model, to)
   fileio.check_credentials(to)
   status = _blessing_status(model, blessing, force)
   files = _source_files(model)  # symlinks are refused before the (slower) serving check
   check = _check_serving(model, status, check_serving, serving_timeout_s)
   files = _source_files(model)  # again: the check may have written the export's blessing
   digests = {rel: _file_digests(os.path.join(model, rel)) for rel in files}
-  record = {
+  record = _push_record(model, version, force, status, check, files, digests)
+  if to.startswith("gs://"):
+    dest = _push_gcs(model, files, digests, to, version, record,
+                     accept_identical=vertex is not None)
+  elif fileio.is_remote(to) and not to.startswith("file://"):
+    raise ValueError(f"--to {to}: unsupported scheme; use gs://bucket/path, file:///path or a path.")
+  else:
+    dest = _push_local(model, files, digests, to, version, record)
+  log.info("Pushed %s to %s (%d files%s).", model, dest, len(files), ", FORCED" if force else "")
+  if vertex is not None:
+    metadata = ExportDir(model).metadata()
+    record["registered_as"] = vertex_registry.register_or_explain(
+        dest, vertex, metadata, record,
+        rerun=f"`bertline push --model {model} --to {to} --vertex-model {vertex.model_id} ...`")
+  if report is not None:
+    report.update(record)
+  return dest
+
+
+def _check_registrable(model: str, to: str) -> None:
+  """What Vertex AI needs of a version, said before anything is copied."""
+  if ExportDir(model).is_tflite():
+    raise ValueError(f"--vertex-model with {model}: a quantized export ({schema.TFLITE_FILE}) "
+                     "is not a SavedModel, and Vertex AI's TensorFlow serving images load "
+                     "SavedModels only. Push it without --vertex-model, or register a float32 "
+                     "export (`bertline export --quantize none`).")
+  if not to.startswith("gs://"):
+    raise ValueError(f"--vertex-model needs --to gs://BUCKET/path, not {to!r}: Vertex AI "
+                     "serves models from Cloud Storage.")
+  vertex_registry.sdk()  # an absent SDK is said before anything is done
+
+
+def _push_record(model: str, version: str, force: bool, status: Dict, check: Dict,
+                 files: List[str], digests: Dict[str, Dict[str, str]]) -> Dict:
+  """The completion marker's content: what was pushed, why it was allowed, every checksum."""
+  return {
       "source": os.path.abspath(model),
       "version": int(version),
       "forced": bool(force),
@@ -489,45 +488,23 @@ def push(model: str, to: str, force: bool = False, blessing: Optional[str] = Non
                 for rel in files},
       "pushed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
   }
-  if to.startswith("gs://"):
-    dest = _push_gcs(model, files, digests, to, version, record,
-                     accept_identical=vertex is not None)
-  elif fileio.is_remote(to) and not to.startswith("file://"):
-    raise ValueError(f"--to {to}: unsupported scheme; use gs://bucket/path, file:///path or a path.")
-  else:
-    dest = _push_local(model, files, digests, to, version, record)
-  log.info("Pushed %s to %s (%d files%s).", model, dest, len(files), ", FORCED" if force else "")
-  if vertex is not None:
-    meta_path = os.path.join(model, "assets", schema.ASSET_METADATA)
-    metadata = json.loads(fileio.read_text(meta_path)) if os.path.exists(meta_path) else {}
-    record["registered_as"] = vertex_registry.register_or_explain(
-        dest, vertex, metadata, record,
-        rerun=f"`bertline push --model {model} --to {to} --vertex-model {vertex.model_id} ...`")
-  if report is not None:
-    report.update(record)
-  return dest
 
 
-def vertex_from_args(args: argparse.Namespace) -> Optional[vertex_registry.VertexModel]:
-  if not args.vertex_model:
-    if args.project or args.region:
-      raise ValueError("--project and --region go with --vertex-model (Vertex AI Model Registry)")
-    return None
-  return vertex_registry.VertexModel(
-      model_id=args.vertex_model, project=args.project or "", region=args.region or "",
-      display_name=args.vertex_display_name, serving_image=args.vertex_serving_image,
-      endpoint=args.vertex_endpoint)
+def run(config: PushConfig, report: Optional[Dict] = None) -> str:
+  """`bertline push` of `config` (exporter/config.py); returns <to>/<version>."""
+  return push(config.model, config.to, force=config.force, blessing=config.blessing or None,
+              check_serving=config.check_serving, serving_timeout_s=config.serving_timeout,
+              vertex=config.vertex(), report=report)
 
 
 def main(argv: List[str]) -> int:
-  args = build_parser().parse_args(argv)
-  if args.serving_timeout <= 0:
-    raise ValueError(f"--serving-timeout {args.serving_timeout:g} must be positive")
-  vertex = vertex_from_args(args)
+  parser = build_parser()
+  config = flags.config_from_flags(PushConfig, parser.parse_args(argv), parser)
+  if not config.vertex_model and (config.vertex_project or config.vertex_region):
+    # A command line's slip (a run config may keep them while registration is off).
+    raise ValueError("--project and --region go with --vertex-model (Vertex AI Model Registry)")
   record: Dict = {}
-  dest = push(args.model, args.to, force=args.force, blessing=args.blessing,
-              check_serving=not args.skip_serving_check, serving_timeout_s=args.serving_timeout,
-              vertex=vertex, report=record)
+  dest = run(config, report=record)
   print(f"push: {dest}")
   if record.get("registered_as"):
     print(f"push: registered in Vertex AI as {record['registered_as']}")

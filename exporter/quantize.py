@@ -49,17 +49,22 @@ import warnings
 from typing import Any, Dict, List, Optional
 
 import numpy as np
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (the tokenizer's ops)
+from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 from bertline import fileio, schema
+from bertline.export_dir import ExportDir
+from bertline.exporter.config import QUANTIZE_MODES
 
-MODES = ("none", "float16", "int8")
-TOKENIZER_DIR = "tokenizer"
+MODES = QUANTIZE_MODES  # declared with export's settings (exporter/config.py)
+TOKENIZER_DIR = schema.TOKENIZER_DIR
 TOKENIZER_SIGNATURE = "text_to_features"
 
 
 def is_tflite(path: str) -> bool:
   """Whether `path` is a quantized export version (model.tflite, no saved_model.pb)."""
-  return fileio.exists(fileio.join(path, schema.TFLITE_FILE))
+  return ExportDir(path).is_tflite()
 
 
 def _frozen_features_module(saved_model_dir: str):
@@ -70,9 +75,6 @@ def _frozen_features_module(saved_model_dir: str):
   missing from the file: seen here), so the signature is frozen first (weights
   become constants) and re-saved under its name.
   """
-  import tensorflow as tf
-  from tensorflow.python.framework.convert_to_constants import (
-      convert_variables_to_constants_v2)
 
   loaded = tf.saved_model.load(saved_model_dir)
   signature = loaded.signatures[schema.SIGNATURE_FEATURES]
@@ -95,7 +97,6 @@ def _frozen_features_module(saved_model_dir: str):
 
 def convert(saved_model_dir: str, mode: str) -> bytes:
   """The TF Lite flatbuffer of an export's serve_features signature, quantized by `mode`."""
-  import tensorflow as tf
 
   if mode not in MODES or mode == "none":
     raise ValueError(f"--quantize {mode!r}: choose float16 or int8 (none exports the float32 "
@@ -116,7 +117,6 @@ def convert(saved_model_dir: str, mode: str) -> bytes:
 
 def save_tokenizer(module, path: str) -> None:
   """Saves the serving module's text -> features function as its own SavedModel."""
-  import tensorflow as tf
 
   holder = tf.Module()
   holder.tokenizer = module.tokenizer
@@ -126,7 +126,6 @@ def save_tokenizer(module, path: str) -> None:
 
 
 def _interpreter(content: bytes, num_threads: int):
-  import tensorflow as tf
   with warnings.catch_warnings():
     # tf.lite.Interpreter's deprecation notice: LiteRT's (ai-edge-litert) runs the same
     # file; TensorFlow 2.21 still ships this one, so nothing more is installed.
@@ -186,17 +185,16 @@ class TFLiteModel:
   """
 
   def __init__(self, path: str, num_threads: Optional[int] = None):
-    import tensorflow as tf
-    import tensorflow_text  # noqa: F401  (the tokenizer's ops)
 
     self.path = path
-    self._interpreter = _interpreter(fileio.read_bytes(fileio.join(path, schema.TFLITE_FILE)),
+    version = ExportDir(path)
+    self._interpreter = _interpreter(fileio.read_bytes(version.tflite_file),
                                      num_threads or os.cpu_count() or 1)
     self._features = self._interpreter.get_signature_runner(schema.SIGNATURE_FEATURES)
-    self._tokenizer = tf.saved_model.load(fileio.join(path, TOKENIZER_DIR))
+    self._tokenizer = tf.saved_model.load(version.tokenizer_dir)
     self._to_features = self._tokenizer.signatures[TOKENIZER_SIGNATURE]
     self.text_inputs = sorted(self._to_features.structured_input_signature[1])
-    self.labels = fileio.read_text(fileio.join(path, "assets", schema.ASSET_LABELS)).splitlines()
+    self.labels = version.labels()
     self._lock = threading.Lock()
     self.group_overhead_tokens = GROUP_OVERHEAD_TOKENS
     self.signatures = {schema.SIGNATURE_FEATURES: self.serve_features,
@@ -227,7 +225,6 @@ class TFLiteModel:
     return out
 
   def serve_text(self, text_a, text_b=None) -> Dict[str, np.ndarray]:
-    import tensorflow as tf
     args = {schema.SERVING_TEXT_A: tf.convert_to_tensor(text_a, tf.string)}
     if text_b is not None:
       args[schema.SERVING_TEXT_B] = tf.convert_to_tensor(text_b, tf.string)
@@ -241,7 +238,6 @@ def agreement(float_text, quantized: TFLiteModel, texts: List[Any],
 
   Raises AssertionError when the quantized version does not answer one row per text.
   """
-  import tensorflow as tf
 
   args = {schema.SERVING_TEXT_A: tf.constant([a for a, _ in texts])}
   if has_text_b:

@@ -27,10 +27,17 @@ import tempfile
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import (classification_pb2, input_pb2, model_pb2, predict_pb2,
+                                     prediction_log_pb2)
+
 from bertline import fileio, schema
+from bertline.export_dir import ExportDir
+from bertline.exporter.config import DEFAULT_SERVING_TIMEOUT_S
 
 PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "serving_probe.py")
-DEFAULT_TIMEOUT_S = 600.0
+DEFAULT_TIMEOUT_S = DEFAULT_SERVING_TIMEOUT_S  # declared with push's settings
 # How many real examples the warmup requests carry: one batched predict
 # request, one single-text predict request and one classify request over them.
 DEFAULT_WARMUP_EXAMPLES = 8
@@ -81,7 +88,6 @@ def warmup_texts(data_dir: str, metadata: schema.DataMetadata, vocab: List[str],
   The texts are decoded from the preprocessed ids (the TSVs need not be at
   hand): real rows of the data the model was trained on.
   """
-  import tensorflow as tf
 
   split = next((s for s in WARMUP_SPLITS if metadata.splits.get(s)
                 and metadata.splits[s].num_examples), None)
@@ -105,8 +111,6 @@ def warmup_texts(data_dir: str, metadata: schema.DataMetadata, vocab: List[str],
 
 
 def _text_tensors(texts, has_text_b: bool) -> Dict[str, Any]:
-  import numpy as np
-  import tensorflow as tf
   tensors = {schema.SERVING_TEXT_A: tf.make_tensor_proto(
       np.array([a.encode("utf-8") for a, _ in texts], dtype=object))}
   if has_text_b:
@@ -117,7 +121,6 @@ def _text_tensors(texts, has_text_b: bool) -> Dict[str, Any]:
 
 def text_example(text_a: str, text_b: Optional[str]):
   """The tf.Example the classification signature reads: text_a (and text_b) as bytes."""
-  import tensorflow as tf
   feature = {schema.SERVING_TEXT_A: tf.train.Feature(
       bytes_list=tf.train.BytesList(value=[text_a.encode("utf-8")]))}
   if text_b is not None:
@@ -129,8 +132,6 @@ def text_example(text_a: str, text_b: Optional[str]):
 def warmup_logs(texts: List[Tuple[str, Optional[str]]], has_text_b: bool,
                 model_name: str = "bertline", classify: bool = True) -> List[Any]:
   """PredictionLog records: a batched and a single predict request, and a classify request."""
-  from tensorflow_serving.apis import (classification_pb2, input_pb2, model_pb2, predict_pb2,
-                                       prediction_log_pb2)
 
   def spec(signature):
     return model_pb2.ModelSpec(name=model_name, signature_name=signature)
@@ -156,10 +157,9 @@ def warmup_logs(texts: List[Tuple[str, Optional[str]]], has_text_b: bool,
 def write_warmup_requests(version_dir: str, texts: List[Tuple[str, Optional[str]]],
                           has_text_b: bool, classify: bool = True) -> str:
   """Writes <version_dir>/assets.extra/tf_serving_warmup_requests; returns its path."""
-  import tensorflow as tf
   if not texts:
     raise ValueError("no texts for the warmup requests")
-  path = os.path.join(version_dir, schema.ASSETS_EXTRA, schema.WARMUP_REQUESTS)
+  path = ExportDir(version_dir).warmup_file
   os.makedirs(os.path.dirname(path), exist_ok=True)
   with tf.io.TFRecordWriter(path) as writer:
     for log in warmup_logs(texts, has_text_b, classify=classify):
@@ -221,7 +221,7 @@ def record(version_dir: str, result: CheckResult, blessing: Optional[Dict[str, A
                      if not r.startswith(("PASS serving:", "FAIL serving:"))] + [reason]
   base["blessed"] = bool(base.get("blessed")) and result.passed
   base["serving_check"] = result.to_record()
-  path = os.path.join(version_dir, schema.ASSETS_EXTRA, schema.BLESSING_FILE)
+  path = ExportDir(version_dir).blessing_file
   os.makedirs(os.path.dirname(path), exist_ok=True)
   fileio.write_json_atomic(path, base)
   return path

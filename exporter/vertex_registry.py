@@ -27,6 +27,10 @@ import logging
 import re
 from typing import Any, Dict, Optional
 
+from google.api_core import exceptions as gexc
+
+from bertline import errors
+
 log = logging.getLogger("bertline.push")
 
 VERTEX_PACKAGE = "google-cloud-aiplatform"
@@ -34,6 +38,14 @@ VERTEX_PACKAGE = "google-cloud-aiplatform"
 # Serving links the tensorflow-text ops the raw-text signature uses.
 DEFAULT_TF_SERVING_VERSION = "2.15"
 _MODEL_ID = re.compile(r"^[a-z_][a-z0-9_-]{0,62}$")
+MODEL_ID_RULE = ("a Vertex AI model ID is 1-63 of a-z, 0-9, '_' and '-', not starting with a "
+                 "digit or '-', e.g. sentiment")
+
+
+def is_model_id(text: str) -> bool:
+  return bool(_MODEL_ID.match(text or ""))
+
+
 _LABEL = re.compile(r"[^a-z0-9_-]")
 LABEL_METRICS = ("eval_accuracy", "macro_f1", "eval_loss")
 
@@ -44,10 +56,10 @@ def sdk(flag: str = "--vertex-model"):
   The one import of it: push's registration, submit and schedule all come here.
   """
   try:
-    from google.cloud import aiplatform
+    from google.cloud import aiplatform  # the optional vertex extra
   except ImportError as e:
     raise ValueError(f"{flag} needs the Vertex AI SDK ({VERTEX_PACKAGE}): "
-                     "pip install 'bertline[vertex]'") from e
+                     "pip install -e '.[vertex]' in your bertline clone") from e
   return aiplatform
 
 
@@ -74,9 +86,8 @@ class VertexModel:
   endpoint: str = ""
 
   def __post_init__(self):
-    if not _MODEL_ID.match(self.model_id or ""):
-      raise ValueError(f"--vertex-model {self.model_id!r}: a Vertex AI model ID is 1-63 of "
-                       "a-z, 0-9, '_' and '-', not starting with a digit or '-', e.g. sentiment")
+    if not is_model_id(self.model_id):
+      raise ValueError(f"--vertex-model {self.model_id!r}: {MODEL_ID_RULE}")
     missing = [flag for flag, value in (("--project", self.project), ("--region", self.region))
                if not value]
     if missing:
@@ -136,7 +147,6 @@ def register(artifact_uri: str, config: VertexModel, metadata: Dict[str, Any],
   Returns the registered version's resource name (projects/…/models/ID@N).
   """
   aiplatform = sdk()
-  from google.api_core import exceptions as gexc
 
   init: Dict[str, Any] = {"project": config.project, "location": config.region}
   if config.endpoint:
@@ -181,9 +191,7 @@ def register_or_explain(artifact_uri: str, config: VertexModel, metadata: Dict[s
                         push_record: Dict[str, Any], credentials=None,
                         rerun: Optional[str] = None) -> str:
   """register(), with a failure turned into a remote error that says the push is safe."""
-  from google.api_core import exceptions as gexc
 
-  from bertline import errors
   try:
     return register(artifact_uri, config, metadata, push_record, credentials)
   except (gexc.GoogleAPICallError, gexc.RetryError) as e:

@@ -38,8 +38,8 @@ def load_config(path: Optional[str], overrides: List[str]) -> config_lib.RunConf
 
 def compile_pipeline(config: config_lib.RunConfig, output: str) -> str:
   """Compiles the pipeline for `config` to `output`, atomically; returns the path."""
-  from kfp import compiler
-  from bertline.pipeline import pipeline
+  from kfp import compiler  # the optional pipeline extra
+  from bertline.pipeline import pipeline  # kfp, as above
   with tempfile.TemporaryDirectory() as tmp:
     tmp_file = os.path.join(tmp, "pipeline.yaml")
     compiler.Compiler().compile(pipeline.build(config), package_path=tmp_file)

@@ -17,12 +17,17 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import os
 from typing import Any, Dict, List, Optional
 
-from bertline import configs, fileio
+import yaml
+
+from bertline import configs, fileio, flags, resources
 from bertline.configs import ConfigError, setting
-from bertline.preprocessing import config as preprocess_config
+from bertline.evaluator.config import EvaluateConfig, ScoreConfig
+from bertline.exporter.config import ExportConfig, PushConfig
+from bertline.model import model_config
 from bertline.preprocessing.config import PreprocessConfig
 from bertline.resources import MINILM
 from bertline.trainer import config as train_config_lib
@@ -67,18 +72,15 @@ class DataConfig(PreprocessConfig):
                          choices=("",) + BUILTIN_DATA, cli=False)
   limit: int = setting(0, "rows of the builtin corpus to keep (0: all)", minimum=0, cli=False)
 
-  def preprocess_settings(self, changed_only: bool = True) -> Dict[str, Any]:
+  def preprocess_settings(self) -> Dict[str, Any]:
     """PreprocessConfig's settings of this run: the kfp preprocess component's one parameter.
 
-    Like train_settings, only those that differ from PreprocessConfig's
-    defaults (the rest keep them on the worker), unless `changed_only` is
-    False. task and task_config are not among them: the resolve-data step
-    decides them (a builtin corpus brings its own) and hands them to
-    preprocess.
+    As every section's (changed_settings), but task and task_config: the
+    resolve-data step decides them (a builtin corpus brings its own) and hands
+    them to preprocess.
     """
-    defaults = PreprocessConfig().settings()
-    return {k: v for k, v in sorted(self.settings().items())
-            if k not in ("task", "task_config") and (not changed_only or v != defaults[k])}
+    return {k: v for k, v in changed_settings(self, PreprocessConfig).items()
+            if k not in ("task", "task_config")}
 
 
 @dataclasses.dataclass
@@ -96,82 +98,27 @@ class ModelConfig:
 
 
 @dataclasses.dataclass
-class EvaluateConfig:
-  """`bertline evaluate`: the split and the blessing.
+class EvaluateSection(EvaluateConfig):
+  """`bertline evaluate`'s settings (evaluator/config.py: split, thresholds, max_regression,
+  checkpoint, batch_size), less the paths each run sets, plus the pipeline's baseline.
 
   Attributes:
-    split: str. The split evaluated (dev).
-    thresholds: dict of metric name to lower bound, e.g. {eval_accuracy: 0.9}.
     baseline: str. "last_pushed": the candidate must not be worse than the
-      newest model under push.to; "" for thresholds only.
-    max_regression: float. How much worse than the baseline is tolerated.
+      newest model under push.to (by more than max_regression); "" for
+      thresholds only.
   """
 
-  split: str = "dev"
-  thresholds: Dict[str, float] = dataclasses.field(default_factory=dict)
-  baseline: str = ""
-  max_regression: float = 0.0
+  baseline: str = setting("", "the model the candidate is compared with", choices=BASELINES,
+                          cli=False)
 
 
 @dataclasses.dataclass
-class PushConfig:
-  """`bertline push`: where blessed models go (gs://bucket/models/name or a local dir).
+class PushSection(PushConfig):
+  """`bertline push`'s settings (exporter/config.py: to, force, check_serving, vertex_model,
+  vertex_project, vertex_region, ...), less the paths each run sets; push.to defaults to a
+  local registry/ folder."""
 
-  Attributes:
-    to: str. The registry: gs://bucket/models/NAME or a directory.
-    force: bool. Push even an unblessed model (recorded).
-    check_serving: bool. Replay the export's TF Serving warmup requests in a
-      clean process before pushing (`bertline push`'s serving check).
-    vertex_model, vertex_project, vertex_region: str. Also register each pushed
-      version as a version of this Vertex AI model (needs a gs:// push.to).
-  """
-
-  to: str = "registry"
-  force: bool = False
-  check_serving: bool = True
-  vertex_model: str = ""
-  vertex_project: str = ""
-  vertex_region: str = ""
-
-
-@dataclasses.dataclass
-class ExportConfig:
-  """`bertline export` of the blessed model.
-
-  Attributes:
-    quantize: str. none (a float32 SavedModel, for TF Serving and Vertex AI),
-      float16 or int8 (TF Lite beside the export's tokenizer:
-      exporter/quantize.py; served by bertline predict/score, not TF Serving).
-  """
-
-  quantize: str = "none"
-
-
-@dataclasses.dataclass
-class ScoreConfig:
-  """Scoring new data with the model in production (`bertline score`), after push.
-
-  Attributes:
-    input: str. Files or a glob (local or gs://) of rows to score; may hold
-      `{date}`. Empty: the run scores nothing.
-    output: str. Where predictions go; may hold `{date}`. Default:
-      <work_dir>/scores/<date> for `bertline run` (set it for Kubeflow/Vertex).
-    format: str. "text", "tsv" or "jsonl" (see `bertline score --help`).
-    text_a, text_b, id: columns or fields, as `bertline score`'s flags.
-    compression: str. "none" or "gzip" for the predictions files.
-    batch_size: int. Rows per model call.
-    beam_args: list of str. Beam options (--runner DaskRunner, DataflowRunner...).
-  """
-
-  input: str = ""
-  output: str = ""
-  format: str = "text"
-  text_a: str = ""
-  text_b: str = ""
-  id: str = ""
-  compression: str = "none"
-  batch_size: int = 64
-  beam_args: List[str] = dataclasses.field(default_factory=list)
+  to: str = setting("registry", "the registry: gs://bucket/models/NAME or a directory", cli=False)
 
 
 @dataclasses.dataclass
@@ -240,6 +187,11 @@ class ScheduleConfig:
   max_concurrency: int = 1
 
 
+# The run config's sections that are a stage's own config: section -> the stage's class.
+STAGE_SECTIONS = {"data": PreprocessConfig, "evaluate": EvaluateConfig, "export": ExportConfig,
+                  "push": PushConfig, "score": ScoreConfig}
+
+
 @dataclasses.dataclass
 class RunConfig:
   """The whole run.
@@ -259,9 +211,9 @@ class RunConfig:
   model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
   train: Dict[str, Any] = dataclasses.field(default_factory=dict)
   distill: Dict[str, Any] = dataclasses.field(default_factory=dict)
-  evaluate: EvaluateConfig = dataclasses.field(default_factory=EvaluateConfig)
+  evaluate: EvaluateSection = dataclasses.field(default_factory=EvaluateSection)
   export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
-  push: PushConfig = dataclasses.field(default_factory=PushConfig)
+  push: PushSection = dataclasses.field(default_factory=PushSection)
   score: ScoreConfig = dataclasses.field(default_factory=ScoreConfig)
   pipeline: PipelineConfig = dataclasses.field(default_factory=PipelineConfig)
   schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
@@ -269,9 +221,19 @@ class RunConfig:
   def to_dict(self) -> Dict[str, Any]:
     """The run config as a YAML file would hold it (without the paths each run sets)."""
     data = configs.to_dict(self)
-    for key in preprocess_config.RUN_KEYS:
-      del data["data"][key]
+    for section in STAGE_SECTIONS:
+      for key in type(getattr(self, section)).RUN_KEYS:
+        del data[section][key]
     return data
+
+  def stage_settings(self, section: str) -> Dict[str, Any]:
+    """One section's settings of its stage's own config class: a kfp component's parameter.
+
+    Only what differs from the stage's defaults (changed_settings), so the
+    compiled pipeline's defaults stay small and stable; the component builds
+    the class from them on the worker, where the same code checks them.
+    """
+    return changed_settings(getattr(self, section), STAGE_SECTIONS[section])
 
   @property
   def warm_start(self) -> bool:
@@ -286,6 +248,19 @@ class RunConfig:
     if not self.distill:
       return {}
     return dict(sorted({**self.train_settings(), **self.distill}.items()))
+
+
+def changed_settings(section: Any, stage: type) -> Dict[str, Any]:
+  """A section's settings of its stage's class `stage` that differ from the class's defaults.
+
+  Only the stage's own keys (not the pipeline's, such as evaluate.baseline)
+  and not the paths each run sets (RUN_KEYS); sorted. What is left out keeps
+  its default on the worker.
+  """
+  defaults = configs.settings_of(stage)
+  keys = {f.name for f in dataclasses.fields(stage)} - set(stage.RUN_KEYS)
+  return {k: v for k, v in sorted(configs.run_settings(section).items())
+          if k in keys and v != defaults[k]}
 
 
 def check_train_section(train: Dict[str, Any], where: str, section: str = "train",
@@ -322,7 +297,17 @@ def check_train_section(train: Dict[str, Any], where: str, section: str = "train
 
 
 def validate(config: RunConfig, where: str = "config") -> RunConfig:
-  """Checks the values that types alone cannot; returns `config`."""
+  """Checks what spans sections (each section's own class checked its own keys); returns `config`."""
+  _check_data_and_model(config, where)
+  train = check_train_section(config.train, where)
+  _check_distill(config, where)
+  _check_evaluate_and_push(config, where)
+  _check_sequence_length(config, where)
+  _check_resources(config, train, where)
+  return config
+
+
+def _check_data_and_model(config: RunConfig, where: str) -> None:
   d = config.data
   if not d.builtin and not d.path:
     raise ConfigError(f"{where}: data.path is missing: set it to the directory of your TSV files "
@@ -333,63 +318,40 @@ def validate(config: RunConfig, where: str = "config") -> RunConfig:
   if not config.model.init_checkpoint:
     raise ConfigError(f"{where}: model.init_checkpoint is missing: a checkpoint to fine-tune, or "
                       f"{MINILM!r}")
-  t = check_train_section(config.train, where)
-  if config.distill:
-    if WARM_START in config.distill:
-      raise ConfigError(f"{where}.distill.{WARM_START}: a train key only (the teacher warm-starts)")
-    if not config.distill.get("student_layers"):
-      raise ConfigError(f"{where}.distill.student_layers is missing: the student's number of "
-                        "transformer layers (e.g. 3 for a 6-layer teacher); remove the distill "
-                        "section for no distillation")
-    # The teacher is the train step's model: a placeholder stands for its path here.
-    check_train_section(config.distill_settings(), where, section="distill",
-                        run_keys={"teacher": "(the train step's model)"})
-  from bertline.exporter import quantize as quantize_lib  # no TensorFlow at import
-  configs.choice(config.export.quantize, quantize_lib.MODES, f"{where}: export.quantize")
-  if config.export.quantize != "none" and config.push.vertex_model:
+
+
+def _check_distill(config: RunConfig, where: str) -> None:
+  if not config.distill:
+    return
+  if WARM_START in config.distill:
+    raise ConfigError(f"{where}.distill.{WARM_START}: a train key only (the teacher warm-starts)")
+  if not config.distill.get("student_layers"):
+    raise ConfigError(f"{where}.distill.student_layers is missing: the student's number of "
+                      "transformer layers (e.g. 3 for a 6-layer teacher); remove the distill "
+                      "section for no distillation")
+  # The teacher is the train step's model: a placeholder stands for its path here.
+  check_train_section(config.distill_settings(), where, section="distill",
+                      run_keys={"teacher": "(the train step's model)"})
+
+
+def _check_evaluate_and_push(config: RunConfig, where: str) -> None:
+  e, push = config.evaluate, config.push
+  if config.export.quantize != "none" and push.vertex_model:
     raise ConfigError(f"{where}: export.quantize {config.export.quantize!r} with "
                       "push.vertex_model: Vertex AI's TensorFlow images serve SavedModels, not "
                       "TF Lite; set export.quantize none or clear push.vertex_model")
-  e = config.evaluate
-  configs.choice(e.baseline, BASELINES, f"{where}: evaluate.baseline")
-  from bertline.evaluator import metrics as metrics_lib  # numpy only: no TensorFlow
-  for name in sorted(e.thresholds):
-    if name not in metrics_lib.SCALAR_METRICS:
-      raise ConfigError(f"{where}: evaluate.thresholds.{name}: unknown metric; choose one of "
-                        f"{', '.join(metrics_lib.SCALAR_METRICS)}")
-  _check_sequence_length(config, where)
-  if e.split not in ("train", "dev", "test"):
-    raise ConfigError(f"{where}: evaluate.split {e.split!r} is not one of 'train', 'dev', 'test'")
-  if (config.warm_start or e.baseline) and not config.push.to:
+  if e.split not in config.data.split_names():
+    raise ConfigError(f"{where}: evaluate.split {e.split!r} is not one of the splits "
+                      f"preprocessed (data.splits: {config.data.splits})")
+  if (config.warm_start or e.baseline) and not push.to:
     raise ConfigError(f"{where}: push.to is missing; train.warm_start and evaluate.baseline read "
                       "the last model pushed there")
-  if not config.push.to:
+  if not push.to:
     raise ConfigError(f"{where}: push.to is missing: gs://bucket/models/NAME or a local directory")
-  if config.push.vertex_model:
-    if not config.push.to.startswith("gs://"):
-      raise ConfigError(f"{where}: push.vertex_model needs push.to in Cloud Storage "
-                        f"(gs://BUCKET/models/NAME), not {config.push.to!r}")
-    from bertline.exporter.vertex_registry import VertexModel  # no SDK import
-    try:
-      VertexModel(config.push.vertex_model, config.push.vertex_project, config.push.vertex_region)
-    except ValueError as e:
-      message = str(e).replace("--vertex-model", "push.vertex_model").replace(
-          "--project", "push.vertex_project").replace("--region", "push.vertex_region")
-      raise ConfigError(f"{where}: {message}") from e
+
+
+def _check_resources(config: RunConfig, train: train_config_lib.TrainConfig, where: str) -> None:
   p = config.pipeline
-  sc = config.score
-  if sc.input:
-    from bertline.evaluator.score_inputs import FORMATS, InputSpec
-    configs.choice(sc.format, FORMATS, f"{where}: score.format")
-    configs.choice(sc.compression, ("none", "gzip"), f"{where}: score.compression")
-    _positive(sc.batch_size, f"{where}: score.batch_size", minimum=1)
-    try:
-      InputSpec(sc.format, sc.text_a, sc.text_b, sc.id)
-    except ValueError as e:  # it names `bertline score`'s flags: name this file's keys instead
-      message = str(e)
-      for flag in ("--format", "--text-a", "--text-b", "--id"):
-        message = message.replace(flag, "score." + flag[2:].replace("-", "_"))
-      raise ConfigError(f"{where}: {message}") from e
   for step in ("preprocess", "train", "evaluate", "push", "score"):
     res: StepResources = getattr(p, step)
     key = f"{where}: pipeline.{step}"
@@ -400,45 +362,44 @@ def validate(config: RunConfig, where: str = "config") -> RunConfig:
       raise ConfigError(f"{key}.accelerator_count is {res.accelerator_count}: set it to 1 or more "
                         f"for accelerator_type {res.accelerator_type!r}, or clear the type")
   if p.train.accelerator_type in TPU_TYPES:
-    if t.strategy not in ("auto", "tpu"):
-      raise ConfigError(f"{where}: train.strategy {t.strategy!r} cannot use "
+    if train.strategy not in ("auto", "tpu"):
+      raise ConfigError(f"{where}: train.strategy {train.strategy!r} cannot use "
                         f"pipeline.train.accelerator_type {p.train.accelerator_type!r}: use 'tpu'")
     # A paid TPU must not train on the host's CPU: `auto` only looks for GPUs
     # and TF_CONFIG, so it becomes `tpu`, on the TPU VM the task runs on.
     config.train["strategy"] = "tpu"
     config.train.setdefault("tpu", "local")
-  elif p.train.accelerator_type in GPU_TYPES and t.strategy == "tpu":
+  elif p.train.accelerator_type in GPU_TYPES and train.strategy == "tpu":
     raise ConfigError(f"{where}: train.strategy 'tpu' cannot use pipeline.train.accelerator_type "
                       f"{p.train.accelerator_type!r} (a GPU): use 'auto', or a TPU accelerator")
   if not p.image:
     raise ConfigError(f"{where}: pipeline.image is missing: the bertline image (see Dockerfile)")
   _positive(config.schedule.max_concurrency, f"{where}: schedule.max_concurrency", minimum=1)
-  return config
 
 
 def _check_sequence_length(config: RunConfig, where: str) -> None:
   """data.max_seq_length must fit the model, known before any work for local checkpoints.
 
-  (A gs:// checkpoint is checked by the trainer, which reads it anyway.)
+  The check is the model's own (model_config.check_sequence_length); a gs://
+  checkpoint is checked by the trainer, which reads it anyway.
   """
-  import json
-  from bertline import resources
   checkpoint = resources.resolve_checkpoint(config.model.init_checkpoint)
   if fileio.is_remote(checkpoint):
     return
   directory = checkpoint if os.path.isdir(checkpoint) else os.path.dirname(checkpoint)
-  for name in ("model_config.json", "bert_config.json", "albert_config.json", "config.json"):
-    path = os.path.join(directory, name)
-    if os.path.isfile(path):
-      try:
-        limit = json.loads(fileio.read_text(path)).get("max_position_embeddings")
-      except (ValueError, OSError):
-        return  # the trainer reports an unreadable config with its own message
-      if isinstance(limit, int) and config.data.max_seq_length > limit:
-        raise ConfigError(f"{where}: data.max_seq_length {config.data.max_seq_length} is longer "
-                          f"than the model was trained for (max_position_embeddings {limit} in "
-                          f"{path}); set data.max_seq_length to at most {limit}")
-      return
+  path = model_config.config_file_in(directory)
+  if path is None:
+    return
+  try:
+    limit = json.loads(fileio.read_text(path)).get("max_position_embeddings")
+  except (ValueError, OSError):
+    return  # the trainer reports an unreadable config with its own message
+  if isinstance(limit, int):
+    try:
+      model_config.check_sequence_length(config.data.max_seq_length, limit, path,
+                                         key="data.max_seq_length")
+    except ValueError as e:
+      raise ConfigError(f"{where}: {e}") from None
 
 
 def _positive(value: int, key: str, minimum: int) -> None:
@@ -447,7 +408,6 @@ def _positive(value: int, key: str, minimum: int) -> None:
 
 
 def _parse_override(text: str) -> tuple:
-  import yaml
   if "=" not in text:
     raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set train.max_steps=100")
   key, raw = text.split("=", 1)
@@ -486,16 +446,23 @@ def from_dict(data: Dict[str, Any], where: str = "config",
   return validate(configs.from_dict(RunConfig, merged, where), where)
 
 
+# What to say instead of "remove it" for a run key someone would naturally set.
+_RUN_KEY_HINTS = {("data", "data_dir"): "; set data.path (or data.builtin)",
+                  ("data", "vocab_file"): "; it is model.vocab_file (or the checkpoint's vocab.txt)",
+                  ("push", "model"): "; the pipeline pushes the model it trained",
+                  ("score", "model"): "; score uses the last version pushed to push.to"}
+
+
 def _refuse_run_keys(data: Dict[str, Any], where: str) -> None:
-  """The data section holds preprocess's settings, not the paths each run sets itself."""
-  section = data.get("data")
-  if not isinstance(section, dict):
-    return
-  for key in preprocess_config.RUN_KEYS:
-    if key in section:
-      hint = {"data_dir": "; set data.path (or data.builtin)",
-              "vocab_file": "; it is model.vocab_file (or the checkpoint's vocab.txt)"}.get(key, "")
-      raise ConfigError(f"{where}.data.{key}: the pipeline sets it for each run; remove it{hint}")
+  """A stage's section holds its settings, not the paths each run sets itself."""
+  for name, stage in STAGE_SECTIONS.items():
+    section = data.get(name)
+    if not isinstance(section, dict):
+      continue
+    for key in stage.RUN_KEYS:
+      if key in section:
+        raise ConfigError(f"{where}.{name}.{key}: the pipeline sets it for each run; remove it"
+                          + _RUN_KEY_HINTS.get((name, key), ""))
 
 
 def defaults(overrides: Optional[List[str]] = None) -> RunConfig:
@@ -525,7 +492,6 @@ def _merge(defaults: Dict[str, Any], data: Dict[str, Any]) -> Dict[str, Any]:
 
 def load(path: str, overrides: Optional[List[str]] = None) -> RunConfig:
   """Reads and validates a run config file; `overrides` are `section.key=value` strings."""
-  import yaml
   try:
     text = fileio.read_text(path)
   except FileNotFoundError as e:
@@ -553,6 +519,27 @@ def _relative_to(config: RunConfig, config_dir: str) -> RunConfig:
     if os.path.exists(candidate):
       config.data.task_config = candidate
   return config
+
+
+# What `bertline run` asks the pushed model about at the end.
+DEFAULT_SENTENCE = "I love this phone, the battery lasts all day!"
+
+
+def run_parser() -> flags.ArgumentParser:
+  """`bertline run`'s flags (here, not in local_run.py: it loads TensorFlow)."""
+  parser = flags.ArgumentParser(
+      prog="bertline run",
+      description="Run the whole pipeline on this machine — preprocess (Beam DirectRunner), "
+      "train, evaluate, and export and push when blessed — from one YAML config.",
+      epilog="Example: bertline run --config examples/demo_tweets.yaml --set train.max_steps=50")
+  add_config_arguments(parser)
+  parser.add_argument("--work-dir", help="where intermediate outputs go (default: the config's "
+                      "pipeline.work_dir)")
+  parser.add_argument("--run-date", default="", help="YYYY-MM-DD filled into a {date} data path "
+                      "(default today, UTC)")
+  parser.add_argument("--sentence", default=DEFAULT_SENTENCE,
+                      help="sample text the pushed model is asked about at the end")
+  return parser
 
 
 def add_config_arguments(parser) -> None:

@@ -94,13 +94,8 @@ class Step:
 
 _RESOLVED = "resolve-data"
 _MODEL = ("distill", "train")  # the model evaluated and pushed: the student, when there is one
-_SCORE_INPUTS = {
-    "push_to": Param("push_to"), "input_pattern": Const("score_input"),
-    "output": Const("score_output"), "date": Out(_RESOLVED, "date"),
-    "input_format": Const("score_format"), "text_a": Const("score_text_a"),
-    "text_b": Const("score_text_b"), "id_key": Const("score_id"),
-    "compression": Const("score_compression"), "batch_size": Const("score_batch_size"),
-    "beam_args": Const("score_beam_args")}
+_SCORE_INPUTS = {"push_to": Param("push_to"), "score_settings": Const("score_settings"),
+                 "date": Out(_RESOLVED, "date")}
 
 STEPS: Tuple[Step, ...] = (
     # Never cached: it is what makes every later cache key honest.
@@ -129,18 +124,15 @@ STEPS: Tuple[Step, ...] = (
         resources="train", only_if="distill", resumes=True, local_dir="student"),
     Step("evaluate", "evaluate", {
         "examples": Out("preprocess", "examples"), "model": Out(_MODEL, "model"),
-        "split": Param("eval_split"), "thresholds": Param("thresholds"),
-        "baseline_model": Out(_RESOLVED, "baseline_model"),
-        "max_regression": Param("max_regression")},
+        "evaluate_settings": Param("evaluate_settings"),
+        "baseline_model": Out(_RESOLVED, "baseline_model")},
         resources="evaluate", local_dir="evaluation"),
     # Never cached: the registry, not a cache entry, says whether a model is there.
     Step("export-push", "export_push", {
         "examples": Out("preprocess", "examples"), "model": Out(_MODEL, "model"),
         "evaluation": Out("evaluate", "evaluation"), "push_to": Param("push_to"),
-        "force": Param("force_push"), "training_key": Out(_MODEL, RETURNED),
-        "check_serving": Param("check_serving"), "vertex_model": Param("vertex_model"),
-        "vertex_project": Param("vertex_project"), "vertex_region": Param("vertex_region"),
-        "quantize": Param("quantize")},
+        "training_key": Out(_MODEL, RETURNED), "export_settings": Param("export_settings"),
+        "push_settings": Param("push_settings")},
         resources="push", display="export and push", cached=False, when="blessed",
         local_dir="export"),
     # Scoring is never cached: it scores the date's rows with today's production model,
@@ -153,30 +145,31 @@ STEPS: Tuple[Step, ...] = (
 
 
 def parameters(config: config_lib.RunConfig) -> Dict[str, Any]:
-  """The pipeline's run-time parameters from a config (submission arguments)."""
-  d, e = config.data, config.evaluate
+  """The pipeline's run-time parameters from a config (submission arguments).
+
+  A stage's settings travel as one dict, its section's (`*_settings`): the
+  component builds the stage's own config class from it on the worker, which
+  checks them again. push.to travels alone: resolve-data and score read the
+  registry too.
+  """
+  d = config.data
+  push = {k: v for k, v in config.stage_settings("push").items() if k != "to"}
   return {
       "data_path": d.path, "builtin_data": d.builtin, "data_limit": d.limit, "task": d.task,
       "task_config": d.task_config, "run_date": "",
       "init_checkpoint": config.model.init_checkpoint, "vocab_file": config.model.vocab_file,
       "preprocess_settings": d.preprocess_settings(),
       "train_settings": config.train_settings(), "warm_start": config.warm_start,
-      "eval_split": e.split, "thresholds": dict(e.thresholds), "baseline": e.baseline,
-      "max_regression": e.max_regression, "push_to": config.push.to,
-      "force_push": config.push.force, "check_serving": config.push.check_serving,
-      "vertex_model": config.push.vertex_model, "vertex_project": config.push.vertex_project,
-      "vertex_region": config.push.vertex_region, "quantize": config.export.quantize,
       "distill_settings": config.distill_settings(),
+      "evaluate_settings": config.stage_settings("evaluate"),
+      "baseline": config.evaluate.baseline, "push_to": config.push.to,
+      "export_settings": config.stage_settings("export"), "push_settings": push,
   }
 
 
 def constants(config: config_lib.RunConfig) -> Dict[str, Any]:
-  """The values fixed when the pipeline is built (the score section's)."""
-  sc = config.score
-  return {"score_input": sc.input, "score_output": sc.output, "score_format": sc.format,
-          "score_text_a": sc.text_a, "score_text_b": sc.text_b, "score_id": sc.id,
-          "score_compression": sc.compression, "score_batch_size": sc.batch_size,
-          "score_beam_args": list(sc.beam_args)}
+  """The values fixed when the pipeline is built: the score section's (it adds steps)."""
+  return {"score_settings": config.stage_settings("score")}
 
 
 def _has_section(config: config_lib.RunConfig, name: str) -> bool:

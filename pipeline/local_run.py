@@ -25,12 +25,13 @@ import time
 from typing import Any, Dict, List, NamedTuple, Optional
 
 # `bertline run` calls the kfp components' own functions, with kfp's artifact types: it
-# needs the pipeline extra (pip install 'bertline[pipeline]'), as Kubeflow does.
+# needs the pipeline extra (pip install -e '.[pipeline]'), as Kubeflow does.
 from kfp.dsl import Artifact
 from kfp.dsl.types import type_annotations
 
-from bertline import fileio, flags, schema
+from bertline import fileio, schema
 from bertline.components import kfp_components, steps
+from bertline.exporter.load import Classifier
 from bertline.pipeline import config as config_lib
 from bertline.pipeline import definition
 
@@ -38,7 +39,6 @@ log = logging.getLogger("bertline.pipeline")
 
 DONE_FILE = "_bertline_step.json"
 LATEST = "latest"
-DEFAULT_SENTENCE = "I love this phone, the battery lasts all day!"
 
 
 class RunResult(NamedTuple):
@@ -50,20 +50,8 @@ class RunResult(NamedTuple):
   scored: Optional[Dict[str, Any]] = None  # the score step's summary, when the config scores
 
 
-def build_parser() -> flags.ArgumentParser:
-  parser = flags.ArgumentParser(
-      prog="bertline run",
-      description="Run the whole pipeline on this machine — preprocess (Beam DirectRunner), "
-      "train, evaluate, and export and push when blessed — from one YAML config.",
-      epilog="Example: bertline run --config examples/demo_tweets.yaml --set train.max_steps=50")
-  config_lib.add_config_arguments(parser)
-  parser.add_argument("--work-dir", help="where intermediate outputs go (default: the config's "
-                      "pipeline.work_dir)")
-  parser.add_argument("--run-date", default="", help="YYYY-MM-DD filled into a {date} data path "
-                      "(default today, UTC)")
-  parser.add_argument("--sentence", default=DEFAULT_SENTENCE,
-                      help="sample text the pushed model is asked about at the end")
-  return parser
+# The flags live with the run config (no TensorFlow): `bertline run --help` answers at once.
+build_parser = config_lib.run_parser
 
 
 def _key(*parts: Any) -> str:
@@ -85,7 +73,8 @@ class _Walk:
     self.params = {**definition.parameters(config), "run_date": run_date}
     self.constants = definition.constants(config)
     if not config.score.output:  # on Kubeflow: the score step's artifact; here: one per date
-      self.constants["score_output"] = os.path.join(work, "scores", "{date}")
+      self.constants["score_settings"] = {**self.constants["score_settings"],
+                                          "output": os.path.join(work, "scores", "{date}")}
     self.outputs: Dict[str, Dict[str, Any]] = {}
 
   def inputs(self, step: definition.Step):
@@ -172,7 +161,7 @@ def _mark_done(out_dir: str, key: str, **info: Any) -> None:
 
 
 def run(config: config_lib.RunConfig, work_dir: Optional[str] = None, run_date: str = "",
-        sentence: Optional[str] = DEFAULT_SENTENCE) -> RunResult:
+        sentence: Optional[str] = config_lib.DEFAULT_SENTENCE) -> RunResult:
   """Runs the pipeline for `config`; returns metrics, blessing, pushed path and the answer."""
   walk = _Walk(config, work_dir or config.pipeline.work_dir, run_date)
   started = time.time()
@@ -258,34 +247,19 @@ def _print_metrics(result: steps.Evaluation, model_dir: str) -> None:
 
 
 def ask(model_path: str, text_a: str, text_b: Optional[str] = None) -> Dict[str, Any]:
-  """Calls a pushed SavedModel's raw-text signature on one example (no bertline code involved).
+  """Calls a pushed version's raw-text signature on one example (the graph's own tokenizer).
 
   Returns the signature's outputs as Python values (schema.OUTPUT_*: the
   probabilities, the label id and the label name).
   """
-  import numpy as np
-  import tensorflow as tf
-  import tensorflow_text  # noqa: F401  Registers the in-graph tokenizer's ops (TF Serving links them).
-  from bertline.exporter import quantize
-  if quantize.is_tflite(model_path):  # export.quantize: tokenizer/ then model.tflite
-    model = quantize.TFLiteModel(model_path)
-    wanted = model.text_inputs
-  else:
-    model = tf.saved_model.load(model_path)
-    _, wanted = model.signatures["serving_default"].structured_input_signature
-  signature = model.signatures["serving_default"]
-  inputs = {schema.SERVING_TEXT_A: tf.constant([text_a])}
-  if schema.SERVING_TEXT_B in wanted:
-    inputs[schema.SERVING_TEXT_B] = tf.constant([text_b or ""])
-  outputs = {k: np.asarray(v)[0] for k, v in signature(**inputs).items()}
+  # Loads TensorFlow: deferred so that `bertline run --help` answers without it.
+  model = Classifier(model_path)
+  outputs = model.outputs([text_a], [text_b or ""] if model.pairs else None)
   answer: Dict[str, Any] = {}
   for name, value in outputs.items():
-    if isinstance(value, bytes):
-      value = value.decode("utf-8")
-    elif hasattr(value, "tolist"):
-      value = value.tolist()
-      value = value.decode("utf-8") if isinstance(value, bytes) else value
-    answer[name] = value
+    value = value[0]
+    value = value.decode("utf-8") if isinstance(value, bytes) else value.tolist()
+    answer[name] = value.decode("utf-8") if isinstance(value, bytes) else value
   return answer
 
 

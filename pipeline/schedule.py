@@ -18,6 +18,8 @@ is pushed.
 
 import json
 import re
+import tempfile
+import zoneinfo
 from typing import Any, List, NamedTuple, Optional, Tuple
 
 from bertline import flags
@@ -95,7 +97,6 @@ def parse_cron(text: str) -> Cron:
   match = re.match(r"^(?:CRON_)?TZ=(\S+)\s+(.*)$", cron)
   if match:
     timezone, cron_fields = match.group(1), match.group(2)
-    import zoneinfo
     try:
       zoneinfo.ZoneInfo(timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -142,7 +143,6 @@ def main(argv: List[str], out: Optional[Any] = None) -> int:
   submit.check_target(args, config)
   arguments = submit.run_arguments(config)
   name = args.name or f"{config.pipeline.name}-schedule"
-  import tempfile
   with tempfile.TemporaryDirectory() as tmp:
     package = submit.compiled(config, tmp)
     if args.dry_run:

@@ -5,7 +5,7 @@
 
 The pipeline is compiled for the config (its image and resources) and
 submitted with the config's values as the run's parameters. Kubeflow needs
-`kfp` (installed with bertline[pipeline]); Vertex needs
+`kfp` (the `pipeline` extra: pip install -e '.[pipeline]'); Vertex needs
 `google-cloud-aiplatform`. Credentials are the environment's (kfp's own
 login / Application Default Credentials): none is read from the config.
 """
@@ -18,8 +18,10 @@ import tempfile
 from typing import Any, Dict, List, Optional
 
 from bertline import fileio, flags, resources
+from bertline.exporter import vertex_registry
 from bertline.pipeline import config as config_lib
 from bertline.pipeline import definition
+from bertline.pipeline.compile import compile_pipeline
 
 log = logging.getLogger("bertline.pipeline")
 
@@ -90,15 +92,14 @@ def run_arguments(config: config_lib.RunConfig, run_date: str = "") -> Dict[str,
 
 def kfp_client(host: str):
   try:
-    import kfp
+    import kfp  # the optional pipeline extra
   except ImportError as e:
-    raise ValueError("submitting to Kubeflow needs kfp: pip install 'bertline[pipeline]' "
-                     "(kfp==2.17.0)") from e
+    raise ValueError("submitting to Kubeflow needs kfp: pip install -e '.[pipeline]' in "
+                     "your bertline clone (kfp 2.17)") from e
   return kfp.Client(host=host)
 
 
 def vertex_sdk():
-  from bertline.exporter import vertex_registry
   return vertex_registry.sdk("--vertex")
 
 
@@ -112,7 +113,6 @@ def vertex_job(aiplatform, args: argparse.Namespace, config: config_lib.RunConfi
 
 
 def compiled(config: config_lib.RunConfig, tmp: str) -> str:
-  from bertline.pipeline.compile import compile_pipeline
   return compile_pipeline(config, os.path.join(tmp, "pipeline.yaml"))
 
 

@@ -16,15 +16,17 @@ atomically, so a directory with a metadata.json is a finished run.
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 import threading
 import time
 import uuid
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import apache_beam as beam
 
-from bertline import beam_runner, fileio, flags, line_shards, schema
+from bertline import beam_runner, beam_shards, fileio, flags, line_shards, schema
 from bertline.preprocessing import processors
 from bertline.preprocessing.config import DEFAULT_SPLITS, PreprocessConfig
 
@@ -33,8 +35,8 @@ log = logging.getLogger("bertline.preprocess")
 
 
 def build_parser() -> flags.ArgumentParser:
-  parser = flags.ArgumentParser(
-      prog="bertline preprocess",
+  return flags.config_parser(
+      PreprocessConfig, "bertline preprocess",
       description="Tokenize a TSV corpus exactly as google-research/bert does and write sharded "
       "TFRecords plus metadata.json.\n\nOther options go to Apache Beam, which must declare "
       "them (e.g. --runner DataflowRunner --project P --region R --temp_location gs://...); a "
@@ -42,8 +44,6 @@ def build_parser() -> flags.ArgumentParser:
       epilog="built-in tasks: " + ", ".join(processors.BUILTIN_TASKS) +
       ".\n\nexample:\n  bertline preprocess --task mrpc --data-dir glue/MRPC --vocab-file "
       "vocab.txt --max-seq-length 128 --output-dir work/mrpc")
-  flags.add_config_flags(parser, PreprocessConfig)
-  return parser
 
 
 def config_from_args(argv: Optional[List[str]] = None) -> PreprocessConfig:
@@ -55,49 +55,9 @@ def config_from_args(argv: Optional[List[str]] = None) -> PreprocessConfig:
   return flags.config_from_flags(PreprocessConfig, args, parser, beam_args=beam_args)
 
 
-class ShardTask(NamedTuple):
-  """One output shard: consecutive ranges of a split's file, each with its first line's index."""
-  split: str
-  shard: int
-  num_shards: int
-  ranges: Tuple[Tuple[line_shards.ByteRange, int], ...]
-  labels: Tuple[str, ...]
-
-
-def _count_range(item, task: processors.TaskSpec, infer_labels: bool):
-  """(split, index, range) -> (None, (split, index, lines, train labels)); one read of the range."""
-  split, index, r = item
-  labels = (sorted(processors.labels_in(task, split, r))
-            if infer_labels and split == "train" else [])
-  yield None, (split, index, line_shards.count_lines(r), labels)
-
-
-class PlanShardsFn(beam.DoFn):
-  """All ranges' line counts -> one ShardTask per output shard, keyed by a global shard number.
-
-  Runs once, after every range was counted: a range's first line index is the
-  sum of the lines before it (guids are line indices of the whole file, as in
-  run_classifier), and inferred labels are the sorted labels of the train
-  split's rows.
-  """
-
-  def __init__(self, ranges: Dict[str, List[line_shards.ByteRange]], num_shards: Dict[str, int],
-               labels: Optional[List[str]]):
-    self._ranges, self._num_shards, self._labels = ranges, num_shards, labels
-
-  def process(self, keyed):
-    _, counted = keyed
-    lines = {(split, index): n for split, index, n, _ in counted}
-    labels = self._labels
-    if labels is None:
-      labels = sorted(set().union(*(set(found) for _, _, _, found in counted)))
-    key = 0
-    for split, ranges in self._ranges.items():
-      counts = [lines[(split, index)] for index in range(len(ranges))]
-      num_shards = self._num_shards[split]
-      for shard, (part, _) in enumerate(line_shards.shard_tasks(ranges, counts, num_shards)):
-        yield key, ShardTask(split, shard, num_shards, part, tuple(labels))
-        key += 1
+def _train_labels(task: processors.TaskSpec, split: str, r: line_shards.ByteRange) -> List[str]:
+  """The labels of the train split's rows in one range: what LineShards gathers to infer them."""
+  return sorted(processors.labels_in(task, split, r)) if split == "train" else []
 
 
 # Built once per worker process, whichever DoFn instance asks (see EncodeShardFn.setup).
@@ -134,10 +94,10 @@ class EncodeShardFn(beam.DoFn):
     self._compression = compression
 
   def setup(self):
-    import tensorflow as tf
+    import tensorflow as tf  # a worker's: the driver, and --help, run without TensorFlow
     if self._workers_own_process:  # a worker process of the runner's (Dask, Dataflow, ...)
       single_threaded_ops()
-    from bertline.preprocessing import tfexample, tokenization
+    from bertline.preprocessing import tfexample, tokenization  # TensorFlow, as above
     self._tf, self._tfexample = tf, tfexample
     # Built once per process: the tokenizer's Unicode tables take a few seconds, and
     # some runners (Dask) call setup once per bundle.
@@ -152,13 +112,13 @@ class EncodeShardFn(beam.DoFn):
     for task in tasks:
       yield self._write_shard(task)
 
-  def _write_shard(self, task: ShardTask) -> str:
+  def _write_shard(self, task: beam_shards.ShardTask) -> str:
     tf = self._tf
-    spec = self._task.splits[task.split]
+    spec = self._task.splits[task.group]
     label_ids = {label: i for i, label in enumerate(task.labels)}
     counts = dict.fromkeys(COUNT_KEYS, 0)
     rejected: List[bytes] = []
-    path = fileio.join(self._run_dir, schema.shard_name(task.split, task.shard, task.num_shards,
+    path = fileio.join(self._run_dir, schema.shard_name(task.group, task.shard, task.num_shards,
                                                         self._compression))
     tmp = f"{path}.tmp-{uuid.uuid4().hex}"
     options = tf.io.TFRecordOptions(compression_type=schema.TF_COMPRESSION_TYPE[self._compression])
@@ -166,7 +126,7 @@ class EncodeShardFn(beam.DoFn):
       batch: List[processors.Example] = []
       for r, first_line in task.ranges:
         for index, line in enumerate(line_shards.read_range(r), start=first_line):
-          row = processors.parse_row(self._task, task.split, spec, index, line, label_ids, r.path)
+          row = processors.parse_row(self._task, task.group, spec, index, line, label_ids, r.path)
           if isinstance(row, processors.Rejected):
             counts["rejected"] += 1
             rejected.append(line_shards.rejected_row(row.file, row.line, row.reason, row.raw))
@@ -178,11 +138,11 @@ class EncodeShardFn(beam.DoFn):
       if batch:
         self._encode(batch, label_ids, counts, writer)
     tf.io.gfile.rename(tmp, path, overwrite=True)
-    line_shards.write_report(self._run_dir, schema.shard_name(task.split, task.shard,
+    line_shards.write_report(self._run_dir, schema.shard_name(task.group, task.shard,
                                                                task.num_shards),
                              dict(counts, labels=list(task.labels)), rejected)
-    beam.metrics.Metrics.counter("bertline", f"{task.split}_written").inc(counts["written"])
-    beam.metrics.Metrics.counter("bertline", f"{task.split}_rejected").inc(counts["rejected"])
+    beam.metrics.Metrics.counter("bertline", f"{task.group}_written").inc(counts["written"])
+    beam.metrics.Metrics.counter("bertline", f"{task.group}_rejected").inc(counts["rejected"])
     return path
 
   def _encode(self, batch: List[processors.Example], label_ids: Dict[str, int],
@@ -294,7 +254,6 @@ def _has_rows(path: str, header: bool) -> bool:
 
 def _remove_other_runs(output_dir: str, keep: str) -> None:
   """After publishing: earlier runs' directories (and the flat layout of older versions)."""
-  import re
   legacy = re.compile(r"^[A-Za-z0-9_]+-\d{5}-of-\d{5}\.tfrecord(\.gz)?$")
   for name in fileio.listdir(output_dir):
     path = fileio.join(output_dir, name)
@@ -308,7 +267,7 @@ def _remove_other_runs(output_dir: str, keep: str) -> None:
 
 
 def _check_casing(vocab_file: str, do_lower_case: bool) -> None:
-  from bertline.preprocessing.tokenization import load_vocab
+  from bertline.preprocessing.tokenization import load_vocab  # TensorFlow: after the flags
   vocab = load_vocab(vocab_file)
   cased = sum(1 for t in vocab[:30000] if t[:1].isupper() and not t.startswith("["))
   if do_lower_case and cased > 100:
@@ -330,7 +289,7 @@ def single_threaded_ops() -> bool:
   Returns:
     Whether the setting took (False: TensorFlow was already initialised here).
   """
-  import tensorflow as tf
+  import tensorflow as tf  # only once the job is known to run, not for --help
   try:
     tf.config.threading.set_intra_op_parallelism_threads(1)
   except RuntimeError:  # "cannot be modified after initialization": keep the pool it has
@@ -400,11 +359,10 @@ def _run_pipeline(args, task: processors.TaskSpec, splits: List[str], pipeline_a
                   save_main_session: bool, run_dir: str, run_name: str) -> schema.DataMetadata:
   """Runs the Beam job into `run_dir`, then publishes metadata.json naming its files.
 
-  The graph, one chain for every split: Ranges -> CountLines (each range's
-  line count, and the train labels when inferred) -> GroupByKey (one element)
-  -> PlanShards (first line indices, labels, one task per shard) -> GroupByKey
-  by shard (spreads the shards over workers) -> EncodeShard (writes the shard,
-  its rejected rows and counts). It uses only Create, ParDo and GroupByKey, so
+  The graph, one chain for every split: Shards (bertline/beam_shards.py: each
+  range's line count, and the train labels when inferred; first line indices,
+  labels, one task per shard, spread over the workers) -> EncodeShard (writes
+  the shard, its rejected rows and counts). It uses only Create, ParDo and GroupByKey, so
   the Dask runner — which computes only a pipeline's last step and does not
   separate tagged outputs — runs exactly what the DirectRunner runs.
   """
@@ -416,17 +374,14 @@ def _run_pipeline(args, task: processors.TaskSpec, splits: List[str], pipeline_a
                                          local_mode="multi_threading",
                                          local_work_units=sum(num_shards.values()))
   started = time.time()
-  items = [(split, i, r) for split in splits for i, r in enumerate(ranges[split])]
   fileio.makedirs(run_dir)
   with beam_runner.session(options) as runner:
     p = beam.Pipeline(runner=runner, options=options)
     _ = (
         p
-        | "Ranges" >> beam.Create(items)
-        | "CountLines" >> beam.FlatMap(_count_range, task, not task.labels)
-        | "AllCounts" >> beam.GroupByKey()
-        | "PlanShards" >> beam.ParDo(PlanShardsFn(ranges, num_shards, task.labels))
-        | "SpreadShards" >> beam.GroupByKey()
+        | "Shards" >> beam_shards.LineShards(
+            ranges, num_shards, labels=task.labels or None,
+            gather=None if task.labels else functools.partial(_train_labels, task))
         | "EncodeShard" >> beam.ParDo(EncodeShardFn(
             task, args.vocab_file, args.do_lower_case, args.max_seq_length, args.batch_size,
             run_dir, args.compression,
@@ -436,40 +391,12 @@ def _run_pipeline(args, task: processors.TaskSpec, splits: List[str], pipeline_a
   labels: Optional[List[str]] = None
   split_info: Dict[str, schema.SplitInfo] = {}
   for split in splits:
-    names = [schema.shard_name(split, i, num_shards[split]) for i in range(num_shards[split])]
-    reports = line_shards.read_counts(run_dir, names, "preprocess")
-    counts = {key: sum(r[key] for r in reports) for key in COUNT_KEYS}
-    labels = reports[-1]["labels"]
-    path = fileio.join(args.data_dir, task.splits[split].file)
-    if not labels:
-      raise processors.no_labels_error(task, fileio.join(args.data_dir, task.splits["train"].file))
-    rejected_file = f"{run_name}/{schema.REJECTED_DIR}/{split}.tsv"
-    line_shards.gather_rejected(run_dir, names, fileio.join(args.output_dir, rejected_file))
-    if not counts["written"] and _has_rows(path, task.splits[split].header):
-      raise ValueError(
-          f"{path}: not one example was written from its rows ({counts['rejected']} rejected"
-          + (f", see {fileio.join(args.output_dir, rejected_file)}"
-             if counts["rejected"] else "; check the task's columns, header and filter")
-          + "). Fix the file or the task YAML.")
-    files = [f"{run_name}/{schema.shard_name(split, i, num_shards[split], args.compression)}"
-             for i in range(num_shards[split])]
-    split_info[split] = schema.SplitInfo(
-        file_pattern=f"{run_name}/{schema.shard_glob(split, args.compression)}",
-        num_examples=counts["written"], num_rejected=counts["rejected"],
-        rejected_file=rejected_file, num_invalid_utf8=counts["invalid_utf8"],
-        num_empty_text=counts["empty_text"], files=files)
-    log.info("%s: %d examples written, %d rows rejected%s, %d with invalid UTF-8 bytes dropped",
-             split, counts["written"], counts["rejected"],
-             f" (see {fileio.join(args.output_dir, rejected_file)})" if counts["rejected"] else "",
-             counts["invalid_utf8"])
-    if counts["empty_text"]:
-      log.warning("%s: %d examples have an empty or whitespace-only text; kept as [CLS] [SEP] "
-                  "as run_classifier does (num_empty_text in metadata.json).", split,
-                  counts["empty_text"])
+    split_info[split], labels = _gather_split(args, task, split, num_shards[split], run_dir,
+                                              run_name)
   fileio.rmtree(fileio.join(run_dir, schema.REJECTED_PARTS_DIR))
   fileio.rmtree(fileio.join(run_dir, schema.COUNTS_DIR))
 
-  from bertline.preprocessing.tokenization import load_vocab
+  from bertline.preprocessing.tokenization import load_vocab  # TensorFlow: after the flags
   metadata = schema.DataMetadata(
       task=task.name, labels=labels, splits=split_info, max_seq_length=args.max_seq_length,
       do_lower_case=args.do_lower_case, vocab_sha256=fileio.sha256_file(args.vocab_file),
@@ -478,6 +405,45 @@ def _run_pipeline(args, task: processors.TaskSpec, splits: List[str], pipeline_a
   path = metadata.write(args.output_dir)  # the publish: readers see the old run or this one
   log.info("Wrote %s in %.1fs", path, time.time() - started)
   return metadata
+
+
+def _gather_split(args, task: processors.TaskSpec, split: str, num_shards: int, run_dir: str,
+                  run_name: str):
+  """A split's shards' reports -> (its SplitInfo, the labels); its rejected rows in one file.
+
+  A split whose rows yielded no example is an error, never an empty dataset.
+  """
+  names = [schema.shard_name(split, i, num_shards) for i in range(num_shards)]
+  reports = line_shards.read_counts(run_dir, names, "preprocess")
+  counts = {key: sum(r[key] for r in reports) for key in COUNT_KEYS}
+  labels = reports[-1]["labels"]
+  path = fileio.join(args.data_dir, task.splits[split].file)
+  if not labels:
+    raise processors.no_labels_error(task, fileio.join(args.data_dir, task.splits["train"].file))
+  rejected_file = f"{run_name}/{schema.REJECTED_DIR}/{split}.tsv"
+  rejected_path = fileio.join(args.output_dir, rejected_file)
+  line_shards.gather_rejected(run_dir, names, rejected_path)
+  if not counts["written"] and _has_rows(path, task.splits[split].header):
+    raise ValueError(
+        f"{path}: not one example was written from its rows ({counts['rejected']} rejected"
+        + (f", see {rejected_path}" if counts["rejected"]
+           else "; check the task's columns, header and filter")
+        + "). Fix the file or the task YAML.")
+  files = [f"{run_name}/{schema.shard_name(split, i, num_shards, args.compression)}"
+           for i in range(num_shards)]
+  log.info("%s: %d examples written, %d rows rejected%s, %d with invalid UTF-8 bytes dropped",
+           split, counts["written"], counts["rejected"],
+           f" (see {rejected_path})" if counts["rejected"] else "", counts["invalid_utf8"])
+  if counts["empty_text"]:
+    log.warning("%s: %d examples have an empty or whitespace-only text; kept as [CLS] [SEP] "
+                "as run_classifier does (num_empty_text in metadata.json).", split,
+                counts["empty_text"])
+  info = schema.SplitInfo(
+      file_pattern=f"{run_name}/{schema.shard_glob(split, args.compression)}",
+      num_examples=counts["written"], num_rejected=counts["rejected"],
+      rejected_file=rejected_file, num_invalid_utf8=counts["invalid_utf8"],
+      num_empty_text=counts["empty_text"], files=files)
+  return info, labels
 
 
 def main(argv: List[str]) -> int:

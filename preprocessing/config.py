@@ -10,7 +10,7 @@ pipeline's config checks stay instant.
 from __future__ import annotations
 
 import dataclasses
-from typing import List
+from typing import ClassVar, List, Tuple
 
 from bertline import configs, line_shards, schema
 from bertline.configs import setting
@@ -23,6 +23,8 @@ RUN_KEYS = ("data_dir", "vocab_file", "output_dir", "overwrite")
 @dataclasses.dataclass
 class PreprocessConfig:
   """Everything a preprocess run depends on (flags use the same names, with dashes)."""
+
+  RUN_KEYS: ClassVar[Tuple[str, ...]] = RUN_KEYS
 
   task: str = setting("", "built-in task name (see the list below) [required: --task or "
                       "--task-config]")
@@ -66,19 +68,7 @@ class PreprocessConfig:
   def split_names(self) -> List[str]:
     return [s.strip() for s in self.splits.split(",") if s.strip()]
 
-  def settings(self) -> dict:
-    """The settings a run config gives (all but the run's paths), as the kfp component takes them."""
-    return {f.name: getattr(self, f.name) for f in dataclasses.fields(PreprocessConfig)
-            if f.name not in RUN_KEYS}
-
 
 def from_settings(settings: dict, **run: object) -> PreprocessConfig:
-  """The config from a `settings()` dict (a kfp parameter) and the run's paths.
-
-  kfp hands a dict parameter over as JSON, whose whole numbers may come back
-  as floats (128.0): they are made ints again before the type check.
-  """
-  hints = {f.name: f.type for f in dataclasses.fields(PreprocessConfig)}
-  values = {k: int(v) if hints.get(k) == "int" and isinstance(v, float) and v.is_integer() else v
-            for k, v in settings.items()}
-  return configs.from_dict(PreprocessConfig, {**values, **run}, where="preprocess_settings")
+  """The config from a `settings()` dict (a kfp parameter) and the run's paths."""
+  return configs.from_settings(PreprocessConfig, settings, "preprocess_settings", **run)

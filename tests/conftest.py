@@ -42,8 +42,8 @@ def make_model_dir(path, data_dir, seed=0, with_checkpoint=True, metadata=None):
   import keras
   import tensorflow as tf
   from bertline.preprocessing.tokenization import load_vocab
-  from bertline.trainer.model_config import ModelConfig
-  from bertline.trainer.modeling import BertClassifier
+  from bertline.model.model_config import ModelConfig
+  from bertline.model.modeling import BertClassifier
 
   metadata = metadata or schema.read_metadata(data_dir)
   os.makedirs(path, exist_ok=True)

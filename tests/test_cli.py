@@ -130,7 +130,7 @@ def test_help_marks_required_flags_and_shows_defaults_and_choices():
                                  ("train", "--hidden-dropout", "default: keep"),
                                  ("distill", "--temperature", "(default: 2.0)"),
                                  ("preprocess", "--max-seq-length", "(default: 128)"),
-                                 ("push", "--serving-timeout", "(default 600)")]:
+                                 ("push", "--serving-timeout", "(default: 600.0)")]:
     assert default in _flag_help(command, flag), (command, flag, _flag_help(command, flag))
   train = _help("train")
   assert "--strategy {auto,cpu,gpu,mirrored,tpu,multi-worker}" in train

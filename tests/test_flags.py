@@ -85,3 +85,18 @@ def test_the_help_shows_each_settings_default_and_what_it_means():
   assert train_config.from_command_line(["--bucket-boundaries", "32,64"]).bucket_boundaries == [
       32, 64]
 
+
+
+def test_one_concept_one_flag_and_the_old_spellings_still_work():
+  """--project in every command (train's was --gcp-project), --xla (extract-features' was
+  --jit-compile): the old names stay accepted, and --help names them."""
+  base = ["--data-dir", "d", "--model-dir", "m"]
+  assert train_config.from_command_line(base + ["--project", "p"]).gcp_project == "p"
+  assert train_config.from_command_line(base + ["--gcp-project", "p"]).gcp_project == "p"
+  parser = train_config.extract_features_parser()
+  given = ["--model", "m", "--input", "i", "--output", "o"]
+  for flag, value in (("--xla", True), ("--jit-compile", True), ("--no-xla", False)):
+    config = flags.config_from_flags(train_config.ExtractFeaturesConfig,
+                                     parser.parse_args(given + [flag]), parser)
+    assert config.xla is value, flag
+  assert "(also --jit-compile)" in " ".join(parser.format_help().split())

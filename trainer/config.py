@@ -7,6 +7,7 @@ keys and values.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from typing import Any, Dict, List, Optional
 
@@ -81,7 +82,9 @@ class TrainConfig:
                           "multi-worker reads TF_CONFIG)", choices=STRATEGIES)
   tpu: str = setting("", "Cloud TPU name ('local' on a TPU VM)")
   tpu_zone: str = setting("", "Cloud TPU zone")
-  gcp_project: str = setting("", "Google Cloud project of the TPU")
+  # --project, as push, submit and schedule name the project; run_classifier's spelling kept.
+  gcp_project: str = setting("", "Google Cloud project of the TPU", flag="--project",
+                             aliases=("--gcp-project",))
   mixed_precision: str = setting(
       "none", "mixed precision: mixed_float16 (GPUs), mixed_bfloat16 (TPUs, recent CPUs); auto, "
       "or the bare flag, picks for the device when the run starts", choices=PRECISIONS,
@@ -163,6 +166,27 @@ def build_parser() -> flags.ArgumentParser:
   return parser
 
 
+def distill_parser() -> flags.ArgumentParser:
+  """bertline train's parser (every train flag), plus the distillation settings."""
+  parser = build_parser()
+  parser.prog = "bertline distill"
+  parser.description = (
+      "Distil a fine-tuned model (--teacher, a bertline model_dir) into a student with fewer "
+      "layers (--student-layers), trained on the teacher's temperature-scaled soft targets mixed "
+      "with the true labels, through bertline train's own loop (resumable, early stopping, "
+      "best/, every strategy). The student's model_dir is an ordinary one: evaluate, predict, "
+      "export and push take it unchanged.")
+  parser.epilog = ("example:\n  bertline distill --teacher work/model --student-layers 3 "
+                   "--data-dir work/data --model-dir work/student --epochs 3")
+  flags.add_config_flags(parser, TrainConfig, title="distillation",
+                         only=DISTILL_KEYS,
+                         required=("teacher", "student_layers"))
+  parser.add_argument("--student-init", dest="init_checkpoint", default=argparse.SUPPRESS,
+                      help="the student's starting weights (any checkpoint --init-checkpoint "
+                      "reads, of the student's size); default: the teacher's own layers")
+  return parser
+
+
 def from_command_line(argv: Optional[List[str]],
                       parser: Optional[flags.ArgumentParser] = None) -> TrainConfig:
   """The TrainConfig of a command line: --config's YAML, with the flags given laid over it.
@@ -188,7 +212,44 @@ def from_command_line(argv: Optional[List[str]],
     return configs.from_dict(TrainConfig, {**data, **given}, where)
   except configs.SettingError as e:
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    raise e.named(flags.flag_name(fields[e.key]) if e.key in given else f"{where}.{e.key}") from None
+    raise e.named(lambda field: flags.flag_name(fields[field]) if field in given
+                  else f"{where}.{field}") from None
+
+
+@dataclasses.dataclass
+class ExtractFeaturesConfig:
+  """`bertline extract-features`: google-research/bert extract_features.py's settings."""
+
+  model: str = setting("", "pretrained model: Google BERT/ALBERT checkpoint dir or prefix, "
+                       "Hugging Face dir with model.safetensors, or a bertline model_dir",
+                       required=True)
+  vocab_file: str = setting("", "vocab.txt (default: the one in the model's directory)")
+  input: str = setting("", "text file, one input per line", required=True)
+  output: str = setting("", "JSON-lines file to write (local or gs://)", required=True)
+  layers: str = setting("-1,-2,-3,-4", "comma-separated layer indices, negative from the top")
+  max_seq_length: int = setting(
+      128, "tokens per input after WordPiece, [CLS]/[SEP] included; longer inputs are "
+      "truncated", minimum=3, below="{key} must be >= 3 ([CLS] a [SEP]), got {value}.")
+  batch_size: int = setting(32, "inputs per forward pass", minimum=1,
+                            below="{key} must be >= 1, got {value}.")
+  do_lower_case: bool = setting(True, "lower-case and strip accents: on for uncased models, off "
+                                "for cased ones")
+  # The same concept and flag as train's --xla; --jit-compile was this command's name for it.
+  xla: Optional[bool] = setting(None, "XLA-compile the model (default: where it is faster)",
+                                aliases=("--jit-compile",))
+
+  def __post_init__(self):
+    configs.check_settings(self)
+
+
+def extract_features_parser() -> flags.ArgumentParser:
+  return flags.config_parser(
+      ExtractFeaturesConfig, "bertline extract-features",
+      description="Per-token vectors of chosen layers of a BERT/ALBERT model, written in "
+      "google-research/bert extract_features.py's JSON-lines format (linex_index, features -> "
+      "token, layers -> index, values). One input per line; a pair is `text_a ||| text_b`.",
+      epilog="example:\n  bertline extract-features --model uncased_L-12_H-768_A-12 --input "
+      "texts.txt --output features.jsonl")
 
 
 def resolve_precision(policy: str, has_gpu: bool) -> str:

@@ -27,12 +27,15 @@ train: section can distil too.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 from typing import Any, Dict, List, Optional
 
-from bertline import flags, schema
+import tensorflow as tf
+
+from bertline import fileio, schema
+from bertline.model import modeling
+from bertline.model.model_dir import ModelDir
 from bertline.trainer import config as train_config
 from bertline.trainer import vertex
 
@@ -97,9 +100,7 @@ def distillation_loss(label_ids, student_logits, teacher_logits, temperature: fl
     temperature: float > 0. Softens both distributions.
     alpha: float in [0, 1]. Weight of the true labels' cross-entropy.
   """
-  import tensorflow as tf
 
-  from bertline.trainer import modeling
   hard = modeling.per_example_loss(label_ids, student_logits)
   t = tf.constant(temperature, tf.float32)
   soft_teacher = tf.nn.softmax(tf.cast(teacher_logits, tf.float32) / t, axis=-1)
@@ -126,8 +127,6 @@ class Teacher:
 
 def teacher_dir(path: str):
   """The teacher's ModelDir; an error naming --teacher when it is not a bertline model_dir."""
-  from bertline import fileio
-  from bertline.model_dir import ModelDir
   md = ModelDir(path)
   if not fileio.exists(md.file(schema.MODEL_CONFIG_FILE)):
     raise FileNotFoundError(f"--teacher {path} is not a bertline model_dir (no "
@@ -138,7 +137,6 @@ def teacher_dir(path: str):
 
 def load_teacher(path: str, metadata: schema.DataMetadata, strategy):
   """(ModelDir, classifier) of the teacher, checked against the data; built in `strategy`."""
-  from bertline import fileio
   md = teacher_dir(path)
   if md.labels() != list(metadata.labels):
     raise ValueError(f"--teacher {path} was trained with labels {md.labels()}, the data has "
@@ -153,25 +151,8 @@ def load_teacher(path: str, metadata: schema.DataMetadata, strategy):
 
 
 # --- the CLI -----------------------------------------------------------------------------
-def build_parser() -> flags.ArgumentParser:
-  """bertline train's parser (every train flag), plus the distillation settings."""
-  parser = train_config.build_parser()
-  parser.prog = "bertline distill"
-  parser.description = (
-      "Distil a fine-tuned model (--teacher, a bertline model_dir) into a student with fewer "
-      "layers (--student-layers), trained on the teacher's temperature-scaled soft targets mixed "
-      "with the true labels, through bertline train's own loop (resumable, early stopping, "
-      "best/, every strategy). The student's model_dir is an ordinary one: evaluate, predict, "
-      "export and push take it unchanged.")
-  parser.epilog = ("example:\n  bertline distill --teacher work/model --student-layers 3 "
-                   "--data-dir work/data --model-dir work/student --epochs 3")
-  flags.add_config_flags(parser, train_config.TrainConfig, title="distillation",
-                         only=train_config.DISTILL_KEYS,
-                         required=("teacher", "student_layers"))
-  parser.add_argument("--student-init", dest="init_checkpoint", default=argparse.SUPPRESS,
-                      help="the student's starting weights (any checkpoint --init-checkpoint "
-                      "reads, of the student's size); default: the teacher's own layers")
-  return parser
+# The flags live with the config (trainer/config.py): `--help` answers without TensorFlow.
+build_parser = train_config.distill_parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:

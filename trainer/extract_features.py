@@ -15,7 +15,6 @@ are rounded to 6 decimals as the reference rounds them.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import re
@@ -23,8 +22,15 @@ import uuid
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
 
 from bertline import fileio, flags, schema
+from bertline.model import checkpoints, modeling
+from bertline.preprocessing.features import pack_features
+from bertline.preprocessing.tokenization import BertTokenizer
+from bertline.trainer import config as train_config
+from bertline.trainer.config import ExtractFeaturesConfig
 
 log = logging.getLogger(__name__)
 
@@ -88,15 +94,6 @@ class FeatureExtractor:
   def __init__(self, model: str, vocab_file: Optional[str], layers: str = "-1,-2,-3,-4",
                max_seq_length: int = 128, do_lower_case: bool = True, batch_size: int = 32,
                jit_compile: Optional[bool] = None):
-    # Imported here: `bertline extract-features --help` needs no TensorFlow.
-    import tensorflow as tf
-    from bertline.preprocessing.tokenization import BertTokenizer
-    from bertline.trainer import checkpoints, modeling
-
-    if batch_size < 1:
-      raise ValueError(f"--batch-size must be >= 1, got {batch_size}.")
-    if max_seq_length < 3:
-      raise ValueError(f"--max-seq-length must be >= 3 ([CLS] a [SEP]), got {max_seq_length}.")
     files = checkpoints.resolve_pretrained(model)
     vocab_file = vocab_file or files.vocab_file
     if not vocab_file:
@@ -120,12 +117,10 @@ class FeatureExtractor:
       return tf.stack([tf.cast(outputs[i], tf.float32) for i in chosen], axis=1)
 
     self._run = run
-    self._tf = tf
 
   def _pack(self, examples: Sequence[Tuple[str, Optional[str]]]):
     """Features of a batch mixing single texts and pairs, in input order."""
-    from bertline.preprocessing.features import pack_features
-    tf, tok = self._tf, self.tokenizer
+    tok = self.tokenizer
     singles = [i for i, (_, b) in enumerate(examples) if b is None]
     pairs = [i for i, (_, b) in enumerate(examples) if b is not None]
     parts, order = [], []
@@ -145,7 +140,6 @@ class FeatureExtractor:
   def extract(self, examples: Sequence[Tuple[str, Optional[str]]],
               progress: bool = False) -> Iterator[str]:
     """One JSON line (without newline) per example, in order."""
-    from tqdm import tqdm
     batches = _batches(examples, self.batch_size)
     total = (len(examples) + self.batch_size - 1) // self.batch_size
     for start, batch in tqdm(batches, total=total, disable=not progress, unit="batch",
@@ -170,18 +164,17 @@ class FeatureExtractor:
     return json.dumps({"linex_index": index, "features": features})
 
 
-def run(model: str, input_file: str, output_file: str, vocab_file: Optional[str] = None,
-        layers: str = "-1,-2,-3,-4", max_seq_length: int = 128, do_lower_case: bool = True,
-        batch_size: int = 32, jit_compile: Optional[bool] = None, progress: bool = False) -> int:
-  """Writes extract_features.py's JSON lines for every line of `input_file`.
+def run(config: ExtractFeaturesConfig, progress: bool = False) -> int:
+  """Writes extract_features.py's JSON lines for every line of `config.input`.
 
   The output appears whole or not at all (written to a temporary sibling,
   then renamed). Returns the number of examples written.
   """
-  examples = read_examples(input_file)  # before loading anything: bad paths fail fast
-  extractor = FeatureExtractor(model, vocab_file, layers, max_seq_length, do_lower_case,
-                               batch_size, jit_compile)
-  import tensorflow as tf
+  output_file = config.output
+  examples = read_examples(config.input)  # before loading anything: bad paths fail fast
+  extractor = FeatureExtractor(config.model, config.vocab_file or None, config.layers,
+                               config.max_seq_length, config.do_lower_case, config.batch_size,
+                               config.xla)
   parent = output_file.rsplit("/", 1)[0] if "/" in output_file else ""
   if parent:
     fileio.makedirs(parent)
@@ -199,40 +192,12 @@ def run(model: str, input_file: str, output_file: str, vocab_file: Optional[str]
   return len(examples)
 
 
-def build_parser() -> flags.ArgumentParser:
-  parser = flags.ArgumentParser(
-      prog="bertline extract-features",
-      description="Per-token vectors of chosen layers of a BERT/ALBERT model, written in "
-      "google-research/bert extract_features.py's JSON-lines format (linex_index, features -> "
-      "token, layers -> index, values). One input per line; a pair is `text_a ||| text_b`.",
-      epilog="example:\n  bertline extract-features --model uncased_L-12_H-768_A-12 --input "
-      "texts.txt --output features.jsonl")
-  parser.add_argument("--model", required=True,
-                      help="pretrained model: Google BERT/ALBERT checkpoint dir or prefix, "
-                      "Hugging Face dir with model.safetensors, or a bertline model_dir")
-  parser.add_argument("--vocab-file", default=None,
-                      help="vocab.txt (default: the one in the model's directory)")
-  parser.add_argument("--input", required=True, help="text file, one input per line")
-  parser.add_argument("--output", required=True, help="JSON-lines file to write (local or gs://)")
-  parser.add_argument("--layers", default="-1,-2,-3,-4",
-                      help="comma-separated layer indices, negative from the top "
-                      "(default: %(default)s)")
-  parser.add_argument("--max-seq-length", type=int, default=128,
-                      help="tokens per input after WordPiece, [CLS]/[SEP] included; longer "
-                      "inputs are truncated (default: %(default)s)")
-  parser.add_argument("--batch-size", type=int, default=32,
-                      help="inputs per forward pass (default: %(default)s)")
-  parser.add_argument("--do-lower-case", action=argparse.BooleanOptionalAction, default=True,
-                      help="lower-case and strip accents: on for uncased models, off for cased "
-                      "ones (default: on)")
-  parser.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=None,
-                      help="XLA-compile the model (default: where it is faster)")
-  return parser
+# The flags live with the config (trainer/config.py): `--help` answers without TensorFlow.
+build_parser = train_config.extract_features_parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-  args = build_parser().parse_args(argv)
-  run(args.model, args.input, args.output, vocab_file=args.vocab_file, layers=args.layers,
-      max_seq_length=args.max_seq_length, do_lower_case=args.do_lower_case,
-      batch_size=args.batch_size, jit_compile=args.jit_compile, progress=True)
+  parser = build_parser()
+  run(flags.config_from_flags(ExtractFeaturesConfig, parser.parse_args(argv), parser),
+      progress=True)
   return 0

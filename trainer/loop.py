@@ -26,11 +26,14 @@ import time
 from typing import Any, Dict
 
 import tensorflow as tf
+from tensorflow.core.framework import summary_pb2
+from tqdm import tqdm
 
 from bertline import records, schema
 from bertline.errors import TrainingDiverged
-from bertline.model_dir import ModelDir
-from bertline.trainer import inputs, modeling
+from bertline.model import modeling
+from bertline.model.model_dir import ModelDir
+from bertline.trainer import inputs
 from bertline.trainer.config import TrainConfig
 from bertline.trainer.loss_scale import LossScale
 from bertline.trainer.strategy import StrategyInfo
@@ -71,7 +74,6 @@ class TrainResult:
 
 def _scalar(name: str, value: float) -> None:
   """tf.summary.scalar without the tensorboard package (a scalars-plugin summary)."""
-  from tensorflow.core.framework import summary_pb2
   metadata = summary_pb2.SummaryMetadata()
   metadata.plugin_data.plugin_name = "scalars"
   tf.summary.write(name, tf.constant(float(value), tf.float32), metadata=metadata)
@@ -236,9 +238,37 @@ class Trainer:
 
   # --- the loop ------------------------------------------------------------------------
   def fit(self, schedule: Schedule) -> TrainResult:
-    """Trains from the optimizer's current step to schedule.stop_step (or an early stop)."""
+    """Trains from the optimizer's current step to schedule.stop_step (or an early stop).
+
+    Each update is three actions, in this order (orbit's Controller shape):
+    the step (`_step`: one update, checked), its reports (`_report`: logs,
+    TensorBoard, the progress bar) and the checkpoint actions (`_after_step`:
+    evaluate and keep the best, save, stop early or on SIGTERM).
+    """
+    run = self._begin(schedule)
+    with Preemption() as preemption:
+      while run.step < schedule.stop_step:
+        update = self._step(run)
+        if update is None:  # float16 overflow: the update was skipped, the step not counted
+          if preemption.requested:
+            run.good_checkpoint = self._save(run)
+            run.preempted = True
+            break
+          continue
+        run.step += 1
+        self._report(run, schedule, *update)
+        if self._after_step(run, schedule, preemption):
+          break
+      if not (self.manager.latest_checkpoint or "").endswith(f"-{run.step}"):
+        run.good_checkpoint = self._save(run)
+    run.close()
+    if run.has_dev and not run.tracker.last_metrics and run.step >= schedule.stop_step:
+      self._evaluate_and_track(run)
+    return self._result(run)
+
+  def _begin(self, schedule: Schedule) -> "_Run":
+    """The state one fit() carries from step to step, restored from the model_dir."""
     c, md, info = self.config, self.md, self.info
-    has_dev = "dev" in self.metadata.splits
     step = int(self.optimizer.iterations.numpy())
     history = [h for h in md.eval_history() if h["step"] <= step]
     best_info = md.best_info() if info.is_chief else None
@@ -251,121 +281,145 @@ class Trainer:
       eval_writer = tf.summary.create_file_writer(os.path.join(events, "eval"))
     else:
       train_writer = eval_writer = tf.summary.create_noop_writer()
-    learning_rate = self.optimizer.learning_rate
     progress = None
     if c.progress and info.is_chief:
-      from tqdm import tqdm
       progress = tqdm(total=schedule.stop_step, initial=step, desc="train", unit="step",
                       dynamic_ncols=True)
+    return _Run(step=step, has_dev="dev" in self.metadata.splits, tracker=tracker,
+                train_writer=train_writer, eval_writer=eval_writer, progress=progress,
+                good_checkpoint=self.manager.latest_checkpoint)
 
-    def save() -> str:
-      return self.manager.save(checkpoint_number=step)
+  def _save(self, run: "_Run") -> str:
+    return self.manager.save(checkpoint_number=run.step)
 
-    def eval_and_track() -> bool:
-      """Evaluates at `step`; keeps the best; returns whether to stop early."""
-      if not has_dev:
-        return False
-      metrics = self.evaluate(step)
-      improved = tracker.update(metrics)
-      if improved:
-        path = self.best_manager.save(checkpoint_number=step)
-        if info.is_chief:
-          md.write_best_info({"step": step, "metric": tracker.metric,
-                              "value": tracker.best_value, "metrics": metrics,
-                              "checkpoint": path})
-      if info.is_chief:
-        md.append_eval(metrics)
-      with eval_writer.as_default(step=step):
-        for k in ("eval_loss", "eval_accuracy"):
-          _scalar(k, metrics[k])
-      log.info("step %d: eval_loss %.4f, eval_accuracy %.4f%s", step, metrics["eval_loss"],
-               metrics["eval_accuracy"], " (best)" if improved else "")
-      return tracker.should_stop
+  def _step(self, run: "_Run"):
+    """One update: (loss, gradient norm, sequence length), or None when float16 skipped it.
 
-    good_checkpoint = self.manager.latest_checkpoint
-    stopped_early = preempted = False
-    examples_per_s = 0.0
-    traced, timed_seconds, timed_steps = False, 0.0, 0
-    with Preemption() as preemption:
-      window_start, window_examples = time.time(), 0
-      while step < schedule.stop_step:
-        step_start = time.perf_counter()
-        try:
-          loss, norm, length = self.train_step(self.iterator)
-        except tf.errors.DataLossError as e:
-          raise records.corrupt_shard_error(c.data_dir, self.metadata, "train", e) from e
-        loss = float(loss.numpy())
-        if traced:
-          timed_seconds += time.perf_counter() - step_start
-          timed_steps += 1
-        traced = True
-        if not math.isfinite(loss):
-          raise TrainingDiverged(
-              f"loss became {loss} at step {step + 1}; stopped without saving it. The last good "
-              f"checkpoint is {good_checkpoint or '(none: the run had not saved one)'}. Lower "
-              "--learning-rate, keep --clip-norm on, or check the data.")
-        if self.loss_scale.skipped_update(step, self.optimizer.iterations):
-          if self.loss_scale.exhausted:
-            raise TrainingDiverged(
-                f"float16 gradients overflow even at loss scale 1 (step {step + 1}). Train with "
-                f"--mixed-precision mixed_bfloat16 or without mixed precision; the last good "
-                f"checkpoint is {good_checkpoint or '(none)'}.")
-          if preemption.requested:
-            good_checkpoint = save()
-            preempted = True
-            break
-          continue
-        step += 1
-        window_examples += c.batch_size
-        lr = learning_rate.numpy(step - 1)
-        elapsed = time.time() - window_start
-        if elapsed >= 1.0 or step == schedule.stop_step:
-          examples_per_s = window_examples / max(elapsed, 1e-9)
-          window_start, window_examples = time.time(), 0
-        if step % schedule.log_every == 0 or step == schedule.stop_step:
-          with train_writer.as_default(step=step):
-            _scalar("loss", loss)
-            _scalar("learning_rate", lr)
-            _scalar("examples_per_second", examples_per_s)
-            _scalar("gradient_global_norm", float(norm.numpy()))
-            _scalar("sequence_length", int(length.numpy()))
-        if progress is not None:
-          progress.update(1)
-          progress.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", ex_s=f"{examples_per_s:.1f}",
-                               refresh=False)
-        stop = False
-        if step % schedule.eval_every == 0 or step == schedule.stop_step:
-          stop = eval_and_track()
-          good_checkpoint = save()
-        elif step % schedule.checkpoint_every == 0:
-          good_checkpoint = save()
-        if stop:
-          stopped_early = True
-          log.info("Early stopping at step %d: %s has not improved for %d evaluations (best "
-                   "%.4f).", step, tracker.metric, tracker.stale, tracker.best_value)
-          break
-        if preemption.requested:
-          good_checkpoint = save()
-          preempted = True
-          log.warning("Saved %s; re-run the same command to resume.", good_checkpoint)
-          break
-      if not (self.manager.latest_checkpoint or "").endswith(f"-{step}"):
-        good_checkpoint = save()
-    if progress is not None:
-      progress.close()
-    train_writer.flush()
-    eval_writer.flush()
-    if has_dev and not tracker.last_metrics and step >= schedule.stop_step:
-      eval_and_track()
+    Raises TrainingDiverged, naming the last good checkpoint, when the loss is
+    not finite or float16 overflows even at loss scale 1.
+    """
+    step_start = time.perf_counter()
+    try:
+      loss, norm, length = self.train_step(self.iterator)
+    except tf.errors.DataLossError as e:
+      raise records.corrupt_shard_error(self.config.data_dir, self.metadata, "train", e) from e
+    loss = float(loss.numpy())
+    if run.traced:  # the first step traces: its time is not the step's
+      run.timed_seconds += time.perf_counter() - step_start
+      run.timed_steps += 1
+    run.traced = True
+    if not math.isfinite(loss):
+      raise TrainingDiverged(
+          f"loss became {loss} at step {run.step + 1}; stopped without saving it. The last good "
+          f"checkpoint is {run.good_checkpoint or '(none: the run had not saved one)'}. Lower "
+          "--learning-rate, keep --clip-norm on, or check the data.")
+    if self.loss_scale.skipped_update(run.step, self.optimizer.iterations):
+      if self.loss_scale.exhausted:
+        raise TrainingDiverged(
+            f"float16 gradients overflow even at loss scale 1 (step {run.step + 1}). Train with "
+            f"--mixed-precision mixed_bfloat16 or without mixed precision; the last good "
+            f"checkpoint is {run.good_checkpoint or '(none)'}.")
+      return None
+    return loss, norm, length
 
+  def _report(self, run: "_Run", schedule: Schedule, loss: float, norm, length) -> None:
+    """The loss, always visible: TensorBoard every log_every steps, the progress bar every step."""
+    step = run.step
+    run.window_examples += self.config.batch_size
+    lr = self.optimizer.learning_rate.numpy(step - 1)
+    elapsed = time.time() - run.window_start
+    if elapsed >= 1.0 or step == schedule.stop_step:
+      run.examples_per_s = run.window_examples / max(elapsed, 1e-9)
+      run.window_start, run.window_examples = time.time(), 0
+    if step % schedule.log_every == 0 or step == schedule.stop_step:
+      with run.train_writer.as_default(step=step):
+        _scalar("loss", loss)
+        _scalar("learning_rate", lr)
+        _scalar("examples_per_second", run.examples_per_s)
+        _scalar("gradient_global_norm", float(norm.numpy()))
+        _scalar("sequence_length", int(length.numpy()))
+    if run.progress is not None:
+      run.progress.update(1)
+      run.progress.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}",
+                               ex_s=f"{run.examples_per_s:.1f}", refresh=False)
+
+  def _after_step(self, run: "_Run", schedule: Schedule, preemption: "Preemption") -> bool:
+    """Evaluate, save, stop early or on SIGTERM, as the schedule says; True ends the run."""
+    step, stop = run.step, False
+    if step % schedule.eval_every == 0 or step == schedule.stop_step:
+      stop = self._evaluate_and_track(run)
+      run.good_checkpoint = self._save(run)
+    elif step % schedule.checkpoint_every == 0:
+      run.good_checkpoint = self._save(run)
+    if stop:
+      run.stopped_early = True
+      log.info("Early stopping at step %d: %s has not improved for %d evaluations (best "
+               "%.4f).", step, run.tracker.metric, run.tracker.stale, run.tracker.best_value)
+      return True
+    if preemption.requested:
+      run.good_checkpoint = self._save(run)
+      run.preempted = True
+      log.warning("Saved %s; re-run the same command to resume.", run.good_checkpoint)
+      return True
+    return False
+
+  def _evaluate_and_track(self, run: "_Run") -> bool:
+    """Evaluates at the run's step; keeps the best; returns whether to stop early."""
+    if not run.has_dev:
+      return False
+    step, tracker = run.step, run.tracker
+    metrics = self.evaluate(step)
+    improved = tracker.update(metrics)
+    if improved:
+      path = self.best_manager.save(checkpoint_number=step)
+      if self.info.is_chief:
+        self.md.write_best_info({"step": step, "metric": tracker.metric,
+                                 "value": tracker.best_value, "metrics": metrics,
+                                 "checkpoint": path})
+    if self.info.is_chief:
+      self.md.append_eval(metrics)
+    with run.eval_writer.as_default(step=step):
+      for k in ("eval_loss", "eval_accuracy"):
+        _scalar(k, metrics[k])
+    log.info("step %d: eval_loss %.4f, eval_accuracy %.4f%s", step, metrics["eval_loss"],
+             metrics["eval_accuracy"], " (best)" if improved else "")
+    return tracker.should_stop
+
+  def _result(self, run: "_Run") -> TrainResult:
     def public(metrics):
       return {k: v for k, v in metrics.items() if k != "improved"}
-
     return TrainResult(
-        final_step=step, final_metrics=public(tracker.last_metrics),
-        best_metrics=public(tracker.best_metrics),
+        final_step=run.step, final_metrics=public(run.tracker.last_metrics),
+        best_metrics=public(run.tracker.best_metrics),
         latest_checkpoint=self.manager.latest_checkpoint or "",
-        best_checkpoint=self.best_manager.latest_checkpoint or "", stopped_early=stopped_early,
-        preempted=preempted, model_dir=md.path,
-        train_examples_per_second=timed_steps * c.batch_size / timed_seconds
-        if timed_seconds else 0.0)
+        best_checkpoint=self.best_manager.latest_checkpoint or "",
+        stopped_early=run.stopped_early, preempted=run.preempted, model_dir=self.md.path,
+        train_examples_per_second=run.timed_steps * self.config.batch_size / run.timed_seconds
+        if run.timed_seconds else 0.0)
+
+
+@dataclasses.dataclass
+class _Run:
+  """What one Trainer.fit carries from step to step."""
+
+  step: int
+  has_dev: bool
+  tracker: BestTracker
+  train_writer: Any
+  eval_writer: Any
+  progress: Any
+  good_checkpoint: str  # the last checkpoint saved: what a diverged run names
+  stopped_early: bool = False
+  preempted: bool = False
+  examples_per_s: float = 0.0
+  window_start: float = dataclasses.field(default_factory=time.time)
+  window_examples: int = 0
+  traced: bool = False
+  timed_seconds: float = 0.0
+  timed_steps: int = 0
+
+  def close(self) -> None:
+    if self.progress is not None:
+      self.progress.close()
+    self.train_writer.flush()
+    self.eval_writer.flush()

@@ -27,6 +27,7 @@ from __future__ import annotations
 import re
 from typing import Callable, List, Optional, Sequence, Tuple
 
+import keras
 import tensorflow as tf
 
 # BERT's exclude_from_weight_decay, matched against each variable's path.
@@ -72,7 +73,6 @@ def variable_path(variable) -> str:
 
 def _tf_variable(variable) -> tf.Variable:
   """The tf.Variable behind a Keras 3 variable: tf.distribute only knows those."""
-  import keras
   return variable.value if isinstance(variable, keras.Variable) else variable
 
 

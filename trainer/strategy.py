@@ -97,7 +97,7 @@ def create_strategy(name: str = "auto", tpu: Optional[str] = None,
   if name == "tpu":
     if not tpu:
       raise ValueError("--strategy tpu needs --tpu NAME (the Cloud TPU's name, or 'local' on a "
-                       "TPU VM), with --tpu-zone and --gcp-project unless they can be inferred.")
+                       "TPU VM), with --tpu-zone and --project unless they can be inferred.")
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
         tpu=tpu, zone=tpu_zone, project=gcp_project)
     if tpu != "local":

@@ -16,36 +16,48 @@ module sets a run up (`run`) and is the CLI (`main`).
 from __future__ import annotations
 
 import dataclasses
-import os
 import logging
-from typing import Any, Dict, List, Optional
+import os
+import shutil
+from typing import Any, List, NamedTuple, Optional
+
+import keras
+import tensorflow as tf
 
 from bertline import configs, errors, fileio, flags, schema
-from bertline import model_dir as model_dir_lib
-from bertline.trainer import config as train_config_lib
-from bertline.trainer import vertex
-from bertline.trainer.config import TrainConfig, build_parser, resolve_precision
 from bertline.errors import TrainingDiverged
+from bertline.exporter import export as export_lib
+from bertline.model import checkpoints
+from bertline.model import model_dir as model_dir_lib
+from bertline.model import modeling
+from bertline.model.checkpoints import google
+from bertline.model.model_config import ModelConfig
+from bertline.trainer import config as train_config_lib
+from bertline.trainer import distill, inputs, loop, optimization
+from bertline.trainer import strategy as strategy_lib
+from bertline.trainer import vertex
+from bertline.trainer.config import TrainConfig, resolve_precision
 from bertline.trainer.loop import Schedule, TrainResult
+from bertline.trainer.loss_scale import LossScale
 
 log = logging.getLogger("bertline.train")
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "run", "main"]
 
+# The flags live with the config (trainer/config.py): `--help` answers without TensorFlow.
+build_parser = train_config_lib.build_parser
+
 
 # --- set-up ------------------------------------------------------------------------------
 def _model_files(config: TrainConfig, metadata: schema.DataMetadata):
   """(ModelConfig, vocab file, PretrainedFiles or None) for this run."""
-  from bertline.trainer.model_config import ModelConfig
   if config.teacher and not config.init_checkpoint:
     # Distillation: the teacher's architecture with fewer layers, its vocabulary.
-    from bertline.trainer import distill
     teacher = distill.teacher_dir(config.teacher)
     files = None
     model_config = distill.student_config(teacher.model_config(), config.student_layers)
     vocab = teacher.vocab_file
   elif config.init_checkpoint:
-    from bertline.trainer import checkpoints
     files = checkpoints.resolve_pretrained(config.init_checkpoint)
     model_config = files.validate_for(max_seq_length=metadata.max_seq_length,
                                       vocab_file=config.vocab_file or None,
@@ -130,7 +142,6 @@ def _use_xla(config: TrainConfig, static_shapes: bool) -> bool:
   """The --xla setting, or the per-device default when it is unset."""
   if config.xla is not None:
     return config.xla
-  from bertline.trainer import modeling
   if not modeling.default_jit_compile():
     return False
   many_shapes = config.trim_batches and not config.bucket_boundaries and not static_shapes
@@ -157,9 +168,7 @@ def _restore_newest_intact(checkpoint, directory: str) -> str:
   weights and overwriting the numbered checkpoints. When every one is damaged
   the run is refused, naming them.
   """
-  import tensorflow as tf
 
-  from bertline.trainer.checkpoints import google
   # Read from the files themselves, newest first: the `checkpoint` state file
   # may be missing or name a checkpoint that is gone.
   found = list(reversed(google.prefixes(directory)))
@@ -181,7 +190,6 @@ def _restore_newest_intact(checkpoint, directory: str) -> str:
 
 def _remove_unfinished_saves(md: model_dir_lib.ModelDir) -> None:
   """Deletes the ckpt-N_temp directories a save killed midway leaves behind (often 100s of MB)."""
-  import shutil
   for directory in (md.checkpoint_dir, md.best_dir):
     for temp in fileio.glob(fileio.join(directory, "*_temp*")):
       if fileio.isdir(temp) and not fileio.is_remote(temp):
@@ -203,9 +211,7 @@ def _schedule(config: TrainConfig, metadata: schema.DataMetadata) -> tuple:
 
 def _build_model(config: TrainConfig, info, model_config, num_labels: int):
   """The classifier, its variables placed by the strategy, layers under the precision policy."""
-  import keras
 
-  from bertline.trainer import modeling
   keras.utils.set_random_seed(config.seed)
   # The policy applies to layers built under it; it is restored for the caller.
   previous_policy = keras.mixed_precision.global_policy()
@@ -220,21 +226,13 @@ def _build_model(config: TrainConfig, info, model_config, num_labels: int):
 
 
 def run(config: TrainConfig) -> TrainResult:
-  """Trains (or resumes) per `config`; returns what it ended with."""
-  import tensorflow as tf
+  """Trains (or resumes) per `config`; returns what it ended with.
 
-  from bertline.trainer import inputs, loop, optimization
-  from bertline.trainer import strategy as strategy_lib
-  from bertline.trainer.loss_scale import LossScale
-
-  if not config.data_dir or not config.model_dir:
-    raise ValueError("--data-dir and --model-dir are required (on Vertex AI, --model-dir "
-                     "defaults to $AIP_CHECKPOINT_DIR).")
-  if config.export and not config.export_dir:
-    raise ValueError("--export needs --export-dir (on Vertex AI it defaults to $AIP_MODEL_DIR).")
-  tf_config = vertex.tf_config_from_cluster_spec()
-  if tf_config:  # TensorFlow's cluster resolver reads TF_CONFIG from the environment
-    os.environ["TF_CONFIG"] = tf_config
+  Set-up (the data, the model_dir, the starting weights, the strategy) is
+  checked before any step; then the Trainer's loop (trainer/loop.py) runs, and
+  with `export` the best model is exported.
+  """
+  _check_paths(config)
   metadata = schema.read_metadata(config.data_dir)
   if "train" not in metadata.splits:
     raise ValueError(f"{config.data_dir} has no train split (it has {sorted(metadata.splits)}).")
@@ -243,7 +241,43 @@ def run(config: TrainConfig) -> TrainResult:
   model_config, vocab, pretrained = _model_files(config, metadata)
   _check_architecture(md, model_config, config.init_checkpoint or config.model_config_file)
   schedule, num_train_steps, warmup = _schedule(config, metadata)
+  info = _strategy(config)
+  # What the model_dir records is what ran: `auto` precision resolved on this machine.
+  config = dataclasses.replace(config, mixed_precision=resolve_precision(
+      config.mixed_precision, has_gpu=bool(tf.config.list_logical_devices("GPU"))))
+  if info.is_chief:
+    _write_model_dir(md, config, model_config, metadata, vocab)
+  model = _build_model(config, info, model_config, len(metadata.labels))
+  teacher = None
+  if config.teacher:
+    _, teacher_model = distill.load_teacher(config.teacher, metadata, info.strategy)
+    teacher = distill.Teacher(teacher_model, config.temperature, config.alpha)
+  state = _training_state(config, info, md, model, metadata, num_train_steps, warmup)
+  _initialize(config, md, info, state, model, pretrained, teacher)
+  trainer = loop.Trainer(config, info, model, state.optimizer, state.loss_scale, metadata, md,
+                         state.manager, state.best_manager, state.iterator,
+                         xla=_use_xla(config, static_shapes=info.static_shapes), teacher=teacher)
+  result = trainer.fit(schedule)
+  if config.export and info.is_chief and not result.preempted:
+    exported = export_lib.export_model(config.model_dir, config.export_dir)
+    log.info("Exported the best model to %s", exported)
+    result = dataclasses.replace(result, exported=exported)
+  return result
 
+
+def _check_paths(config: TrainConfig) -> None:
+  if not config.data_dir or not config.model_dir:
+    raise ValueError("--data-dir and --model-dir are required (on Vertex AI, --model-dir "
+                     "defaults to $AIP_CHECKPOINT_DIR).")
+  if config.export and not config.export_dir:
+    raise ValueError("--export needs --export-dir (on Vertex AI it defaults to $AIP_MODEL_DIR).")
+
+
+def _strategy(config: TrainConfig) -> strategy_lib.StrategyInfo:
+  """The one tf.distribute strategy of the run, and the batch sizes checked against it."""
+  tf_config = vertex.tf_config_from_cluster_spec()
+  if tf_config:  # TensorFlow's cluster resolver reads TF_CONFIG from the environment
+    os.environ["TF_CONFIG"] = tf_config
   info = strategy_lib.create_strategy(config.strategy, config.tpu or None,
                                       config.tpu_zone or None, config.gcp_project or None)
   replicas = info.strategy.num_replicas_in_sync
@@ -253,24 +287,34 @@ def run(config: TrainConfig) -> TrainResult:
   if config.eval_batch_size % replicas:
     raise ValueError(f"eval_batch_size {config.eval_batch_size} must divide by the "
                      f"{replicas} replicas.")
-  # What the model_dir records is what ran: `auto` precision resolved on this machine.
-  config = dataclasses.replace(config, mixed_precision=resolve_precision(
-      config.mixed_precision, has_gpu=bool(tf.config.list_logical_devices("GPU"))))
+  return info
 
-  if info.is_chief:
-    fileio.makedirs(md.path)
-    md.write_json(schema.MODEL_CONFIG_FILE, model_config.to_dict())
-    md.write_labels(metadata.labels)
-    md.write_vocab(vocab)
-    md.write_json(schema.DATA_METADATA_COPY, metadata.to_dict())
-    md.write_json(schema.TRAIN_CONFIG_FILE, configs.to_dict(config))
 
-  model = _build_model(config, info, model_config, len(metadata.labels))
-  teacher = None
-  if config.teacher:
-    from bertline.trainer import distill
-    _, teacher_model = distill.load_teacher(config.teacher, metadata, info.strategy)
-    teacher = distill.Teacher(teacher_model, config.temperature, config.alpha)
+def _write_model_dir(md: model_dir_lib.ModelDir, config: TrainConfig, model_config,
+                     metadata: schema.DataMetadata, vocab: str) -> None:
+  """What later stages read of the run, written before its first step (the chief only)."""
+  fileio.makedirs(md.path)
+  md.write_json(schema.MODEL_CONFIG_FILE, model_config.to_dict())
+  md.write_labels(metadata.labels)
+  md.write_vocab(vocab)
+  md.write_json(schema.DATA_METADATA_COPY, metadata.to_dict())
+  md.write_json(schema.TRAIN_CONFIG_FILE, configs.to_dict(config))
+
+
+class _TrainingState(NamedTuple):
+  """Everything a checkpoint holds besides the model, and the managers that save it."""
+  optimizer: Any
+  loss_scale: LossScale
+  iterator: Any
+  checkpoint: tf.train.Checkpoint
+  ckpt_dir: str
+  manager: tf.train.CheckpointManager
+  best_manager: tf.train.CheckpointManager
+
+
+def _training_state(config: TrainConfig, info, md: model_dir_lib.ModelDir, model,
+                    metadata: schema.DataMetadata, num_train_steps: int,
+                    warmup: int) -> _TrainingState:
   with info.strategy.scope():
     optimizer = optimization.create_optimizer(config.learning_rate, num_train_steps, warmup,
                                               config.weight_decay, config.clip_norm or None)
@@ -278,7 +322,6 @@ def run(config: TrainConfig) -> TrainResult:
     loss_scale = LossScale(config.mixed_precision, config.loss_scale)
   # Keras keeps dropout's RNG state out of tf.train.Checkpoint; we save it ourselves.
   rng_state = [v.value for v in model.variables if "seed_generator_state" in v.path]
-
   options = inputs.InputOptions(shuffle_buffer=config.shuffle_buffer,
                                 trim=config.trim_batches and not info.static_shapes,
                                 bucket_boundaries=tuple(config.bucket_boundaries))
@@ -293,32 +336,26 @@ def run(config: TrainConfig) -> TrainResult:
   best_manager = tf.train.CheckpointManager(
       tf.train.Checkpoint(model=model), md.best_dir if info.is_chief else fileio.join(
           ckpt_dir, "best"), max_to_keep=1, step_counter=optimizer.iterations)
+  return _TrainingState(optimizer, loss_scale, iterator, checkpoint, ckpt_dir, manager,
+                        best_manager)
 
+
+def _initialize(config: TrainConfig, md: model_dir_lib.ModelDir, info, state: _TrainingState,
+                model, pretrained, teacher) -> None:
+  """Resumes from the newest intact checkpoint, else loads the starting weights."""
   if info.is_chief:
     _remove_unfinished_saves(md)
-  resumed = _restore_newest_intact(checkpoint, ckpt_dir)
+  resumed = _restore_newest_intact(state.checkpoint, state.ckpt_dir)
   if resumed:
-    log.info("Resumed from %s at step %d.", resumed, int(optimizer.iterations.numpy()))
+    log.info("Resumed from %s at step %d.", resumed, int(state.optimizer.iterations.numpy()))
   elif pretrained is not None:
-    from bertline.trainer import checkpoints
     checkpoints.load_pretrained(model, pretrained)  # logs what it loaded
   elif teacher is not None:
     layer_map = distill.student_layer_map(teacher.model.config.num_hidden_layers,
-                                          model_config.num_hidden_layers)
+                                          model.config.num_hidden_layers)
     copied = distill.init_from_teacher(model, teacher.model, layer_map)
     log.info("Student initialised from the teacher %s: %d weights, transformer layers %s.",
              config.teacher, copied, layer_map)
-
-  trainer = loop.Trainer(config, info, model, optimizer, loss_scale, metadata, md, manager,
-                         best_manager, iterator,
-                         xla=_use_xla(config, static_shapes=info.static_shapes), teacher=teacher)
-  result = trainer.fit(schedule)
-  if config.export and info.is_chief and not result.preempted:
-    from bertline.exporter import export as export_lib
-    exported = export_lib.export_model(config.model_dir, config.export_dir)
-    log.info("Exported the best model to %s", exported)
-    result = dataclasses.replace(result, exported=exported)
-  return result
 
 
 # --- the CLI -----------------------------------------------------------------------------

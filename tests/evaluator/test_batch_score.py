@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from bertline import errors
 from bertline.evaluator import batch_score
-from bertline.evaluator.score_inputs import InputSpec
+from bertline.evaluator.config import ScoreConfig
 from tests.reliability.conftest import bertline, last_line
 
 
@@ -57,8 +57,8 @@ def test_text_lines_are_scored_as_serving_default_scores_them_and_bad_lines_reje
   path = tmp_path / "new.txt"
   path.write_bytes(b"\n".join(lines) + b"\n")
   out = str(tmp_path / "scored")
-  summary = batch_score.run(batch_score.ScoreConfig(
-      exported["path"], (str(path),), out, batch_size=16, chunk_bytes=2000))
+  summary = batch_score.run(ScoreConfig(
+      exported["path"], [str(path)], out, batch_size=16, chunk_bytes=2000))
   summary, rows, rejected = _predictions(out)
   assert summary["rows"] == len(lines) and summary["scored"] == len(texts)
   assert summary["rejected"] == 3 and len(summary["files"]) > 1
@@ -77,7 +77,7 @@ def test_text_lines_are_scored_as_serving_default_scores_them_and_bad_lines_reje
   assert rejected[0].endswith(b"\tcaf\xe9 latte")
   # A finished scoring is never replaced silently.
   with pytest.raises(FileExistsError, match="holds a finished scoring"):
-    batch_score.run(batch_score.ScoreConfig(exported["path"], (str(path),), out))
+    batch_score.run(ScoreConfig(exported["path"], [str(path)], out))
 
 
 def test_tsv_by_header_and_json_lines_with_ids_from_the_last_pushed_version(
@@ -92,9 +92,8 @@ def test_tsv_by_header_and_json_lines_with_ids_from_the_last_pushed_version(
   tsv.insert(5, "short\trow")
   (inputs / "a.tsv").write_text("\n".join(tsv) + "\n")
   out = str(tmp_path / "tsv-out")
-  batch_score.run(batch_score.ScoreConfig(
-      registry, (str(inputs / "*.tsv"),), out, InputSpec("tsv", "text", id="row_id"),
-      compression="gzip"))
+  batch_score.run(ScoreConfig(
+      registry, [str(inputs / "*.tsv")], out, "tsv", "text", id="row_id", compression="gzip"))
   summary, rows, rejected = _predictions(out)
   assert summary["model"] == os.path.join(registry, "3")
   assert [r["id"] for r in rows] == [f"t{i}" for i in range(20)]
@@ -109,8 +108,7 @@ def test_tsv_by_header_and_json_lines_with_ids_from_the_last_pushed_version(
                 "[1, 2]"]
   (inputs / "b.jsonl").write_text("\n".join(jsonl) + "\n")
   out = str(tmp_path / "jsonl-out")
-  batch_score.run(batch_score.ScoreConfig(
-      registry, (str(inputs / "b.jsonl"),), out, InputSpec("jsonl", "body", id="key")))
+  batch_score.run(ScoreConfig(registry, [str(inputs / "b.jsonl")], out, "jsonl", "body", id="key"))
   summary, rows, rejected = _predictions(out)
   assert [r["id"] for r in rows] == [str(100 + i) for i in range(20)]
   assert [line.split(b"\t")[2] for line in rejected] == [
@@ -125,8 +123,8 @@ def test_the_dask_runner_scores_the_same(exported, tweets_data, tmp_path):
   outs = {}
   for name, args in (("direct", ()), ("dask", ("--runner", "DaskRunner"))):
     outs[name] = str(tmp_path / name)
-    batch_score.run(batch_score.ScoreConfig(exported["path"], (str(path),), outs[name],
-                                            chunk_bytes=1500, beam_args=args))
+    batch_score.run(ScoreConfig(exported["path"], [str(path)], outs[name], chunk_bytes=1500,
+                                beam_args=args))
   direct, dask = _predictions(outs["direct"]), _predictions(outs["dask"])
   assert direct[1] == dask[1] and direct[2] == dask[2] and len(direct[1]) == 60
 

@@ -14,7 +14,7 @@ from tests.conftest import VOCAB
 
 def test_trained_model_dir_is_evaluated_exported_and_pushed(tweets_data, tmp_path):
   from bertline.preprocessing.tokenization import load_vocab
-  from bertline.trainer.model_config import ModelConfig
+  from bertline.model.model_config import ModelConfig
 
   config = tmp_path / "tiny_config.json"
   ModelConfig(vocab_size=len(load_vocab(VOCAB)), hidden_size=32, num_hidden_layers=2,

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from bertline import cli, schema
 from bertline.evaluator import evaluate, predict
+from bertline.evaluator.config import EvaluateConfig, PredictConfig
 from tests.conftest import make_model_dir
 
 
@@ -64,12 +65,12 @@ def test_baseline_is_scored_on_the_same_examples(tiny_model, exported, tweets_da
   baseline = exported["path"]  # the tiny model, as exported: the model "in production"
   candidate_dir = str(tmp_path / "candidate")
   make_model_dir(candidate_dir, tweets_data["data"], seed=7)
-  result = evaluate.run(candidate_dir, tweets_data["data"], "dev", baseline_model=baseline,
-                        max_regression=0.0)
+  result = evaluate.run(EvaluateConfig(candidate_dir, tweets_data["data"], "dev",
+                                       baseline_model=baseline, max_regression=0.0))
   m = result["metrics"]
   # The baseline's metrics are those of the production model itself, evaluated alone.
-  alone = evaluate.run(tiny_model["model_dir"], tweets_data["data"], "dev",
-                       output_dir=str(tmp_path / "alone"))["metrics"]
+  alone = evaluate.run(EvaluateConfig(tiny_model["model_dir"], tweets_data["data"], "dev",
+                                      output_dir=str(tmp_path / "alone")))["metrics"]
   assert m["baseline"]["eval_accuracy"] == pytest.approx(alone["eval_accuracy"], abs=1e-9)
   assert m["baseline"]["eval_loss"] == pytest.approx(alone["eval_loss"], rel=1e-5)
   assert m["baseline"]["num_examples"] == m["num_examples"]
@@ -87,16 +88,16 @@ def test_bad_input_is_a_clear_error(tiny_model, tweets_data, tmp_path):
   meta.labels = ["positive", "neutral", "negative"]
   meta.write(other)
   with pytest.raises(ValueError, match=r"label mismatch: .* trained with labels \['negative'"):
-    evaluate.run(tiny_model["model_dir"], other, "dev")
+    evaluate.run(EvaluateConfig(tiny_model["model_dir"], other, "dev"))
   with pytest.raises(ValueError, match="label mismatch"):
-    predict.run(tiny_model["model_dir"], other, "test")
+    predict.run(PredictConfig(tiny_model["model_dir"], other, "test"))
   untrained = str(tmp_path / "untrained")
   make_model_dir(untrained, tweets_data["data"], with_checkpoint=False)
   with pytest.raises(FileNotFoundError, match="no checkpoint in"):
-    evaluate.run(untrained, tweets_data["data"], "dev")
+    evaluate.run(EvaluateConfig(untrained, tweets_data["data"], "dev"))
   with pytest.raises(ValueError, match="has no split 'valid'"):
-    evaluate.run(tiny_model["model_dir"], tweets_data["data"], "valid")
-  with pytest.raises(ValueError, match="unknown metric 'acc'"):
+    evaluate.run(EvaluateConfig(tiny_model["model_dir"], tweets_data["data"], "valid"))
+  with pytest.raises(ValueError, match="--threshold acc: unknown metric; choose one of"):
     evaluate.main(["--model-dir", tiny_model["model_dir"], "--data-dir", tweets_data["data"],
                    "--threshold", "acc=0.5"])
   assert not os.path.exists(os.path.join(untrained, schema.METRICS_FILE))
@@ -110,8 +111,8 @@ def test_predict_writes_run_classifier_lines_in_input_order(tiny_model, exported
   guids = [f"test-{i}" for i in range(1, n_lines + 1)]  # input line order
   assert sorted(ref) == sorted(guids)
 
-  plain = predict.run(tiny_model["model_dir"], tweets_data["data"], "test",
-                      str(tmp_path / "test_results.tsv"))
+  plain = predict.run(PredictConfig(tiny_model["model_dir"], tweets_data["data"], "test",
+                                    str(tmp_path / "test_results.tsv")))
   with open(plain) as f:
     lines = f.read().splitlines()
   assert len(lines) == len(guids)

@@ -20,6 +20,7 @@ import pytest
 from bertline import cli, errors, schema
 from bertline.evaluator import blessing as blessing_lib
 from bertline.evaluator import evaluate
+from bertline.evaluator.config import EvaluateConfig
 from bertline.exporter import export, vertex_registry
 from tests.exporter.vertex_api import Server
 
@@ -33,7 +34,8 @@ def versions(tiny_model, tweets_data, tmp_path_factory):
   root = tmp_path_factory.mktemp("vertex")
   model_dir = str(root / "model_dir")
   shutil.copytree(tiny_model["model_dir"], model_dir)
-  evaluate.run(model_dir, tweets_data["data"], "dev", thresholds={"eval_accuracy": 0.0})
+  evaluate.run(EvaluateConfig(model_dir, tweets_data["data"], "dev",
+                              thresholds={"eval_accuracy": 0.0}))
   export_dir = root / "export"
   first = export.export_model(model_dir, str(export_dir), version=3)
   with open(os.path.join(model_dir, schema.METRICS_FILE)) as f:
@@ -160,7 +162,7 @@ def test_without_the_sdk_push_names_the_extra(versions, monkeypatch, tmp_path):
   monkeypatch.setitem(sys.modules, "google.cloud.aiplatform", None)
   monkeypatch.delattr(google.cloud, "aiplatform", raising=False)
   with pytest.raises(ValueError, match=r"--vertex-model needs the Vertex AI SDK "
-                     r"\(google-cloud-aiplatform\): pip install 'bertline\[vertex\]'"):
+                     r"\(google-cloud-aiplatform\): pip install -e '\.\[vertex\]'"):
     from bertline.exporter import push
     push.push(str(versions["dir"] / "3"), "gs://models/x", force=True,
               vertex=vertex_registry.VertexModel("m", "p", "r"))

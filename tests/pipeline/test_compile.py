@@ -120,8 +120,9 @@ def test_a_score_section_scores_after_push_or_with_the_model_in_production(tmp_p
   (else_task,) = others[0].values()
   assert "dependentTasks" not in else_task and else_task["taskInfo"]["name"] == "score"
   params = scored_after_push["inputs"]["parameters"]
-  assert params["input_pattern"]["runtimeValue"]["constant"] == "gs://b/new/{date}/*.jsonl"
-  assert params["id_key"]["runtimeValue"]["constant"] == "key"
+  # The score section travels as one dict, ScoreConfig's keys, checked by it on the worker.
+  settings = params["score_settings"]["runtimeValue"]["constant"]
+  assert settings["input"] == ["gs://b/new/{date}/*.jsonl"] and settings["id"] == "key"
   assert params["date"]["componentInputParameter"] == "pipelinechannel--resolve-data-date"
   # Without a score section the pipeline has no score task (pipeline.yaml is unchanged).
   assert "comp-score" not in yaml.safe_load(open(CHECKED_IN))["components"]
@@ -147,13 +148,13 @@ def test_a_distill_section_adds_a_student_that_is_evaluated_and_pushed(tmp_path)
   assert model_input["producerTask"] == "distill"
   defaults = spec["root"]["inputDefinitions"]["parameters"]
   assert defaults["distill_settings"]["defaultValue"]["student_layers"] == 3
-  assert defaults["quantize"]["defaultValue"] == "int8"
+  assert defaults["export_settings"]["defaultValue"]["quantize"] == "int8"
   (branch,) = [c["dag"]["tasks"] for n, c in spec["components"].items()
                if n.startswith("comp-condition-") and "export-push" in c["dag"]["tasks"]]
   push_inputs = branch["export-push"]["inputs"]
   assert push_inputs["artifacts"]["model"]["componentInputArtifact"].startswith(
       "pipelinechannel--distill-model")
-  assert push_inputs["parameters"]["quantize"]["componentInputParameter"] == (
-      "pipelinechannel--quantize")
+  assert push_inputs["parameters"]["export_settings"]["componentInputParameter"] == (
+      "pipelinechannel--export_settings")
   # Without a distill section there is no distill task (pipeline.yaml has none).
   assert "comp-distill" not in yaml.safe_load(open(CHECKED_IN))["components"]

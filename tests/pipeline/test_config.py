@@ -201,9 +201,10 @@ def test_late_errors_are_caught_before_any_work(tmp_path):
   with pytest.raises(ConfigError, match=r"evaluate\.thresholds\.bogus: unknown metric; choose one "
                      r"of eval_accuracy"):
     config_lib.load(path, ["evaluate.thresholds.bogus=0.5"])
-  with pytest.raises(ConfigError, match=r"data\.max_seq_length 100000 is longer than the model was "
-                     r"trained for \(max_position_embeddings 512 in .*config\.json\); set "
-                     r"data\.max_seq_length to at most 512"):
+  # The model's own check (model_config.check_sequence_length), naming this file's key.
+  with pytest.raises(ConfigError, match=r"Cannot use sequence length 100000 because the model was "
+                     r"only trained up to sequence length 512 \(max_position_embeddings in "
+                     r".*config\.json\); set data\.max_seq_length to at most 512"):
     config_lib.load(path, ["data.max_seq_length=100000", "model.init_checkpoint=builtin:minilm"])
   with pytest.raises(ConfigError, match=r"train\.epochs must be a finite number, got nan"):
     config_lib.load(path, ["train.epochs=.nan"])

@@ -155,5 +155,5 @@ def test_vertex_without_its_sdk_names_the_extra(monkeypatch):
   import google.cloud
   monkeypatch.setitem(sys.modules, "google.cloud.aiplatform", None)
   monkeypatch.delattr(google.cloud, "aiplatform", raising=False)
-  with pytest.raises(ValueError, match=r"--vertex needs the Vertex AI SDK \(google-cloud-aiplatform\): pip install .bertline\[vertex\]."):
+  with pytest.raises(ValueError, match=r"--vertex needs the Vertex AI SDK \(google-cloud-aiplatform\): pip install -e '\.\[vertex\]"):
     submit.main(["--config", MRPC, "--vertex", "--project", "p", "--region", "r"])

@@ -17,8 +17,8 @@ CONFIG = {"data": {"builtin": "tweets", "limit": 200, "max_seq_length": 32},
 @pytest.mark.parametrize("override,expected", [
     ("train.epochs=.nan", "train.epochs must be a finite number, got nan"),
     ("evaluate.thresholds.bogus=0.5", "evaluate.thresholds.bogus: unknown metric"),
-    ("data.max_seq_length=100000", "data.max_seq_length 100000 is longer than the model was "
-                                   "trained for (max_position_embeddings 512"),
+    ("data.max_seq_length=100000", "Cannot use sequence length 100000 because the model was "
+                                   "only trained up to sequence length 512"),
 ])
 def test_late_errors_fail_before_any_work(tmp_path, override, expected):
   path = tmp_path / "run.yaml"

@@ -25,7 +25,7 @@ def test_a_truncated_safetensors_file_is_named(tmp_path):
 def test_a_reordered_vocab_of_the_right_size_is_refused(tmp_path):
   import pytest
 
-  from bertline.trainer import checkpoints
+  from bertline.model import checkpoints
   with open(os.path.join(resources.minilm_dir(), "vocab.txt"), "rb") as f:
     tokens = f.read().splitlines(keepends=True)
   tokens[2000], tokens[2001] = tokens[2001], tokens[2000]  # same size, two ids swapped

@@ -7,6 +7,7 @@ import sys
 
 from bertline import errors
 from bertline.evaluator import batch_score
+from bertline.evaluator.config import ScoreConfig
 
 
 def _texts(path, n, word):
@@ -40,7 +41,7 @@ def test_a_killed_runs_temporary_files_are_cleared_and_never_published(exported,
   stale.mkdir(parents=True)
   (stale / "predictions-00000-of-00001.jsonl").write_text('{"id": "stale"}\n')
   text = _texts(tmp_path / "a.txt", 20, "fine")
-  summary = batch_score.run(batch_score.ScoreConfig(exported["path"], (str(text),), str(out)))
+  summary = batch_score.run(ScoreConfig(exported["path"], [str(text)], str(out)))
   assert not stale.exists() and summary["scored"] == 20
   assert sorted(os.listdir(out)) == sorted(summary["files"] + ["rejected", "summary.json",
                                                                 ".bertline-score.lock"])

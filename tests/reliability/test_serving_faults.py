@@ -98,7 +98,7 @@ def test_skipping_the_check_is_recorded_in_the_push_record(exported, tmp_path):
 @pytest.mark.parametrize("flags,message", [
     (["--serving-timeout", "0"], "--serving-timeout 0 must be positive"),
     (["--vertex-model", "m", "--project", "p", "--region", "r"],
-     "--vertex-model needs --to gs://BUCKET/path"),
+     "--vertex-model needs --to in Cloud Storage (gs://BUCKET/models/NAME)"),
     (["--project", "p"], "--project and --region go with --vertex-model"),
     (["--vertex-model", "9lives", "--project", "p", "--region", "r"],
      "a Vertex AI model ID is 1-63 of"),

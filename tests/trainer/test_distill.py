@@ -9,10 +9,11 @@ import pytest
 import tensorflow as tf
 
 from bertline import cli, errors
-from bertline.model_dir import ModelDir
+from bertline.evaluator.config import EvaluateConfig
+from bertline.model.model_dir import ModelDir
 from bertline.trainer import distill, train
-from bertline.trainer.model_config import ModelConfig
-from bertline.trainer.modeling import BertClassifier
+from bertline.model.model_config import ModelConfig
+from bertline.model.modeling import BertClassifier
 from tests.trainer import helpers
 
 
@@ -112,7 +113,7 @@ def test_distill_trains_a_smaller_ordinary_model_dir_and_resumes_exactly(
   assert settings["teacher"] == teacher and settings["student_layers"] == 2
   assert settings["temperature"] == 2.0 and settings["alpha"] == 0.5
   # An ordinary model_dir: evaluate and export take it as they take any.
-  metrics = evaluate.run(str(tmp_path / "student"), lang_records, "dev")["metrics"]
+  metrics = evaluate.run(EvaluateConfig(str(tmp_path / "student"), lang_records, "dev"))["metrics"]
   assert metrics["eval_accuracy"] >= 0.9
   exported = export.export_model(str(tmp_path / "student"), str(tmp_path / "export"), version=1)
   loaded = tf.saved_model.load(exported)

@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from bertline.model_dir import ModelDir
+from bertline.model.model_dir import ModelDir
 from tests.trainer import helpers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

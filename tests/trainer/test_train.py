@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from bertline import schema
 from bertline.trainer import inputs, train
-from bertline.model_dir import ModelDir
+from bertline.model.model_dir import ModelDir
 from tests.trainer import helpers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -241,7 +241,7 @@ def test_xla_default_follows_the_device(monkeypatch):
   # This machine is CPU-only, where XLA is slower: off unless asked for.
   assert not train._use_xla(train.TrainConfig(**base), static_shapes=False)
   assert train._use_xla(train.TrainConfig(xla=True, **base), static_shapes=False)
-  from bertline.trainer import modeling
+  from bertline.model import modeling
   monkeypatch.setattr(modeling, "default_jit_compile", lambda: True)  # as on a GPU
   assert not train._use_xla(train.TrainConfig(**base), static_shapes=False)  # a shape per length
   assert train._use_xla(train.TrainConfig(bucket_boundaries=[32, 64], **base), static_shapes=False)

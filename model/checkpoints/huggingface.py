@@ -12,9 +12,12 @@ import json
 import re
 from typing import Any, Dict, List, Optional, Tuple
 
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import load
+
 from bertline import fileio
-from bertline.trainer import modeling
-from bertline.trainer.checkpoints.common import VOCAB_NAMES, PretrainedFiles, Tensors, first_existing
+from bertline.model import modeling
+from bertline.model.checkpoints.common import VOCAB_NAMES, PretrainedFiles, Tensors, first_existing
 
 KIND = "huggingface"
 
@@ -110,7 +113,6 @@ def canonical(name: str) -> Tuple[Optional[str], bool]:
 
 def read(files: PretrainedFiles) -> Tensors:
   """The weights of every safetensors file; a truncated or corrupted one is named."""
-  from safetensors import SafetensorError
   try:
     return _read(files)
   except SafetensorError as e:
@@ -119,11 +121,9 @@ def read(files: PretrainedFiles) -> Tensors:
 
 
 def _read(files: PretrainedFiles) -> Tensors:
-  from safetensors import safe_open
   tensors = Tensors()
   for path in files.weight_files:
     if fileio.is_remote(path):  # safe_open maps local files only; remote ones are read whole
-      from safetensors.numpy import load
       arrays = load(fileio.read_bytes(path))
       names = sorted(arrays)
       shape_of, get = (lambda n, a=arrays: a[n].shape), (lambda n, a=arrays: a[n])

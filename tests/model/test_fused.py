@@ -1,4 +1,4 @@
-"""trainer/fused.py's kernels against the unfused TensorFlow ops and their autodiff."""
+"""model/fused.py's kernels against the unfused TensorFlow ops and their autodiff."""
 
 import math
 
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bertline.trainer import fused, modeling
-from bertline.trainer.model_config import ModelConfig
+from bertline.model import fused, modeling
+from bertline.model.model_config import ModelConfig
 
 
 @pytest.fixture(autouse=True)

@@ -30,8 +30,8 @@ import keras
 import tensorflow as tf
 
 from bertline import schema
-from bertline.trainer import fused
-from bertline.trainer.model_config import ModelConfig
+from bertline.model import fused
+from bertline.model.model_config import ModelConfig
 
 _SQRT_2 = math.sqrt(2.0)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -147,7 +147,7 @@ class Dropout(keras.layers.Dropout):
     """The (int16 draws, keep threshold, scale) this layer's next call on x would use.
 
     None when it would drop nothing (rate rounds to 0 of 65536); a fused
-    kernel (trainer/fused.py) applies `draws >= threshold` and `scale` itself.
+    kernel (model/fused.py) applies `draws >= threshold` and `scale` itself.
     """
     if self.noise_shape is not None:
       raise ValueError("draws_for() has no noise_shape support")
@@ -355,7 +355,7 @@ class TransformerLayer(keras.layers.Layer):
     self.attention_dropout = Dropout(config.attention_probs_dropout_prob)
     self.hidden_dropout = Dropout(config.hidden_dropout_prob)
     self.activation = get_activation(config.hidden_act)
-    # Training runs trainer/fused.py's kernels; False runs the plain ops (the
+    # Training runs model/fused.py's kernels; False runs the plain ops (the
     # reference the fused kernels are tested against).
     self.fused_training = True
 
@@ -407,7 +407,7 @@ class TransformerLayer(keras.layers.Layer):
     return tf.cast(out, self.compute_dtype)
 
   def _fused_output_sublayers(self, context, x):
-    """Training's attention output, feed-forward and their LayerNorms (trainer/fused.py).
+    """Training's attention output, feed-forward and their LayerNorms (model/fused.py).
 
     The same function as the unfused ops below it in call(): each dense
     layer's matmul on oneDNN, and its bias, activation, dropout, residual and

@@ -14,9 +14,9 @@ from typing import Any, Dict, Optional
 import tensorflow as tf
 
 from bertline import fileio, schema
-from bertline.trainer import modeling
-from bertline.trainer.checkpoints import google
-from bertline.trainer.checkpoints.common import VOCAB_NAMES, PretrainedFiles, Tensors, first_existing
+from bertline.model import modeling
+from bertline.model.checkpoints import google
+from bertline.model.checkpoints.common import VOCAB_NAMES, PretrainedFiles, Tensors, first_existing
 
 KIND = "bertline"
 # Object-based checkpoints carry their object graph; TF1 name-based ones do not.

@@ -116,8 +116,8 @@ def test_the_evaluate_component_logs_per_class_metrics_and_a_binary_roc_curve(mo
   artifacts = {name: cls(name=name, uri=str(tmp_path / name)) for name, cls in (
       ("examples", Dataset), ("model", Model), ("metrics", Metrics),
       ("confusion", ClassificationMetrics), ("evaluation", Artifact))}
-  blessed = kfp_components.evaluate(split="dev", thresholds={}, baseline_model="",
-                                    max_regression=0.0, **artifacts)
+  blessed = kfp_components.evaluate(evaluate_settings={"split": "dev"}, baseline_model="",
+                                    **artifacts)
   assert blessed is True
   logged = artifacts["metrics"].metadata
   assert logged["precision_pos"] == computed["precision"]["pos"] and logged["support_neg"] == 2.0

@@ -10,9 +10,9 @@ import pytest
 import tensorflow as tf
 
 from bertline import schema
-from bertline import model_dir as model_dir_lib
-from bertline.trainer import modeling
-from bertline.trainer.model_config import ModelConfig
+from bertline.model import model_dir as model_dir_lib
+from bertline.model import modeling
+from bertline.model.model_config import ModelConfig
 from tests.trainer import helpers
 
 

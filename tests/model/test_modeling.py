@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bertline.trainer import modeling
-from bertline.trainer.model_config import ModelConfig
+from bertline.model import modeling
+from bertline.model.model_config import ModelConfig
 
 TINY = dict(vocab_size=40, hidden_size=16, num_hidden_layers=2, num_attention_heads=4,
             intermediate_size=32, max_position_embeddings=24)

@@ -15,7 +15,7 @@ import dataclasses
 import json
 from typing import Any, Dict, Optional
 
-from bertline import fileio
+from bertline import fileio, schema
 
 # hidden_act names -> the function modeling.py builds. "gelu" is BERT's exact
 # erf form (HF's "gelu" too); the tanh approximation has its own names.
@@ -56,6 +56,34 @@ _REQUIRED_VALUES = {
 # Other names for our keys.
 _ALIASES = {"layer_norm_epsilon": "layer_norm_eps", "hidden_activation": "hidden_act"}
 
+
+# The config a checkpoint directory holds, in the order they are looked for: bertline's own,
+# Google's (BERT, then ALBERT's) and Hugging Face's.
+GOOGLE_CONFIG_NAMES = ("bert_config.json", "albert_config.json", "config.json")
+CONFIG_FILE_NAMES = (schema.MODEL_CONFIG_FILE,) + GOOGLE_CONFIG_NAMES
+
+
+def config_file_in(directory: str) -> Optional[str]:
+  """The first of CONFIG_FILE_NAMES in `directory`, or None."""
+  for name in CONFIG_FILE_NAMES:
+    path = fileio.join(directory, name)
+    if fileio.exists(path):
+      return path
+  return None
+
+
+def check_sequence_length(max_seq_length: int, max_positions: int, config_file: str,
+                          key: str = "--max-seq-length") -> None:
+  """The one "does the data fit the model" check (google-research/bert's own sentence).
+
+  `key` names the setting as the caller's user gave it: a flag, or a run
+  config's key.
+  """
+  if max_seq_length > max_positions:
+    raise ValueError(
+        f"Cannot use sequence length {max_seq_length} because the model was only trained up to "
+        f"sequence length {max_positions} (max_position_embeddings in {config_file}); set {key} "
+        f"to at most {max_positions}.")
 
 @dataclasses.dataclass
 class ModelConfig:

@@ -13,8 +13,8 @@ import tensorflow as tf
 from bertline import corpora, resources, schema
 from bertline.preprocessing.features import pack_features
 from bertline.preprocessing.tokenization import BertTokenizer
-from bertline.trainer import checkpoints, modeling
-from bertline.trainer.model_config import ModelConfig
+from bertline.model import checkpoints, modeling
+from bertline.model.model_config import ModelConfig
 from tests.trainer import fixtures
 
 MAX_SEQ_LENGTH = 48

@@ -37,7 +37,7 @@ class PretrainedFiles:
 
   def model_config(self):
     """The config, completed with what only the checkpoint's format says (see the format modules)."""
-    from bertline.trainer import checkpoints
+    from bertline.model import checkpoints  # the package imports this module: a cycle at the top
     return checkpoints.model_config_of(self)
 
   def validate_for(self, max_seq_length: Optional[int] = None, vocab_file: Optional[str] = None,
@@ -52,7 +52,7 @@ class PretrainedFiles:
     Raises:
       ValueError: saying which setting to change.
     """
-    from bertline.trainer import checkpoints
+    from bertline.model import checkpoints  # the package imports this module: a cycle at the top
     return checkpoints.validate_for(self, max_seq_length, vocab_file, do_lower_case)
 
 

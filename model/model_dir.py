@@ -19,9 +19,16 @@ weights alone read back with `tf.train.Checkpoint(model=m).read(path)`.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any, Dict, List, Optional
 
+import tensorflow as tf
+
 from bertline import fileio, schema
+from bertline.model import modeling
+from bertline.model.model_config import ModelConfig
+
+log = logging.getLogger("bertline")
 
 BEST_INFO_FILE = "best.json"
 EVENTS_SUBDIR = "events"
@@ -83,7 +90,6 @@ class ModelDir:
       raise ValueError(f"{self.file(name)} is not valid JSON ({e}).") from e
 
   def model_config(self):
-    from bertline.trainer.model_config import ModelConfig
     return ModelConfig.from_dict(self._read_json(schema.MODEL_CONFIG_FILE))
 
   def labels(self) -> List[str]:
@@ -111,11 +117,9 @@ class ModelDir:
     return json.loads(fileio.read_text(path))
 
   def latest_checkpoint(self) -> Optional[str]:
-    import tensorflow as tf
     return tf.train.latest_checkpoint(self.checkpoint_dir)
 
   def best_checkpoint(self) -> Optional[str]:
-    import tensorflow as tf
     return tf.train.latest_checkpoint(self.best_dir)
 
   def checkpoint(self, which: str = "best") -> str:
@@ -132,7 +136,6 @@ class ModelDir:
 
   def build_classifier(self):
     """A BertClassifier of this model_dir's shape, with fresh weights."""
-    from bertline.trainer import modeling
     config = self.model_config()
     dropout = float(self.train_config().get("classifier_dropout", 0.1)) if fileio.exists(
         self.file(schema.TRAIN_CONFIG_FILE)) else 0.1
@@ -144,9 +147,6 @@ class ModelDir:
     Every weight of the classifier must be in the checkpoint (the optimizer's
     slots and the input position are skipped).
     """
-    import logging
-
-    import tensorflow as tf
     path = self.checkpoint(which)
     model = self.build_classifier()
     try:
@@ -158,7 +158,7 @@ class ModelDir:
       latest = self.latest_checkpoint()
       if which == "best" and latest and latest != path:
         # best/ is a copy of one evaluation's weights; the rolling checkpoints are intact.
-        logging.getLogger("bertline").warning(
+        log.warning(
             "The best checkpoint %s is damaged (%s); using the latest, %s.", path, reason, latest)
         return self.load_classifier("latest")
       raise ValueError(f"checkpoint {path} is damaged ({reason}): restore it from a copy, or "

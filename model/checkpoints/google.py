@@ -23,11 +23,11 @@ from typing import Any, Dict, List, Optional, Tuple
 import tensorflow as tf
 
 from bertline import fileio
-from bertline.trainer import modeling
-from bertline.trainer.checkpoints.common import VOCAB_NAMES, PretrainedFiles, Tensors, first_existing
+from bertline.model import model_config, modeling
+from bertline.model.checkpoints.common import VOCAB_NAMES, PretrainedFiles, Tensors, first_existing
 
 KINDS = ("google", "albert", "albert_zh")
-CONFIG_NAMES = ("bert_config.json", "albert_config.json", "config.json")
+CONFIG_NAMES = model_config.GOOGLE_CONFIG_NAMES
 
 # Names in TF1 checkpoints that are not model weights at all (optimizer slots,
 # step and loss-scale counters): skipped, and reported only as a count.

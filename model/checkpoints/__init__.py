@@ -29,10 +29,11 @@ from typing import List, Optional
 import numpy as np
 
 from bertline import fileio
-from bertline.trainer import modeling
-from bertline.trainer.checkpoints import bertline_dir, google, huggingface
-from bertline.trainer.checkpoints.common import PretrainedFiles, Tensors
-from bertline.trainer.model_config import ModelConfig
+from bertline.model import modeling
+from bertline.model.checkpoints import bertline_dir, google, huggingface
+from bertline.model.checkpoints.common import PretrainedFiles, Tensors
+from bertline.model import model_config
+from bertline.model.model_config import ModelConfig
 
 log = logging.getLogger(__name__)
 
@@ -129,11 +130,9 @@ def validate_for(files: PretrainedFiles, max_seq_length: Optional[int] = None,
                  do_lower_case: Optional[bool] = None) -> ModelConfig:
   """PretrainedFiles.validate_for: the data must fit the model; returns its config."""
   config = files.model_config()
-  if max_seq_length is not None and max_seq_length > config.max_position_embeddings:
-    raise ValueError(
-        f"Cannot use sequence length {max_seq_length} because the model {files.source} was "
-        f"only trained up to sequence length {config.max_position_embeddings} "
-        f"(max_position_embeddings in {files.config_file}); lower --max-seq-length.")
+  if max_seq_length is not None:
+    model_config.check_sequence_length(max_seq_length, config.max_position_embeddings,
+                                       files.config_file)
   given = vocab_file
   vocab_file = vocab_file or files.vocab_file
   if vocab_file:

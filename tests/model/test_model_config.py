@@ -5,7 +5,7 @@ import json
 import pytest
 
 from bertline import resources
-from bertline.trainer.model_config import ModelConfig
+from bertline.model.model_config import ModelConfig
 
 # Google's chinese_L-12_H-768_A-12/bert_config.json, as released (extra pooler keys included).
 GOOGLE_CHINESE = {
