@@ -60,3 +60,22 @@ def test_no_function_in_stage_code_is_long():
           if lines > MAX_FUNCTION_LINES and rel not in STANDALONE:
             long.append(f"{rel}:{node.lineno} {node.name}: {lines} lines")
   assert not long, "split these into named steps:\n" + "\n".join(long)
+
+
+def _mirrored_test(rel: str) -> pathlib.Path:
+  """tests/<package path>/test_<module>.py; the top package `bertline/` maps to tests/ itself
+  (its modules are the shared ground floor), and __main__.py to test_main.py."""
+  path = pathlib.PurePosixPath(rel)
+  name = "main" if path.stem == "__main__" else path.stem
+  folder = path.parent.parts[1:] if path.parts[0] == "bertline" else path.parent.parts
+  return ROOT.joinpath("tests", *folder, f"test_{name}.py")
+
+
+def test_every_module_has_its_test_file_under_the_same_folder_name():
+  missing = []
+  for package in PACKAGES:
+    for path in sorted((ROOT / package).rglob("*.py")):
+      rel = path.relative_to(ROOT).as_posix()
+      if path.name != "__init__.py" and not _mirrored_test(rel).exists():
+        missing.append(f"{rel} -> {_mirrored_test(rel).relative_to(ROOT)}")
+  assert not missing, "modules without their test file:\n" + "\n".join(missing)

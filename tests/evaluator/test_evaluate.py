@@ -1,4 +1,4 @@
-"""evaluate and predict on real tweets with a tiny classifier, against direct Keras runs."""
+"""evaluator/evaluate.py on real tweets with a tiny classifier, against direct Keras runs."""
 
 from __future__ import annotations
 
@@ -8,31 +8,17 @@ import shutil
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from bertline import cli, schema
 from bertline.evaluator import evaluate, predict
 from bertline.evaluator.config import EvaluateConfig, PredictConfig
 from tests.conftest import make_model_dir
-
-
-def _keras_reference(model, data_dir, split):
-  """guid -> (label_id, probabilities float32) by running the Keras model on full-length rows."""
-  metadata = schema.read_metadata(data_dir)
-  spec = schema.feature_spec(metadata.max_seq_length)
-  out = {}
-  for raw in tf.data.TFRecordDataset(metadata.split_files(data_dir, split)).batch(100):
-    ex = tf.io.parse_example(raw, spec)
-    feats = {k: tf.cast(ex[k], tf.int32) for k in schema.SEQUENCE_FEATURES}
-    probs = model(feats, training=False)["probabilities"].numpy()
-    for guid, label, p in zip(ex[schema.GUID].numpy()[:, 0], ex[schema.LABEL_IDS].numpy()[:, 0], probs):
-      out[guid.decode()] = (int(label), p)
-  return out
+from tests.evaluator.helpers import keras_reference
 
 
 def test_metrics_match_a_direct_keras_run_and_thresholds_gate(tiny_model, tweets_data, tmp_path,
                                                               capsys):
-  ref = _keras_reference(tiny_model["model"], tweets_data["data"], "dev")
+  ref = keras_reference(tiny_model["model"], tweets_data["data"], "dev")
   labels = np.array([v[0] for v in ref.values()])
   probs = np.stack([v[1] for v in ref.values()]).astype(np.float64)
   want_acc = float((probs.argmax(-1) == labels).mean())
@@ -101,35 +87,3 @@ def test_bad_input_is_a_clear_error(tiny_model, tweets_data, tmp_path):
     evaluate.main(["--model-dir", tiny_model["model_dir"], "--data-dir", tweets_data["data"],
                    "--threshold", "acc=0.5"])
   assert not os.path.exists(os.path.join(untrained, schema.METRICS_FILE))
-
-
-def test_predict_writes_run_classifier_lines_in_input_order(tiny_model, exported, tweets_data,
-                                                            tmp_path):
-  ref = _keras_reference(tiny_model["model"], tweets_data["data"], "test")
-  with open(os.path.join(tweets_data["tsv"], "test.tsv"), "rb") as f:
-    n_lines = len(f.read().split(b"\n")) - 2  # header and the final newline
-  guids = [f"test-{i}" for i in range(1, n_lines + 1)]  # input line order
-  assert sorted(ref) == sorted(guids)
-
-  plain = predict.run(PredictConfig(tiny_model["model_dir"], tweets_data["data"], "test",
-                                    str(tmp_path / "test_results.tsv")))
-  with open(plain) as f:
-    lines = f.read().splitlines()
-  assert len(lines) == len(guids)
-  for guid, line in zip(guids, lines):
-    probs = np.array([float(x) for x in line.split("\t")])
-    np.testing.assert_allclose(probs, ref[guid][1], atol=1e-6)
-  # run_classifier writes str() of each float32 probability: shortest float32 repr.
-  for cell in lines[0].split("\t"):
-    assert str(np.float32(cell)) == cell  # not a float64 repr such as 0.3333333432674408
-
-  rc = cli.main(["predict", "--model", exported["path"], "--data-dir", tweets_data["data"],
-      "--split", "test", "--output", str(tmp_path / "wide.tsv"), "--with-guid", "--with-label"])
-  assert rc == 0
-  labels = ["negative", "neutral", "positive"]
-  with open(tmp_path / "wide.tsv") as f:
-    rows = [line.split("\t") for line in f.read().splitlines()]
-  assert [r[0] for r in rows] == guids
-  for r in rows:
-    np.testing.assert_allclose([float(x) for x in r[1:4]], ref[r[0]][1], atol=1e-5)
-    assert r[4] == labels[int(np.argmax(ref[r[0]][1]))]

@@ -1,18 +1,12 @@
-"""Submission and scheduling: crons, checks before sending, and the requests a KFP server gets."""
+"""pipeline/schedule.py: crons, checks before sending, and the requests a KFP server gets."""
 
-import http.server
 import io
 import json
-import os
-import sys
-import threading
 
 import pytest
 
-from bertline.pipeline import schedule, submit
-
-ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
-MRPC = os.path.join(ROOT, "examples", "kubeflow_mrpc.yaml")
+from bertline.pipeline import schedule
+from tests.pipeline.helpers import MRPC, posted
 
 
 @pytest.mark.parametrize("cron,vertex,kubeflow", [
@@ -56,49 +50,13 @@ def test_invalid_crons_say_which_field(cron, message):
     schedule.parse_cron(cron)
 
 
-class _FakeKfp(http.server.BaseHTTPRequestHandler):
-  """Just enough of the Kubeflow Pipelines v2beta1 REST API; records every request."""
-
-  requests = []
-
-  def _answer(self):
-    length = int(self.headers.get("Content-Length") or 0)
-    body = self.rfile.read(length)
-    self.requests.append((self.command, self.path.split("?")[0], json.loads(body) if body else None))
-    self.send_response(200)
-    self.send_header("Content-Type", "application/json")
-    self.end_headers()
-    self.wfile.write(json.dumps({"experiment_id": "exp-1", "run_id": "run-1",
-                                 "recurring_run_id": "rec-1", "experiments": []}).encode())
-
-  do_GET = do_POST = _answer
-
-  def log_message(self, *args):
-    pass
-
-
-@pytest.fixture
-def kfp_server():
-  _FakeKfp.requests = []
-  server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FakeKfp)
-  thread = threading.Thread(target=server.serve_forever, daemon=True)
-  thread.start()
-  yield f"http://127.0.0.1:{server.server_port}", _FakeKfp.requests
-  server.shutdown()
-  server.server_close()
-
-
-def _posted(requests, path):
-  return [body for method, p, body in requests if method == "POST" and p == path]
-
-
 def test_schedule_on_kubeflow_sends_six_field_cron_and_config_arguments(kfp_server):
   host, requests = kfp_server
   out = io.StringIO()
   assert schedule.main(["--config", MRPC, "--cron", "15 4 * * 1", "--host", host,
                         "--set", "train.max_steps=9"], out=out) == 0
   assert "rec-1 (0 15 4 * * 1)" in out.getvalue()
-  (body,) = _posted(requests, "/apis/v2beta1/recurringruns")
+  (body,) = posted(requests, "/apis/v2beta1/recurringruns")
   assert body["trigger"]["cron_schedule"]["cron"] == "0 15 4 * * 1"
   assert body["max_concurrency"] == 1
   assert body["no_catchup"] is True
@@ -111,16 +69,6 @@ def test_schedule_on_kubeflow_sends_six_field_cron_and_config_arguments(kfp_serv
   executors = body["pipeline_spec"]["deploymentSpec"]["executors"]
   assert {e["container"]["image"] for e in executors.values()} == {
       "us-docker.pkg.dev/my-project/bertline/bertline:0.1.0"}
-
-
-def test_submit_to_kubeflow_creates_one_run(kfp_server):
-  host, requests = kfp_server
-  out = io.StringIO()
-  assert submit.main(["--config", MRPC, "--host", host, "--run-date", "2026-11-23"], out=out) == 0
-  assert "Kubeflow run run-1" in out.getvalue()
-  (body,) = _posted(requests, "/apis/v2beta1/runs")
-  assert body["runtime_config"]["parameters"]["run_date"] == "2026-11-23"
-  assert body["pipeline_spec"]["pipelineInfo"]["name"] == "bertline-mrpc"
 
 
 def test_schedule_refuses_a_time_zone_on_kubeflow_before_sending(kfp_server):
@@ -136,24 +84,3 @@ def test_vertex_dry_run_keeps_the_time_zone():
                         "europe-west4", "--dry-run"], out=out) == 0
   plan = json.loads(out.getvalue())
   assert plan["cron"] == "TZ=Europe/Paris 0 3 * * 1" and plan["target"] == "vertex"
-
-
-def test_vertex_checks(tmp_path):
-  with pytest.raises(ValueError, match=r"--vertex needs --region"):
-    submit.main(["--config", MRPC, "--vertex", "--project", "p"])
-  with pytest.raises(ValueError, match=r"push\.to 'registry' is a local path"):
-    submit.main(["--config", MRPC, "--vertex", "--project", "p", "--region", "r",
-                 "--set", "push.to=registry", "--set", "push.vertex_model="])
-  with pytest.raises(ValueError, match=r"pipeline\.pipeline_root .*gs://BUCKET"):
-    submit.main(["--config", MRPC, "--vertex", "--project", "p", "--region", "r",
-                 "--set", "pipeline.pipeline_root="])
-
-
-def test_vertex_without_its_sdk_names_the_extra(monkeypatch):
-  # The SDK is installed for the tests: hide it as if absent (an entry of None in
-  # sys.modules makes an import fail; the attribute would still satisfy `from ... import`).
-  import google.cloud
-  monkeypatch.setitem(sys.modules, "google.cloud.aiplatform", None)
-  monkeypatch.delattr(google.cloud, "aiplatform", raising=False)
-  with pytest.raises(ValueError, match=r"--vertex needs the Vertex AI SDK \(google-cloud-aiplatform\): pip install -e '\.\[vertex\]"):
-    submit.main(["--config", MRPC, "--vertex", "--project", "p", "--region", "r"])

@@ -6,9 +6,14 @@ import json
 import os
 import random
 
+import numpy as np
+
 from bertline import corpora, resources
+from bertline.model.model_dir import ModelDir
 from bertline.preprocessing import beam_job
 
+# The repository root: subprocesses run `python -m bertline.cli` from it.
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VOCAB = os.path.join(resources.minilm_dir(), "vocab.txt")
 
 LANG_TASK = """\
@@ -72,3 +77,16 @@ def train_config(records, model_dir, tiny_config, **overrides):
                 learning_rate=1e-3, eval_every_steps=10, progress=False, seed=3)
   values.update(overrides)
   return train.TrainConfig(**values)
+
+
+def weights(model_dir, which="latest"):
+  return [v.numpy() for v in ModelDir(str(model_dir)).load_classifier(which).weights]
+
+
+def assert_same_weights(a, b, **tol):
+  assert len(a) == len(b)
+  for x, y in zip(a, b):
+    if tol:
+      np.testing.assert_allclose(x, y, **tol)
+    else:
+      np.testing.assert_array_equal(x, y)

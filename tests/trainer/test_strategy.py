@@ -1,4 +1,4 @@
-"""Mirrored (2 logical CPUs) and multi-worker (2 processes on loopback) training
+"""trainer/strategy.py: mirrored (2 logical CPUs) and multi-worker (2 processes on loopback) training
 give the updates of one device with the same global batch."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""What a Dataflow worker gets: bertline's own wheel, staged unless the job brings an image.
+"""bertline/staging.py: a Dataflow worker gets bertline's own wheel, staged unless the job
+brings an image.
 
 The slow case proves what can be proven without Google's service: the staged
 wheel, installed into a clean virtual environment that holds only what Beam's
@@ -22,7 +23,7 @@ from bertline import beam_runner, corpora, resources, staging
 from bertline.preprocessing import beam_job
 from tests.records import read_split
 
-ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
+ROOT = os.path.join(os.path.dirname(__file__), "..")
 VOCAB = os.path.join(resources.minilm_dir(), "vocab.txt")
 DATAFLOW = ["--runner", "DataflowRunner", "--project", "p", "--region", "europe-west4",
             "--temp_location", "gs://bucket/tmp"]
