@@ -39,6 +39,8 @@ COMMANDS = {
               "Score text files with an exported model on Beam (RunInference): JSON lines out."),
     "extract-features": ("bertline.trainer.extract_features",
                          "Per-token vectors of chosen layers, in extract_features.py's JSON-lines format."),
+    "run-classifier": ("bertline.pipeline.run_classifier",
+                       "google-research/bert's run_classifier.py: its flags, its output files."),
     "run": ("bertline.pipeline.local_run",
             "Run the whole pipeline on this machine from one YAML config."),
     "compile": ("bertline.pipeline.compile",
@@ -60,6 +62,7 @@ FLAGS_MODULES = {"train": ("bertline.trainer.config", "build_parser"),
                  "distill": ("bertline.trainer.config", "distill_parser"),
                  "extract-features": ("bertline.trainer.config", "extract_features_parser"),
                  "run": ("bertline.pipeline.config", "run_parser"),
+                 "run-classifier": ("bertline.pipeline.run_classifier_config", "build_parser"),
                  "score": ("bertline.evaluator.config", "score_parser")}
 # Of those, commands whose other flags are Apache Beam's: their light parser answers --help and
 # a bare command; the command itself parses the rest, checking Beam's options.

@@ -52,7 +52,8 @@ MISSPELLED = {"preprocess": "--max-seq-lenght", "train": "--learning-rat", "dist
               "--student-layer", "evaluate": "--modle-dir", "predict": "--data-dri",
               "export": "--export-dri", "push": "--too", "score": "--chunk-byte",
               "extract-features": "--layer", "run": "--conifg", "compile": "--outptu",
-              "submit": "--conifg", "schedule": "--conifg"}
+              "submit": "--conifg", "schedule": "--conifg",
+              "run-classifier": "--do_trian"}
 
 
 def test_every_command_refuses_a_misspelled_flag_with_the_closest_name():

@@ -1,8 +1,11 @@
-"""README.md and docs/: every command and flag they name is the CLI's, and the quickstart runs.
+"""README.md and docs/: every command and flag they name is the CLI's, and their runnable blocks run.
 
 A doc that names a flag the command does not have (or no longer has) fails
-here, not in a user's shell. The quickstart in README.md is executed as
-written, on the packaged real tweets and MiniLM, with fewer training steps.
+here, not in a user's shell. Every block marked `<!-- runnable: NAME -->` is
+executed as written — the README's quickstart and Python API on the packaged
+real tweets and MiniLM with fewer rows and steps, run_classifier's command on
+a Google-layout checkpoint and MRPC-layout files — and a block marked
+runnable that no runner here executes fails the suite.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import pytest
 
 from bertline import beam_runner, cli
 from bertline.errors import UsageError
+from tests.preprocessing.test_processors import _glue_fixture
+from tests.trainer import fixtures
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -77,26 +82,74 @@ def test_every_command_has_a_row_in_the_readmes_table():
   assert set(cli.COMMANDS) <= named, sorted(set(cli.COMMANDS) - named)
 
 
-def _quickstart() -> str:
-  readme = (ROOT / "README.md").read_text()
-  section = readme.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
-  (block,) = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
-  return block
+# A fenced block under `<!-- runnable: NAME -->` is executed by RUNNERS[NAME] below.
+RUNNABLE = re.compile(r"<!-- runnable: ([a-z-]+) -->\n```(?:bash|python)\n(.*?)```", re.S)
 
 
-def test_the_quickstart_runs_as_written(tmp_path):
-  script = _quickstart()
-  # Shorter, on this machine's 2 cores: fewer rows and steps; everything else as written.
-  script = script.replace("--rows 2000", "--rows 300").replace("--max-steps 100", "--max-steps 3")
-  script = script.replace("--threshold eval_accuracy=0.5", "--threshold eval_accuracy=0.0")
+def _runnable() -> dict:
+  blocks = {}
+  for doc in DOCS:
+    for name, code in RUNNABLE.findall(doc.read_text()):
+      assert name not in blocks, f"two blocks are marked runnable: {name}"
+      blocks[name] = code
+  return blocks
+
+
+def _bash(script: str, cwd: pathlib.Path, env: dict = None) -> subprocess.CompletedProcess:
   venv = pathlib.Path(sys.executable).parent.parent
-  os.symlink(venv, tmp_path / ".venv")
-  result = subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=900)
+  if not (cwd / ".venv").exists():
+    os.symlink(venv, cwd / ".venv")
+  path = f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}"
+  result = subprocess.run(["bash", "-e", "-c", script], cwd=cwd, capture_output=True, text=True,
+                          timeout=900, env={**os.environ, "PATH": path, **(env or {})})
   assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+  return result
+
+
+def _run_quickstart_and_the_python_api(blocks, tmp_path):
+  # Shorter, on this machine's 2 cores: fewer rows and steps; everything else as written.
+  script = blocks["quickstart"].replace("--rows 2000", "--rows 300")
+  script = script.replace("--max-steps 100", "--max-steps 3")
+  script = script.replace("--threshold eval_accuracy=0.5", "--threshold eval_accuracy=0.0")
+  result = _bash(script, tmp_path)
   assert "Prediction(label=" in result.stdout and "blessing: BLESSED" in result.stdout
   pushed = [p for p in (tmp_path / "registry" / "tweets").iterdir() if p.name.isdigit()]
   assert len(pushed) == 1 and (pushed[0] / "saved_model.pb").exists()
+  # README's Python block, in the same folder (it reads the quickstart's my_task.yaml and data).
+  code = blocks["python-api"].replace("max_steps=100", "max_steps=3")
+  code = code.replace('"work/', '"api/').replace('"registry/tweets"', '"api/registry"')
+  code = code.replace("model([\"what a great day\"])[0].label",
+                      "print(model([\"what a great day\"])[0].label)")
+  result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=900)
+  assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+  assert result.stdout.split()[-1] in ("negative", "neutral", "positive")
+
+
+def _run_run_classifier(blocks, tmp_path):
+  _glue_fixture("mrpc", str(tmp_path / "glue" / "MRPC"))
+  bert = fixtures.write_google_minilm(str(tmp_path / "uncased_L-6_H-384_A-12"))
+  out = tmp_path / "mrpc_output"
+  _bash(blocks["run-classifier"].replace("/tmp/mrpc_output/", f"{out}/"), tmp_path,
+        env={"BERT_BASE_DIR": bert, "GLUE_DIR": str(tmp_path / "glue")})
+  results = dict(line.split(" = ") for line in (out / "eval_results.txt").read_text().splitlines())
+  assert sorted(results) == ["eval_accuracy", "eval_loss", "global_step", "loss"]
+  assert int(results["global_step"]) == int(12 / 32 * 3.0)  # run_classifier's step count
+  assert (out / "train.tf_record").exists() and (out / "eval.tf_record").exists()
+
+
+RUNNERS = {"quickstart": _run_quickstart_and_the_python_api,
+           "python-api": None,  # run by the quickstart's runner, in its folder
+           "run-classifier": _run_run_classifier}
+
+
+def test_every_block_marked_runnable_has_its_runner():
+  assert set(_runnable()) == set(RUNNERS)
+
+
+@pytest.mark.parametrize("name", [n for n, run in RUNNERS.items() if run])
+def test_the_runnable_blocks_run_as_written(name, tmp_path):
+  RUNNERS[name](_runnable(), tmp_path)
 
 
 def _anchors(path: pathlib.Path) -> set:

@@ -28,7 +28,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from bertline import fileio
+from bertline import fileio, resources
 from bertline.model import modeling
 from bertline.model.checkpoints import bertline_dir, google, huggingface
 from bertline.model.checkpoints.common import PretrainedFiles, Tensors
@@ -57,12 +57,13 @@ def resolve_pretrained(path: str) -> PretrainedFiles:
   Args:
     path: str. A directory (Google zip extracted, HF model dir, bertline
       model_dir) or a checkpoint prefix (".../bert_model.ckpt", ".../best/ckpt-3")
-      or a .safetensors file.
+      or a .safetensors file; `builtin:minilm` is the packaged MiniLM.
   Returns:
     PretrainedFiles.
   Raises:
     FileNotFoundError / ValueError: naming the path and what was expected.
   """
+  path = resources.resolve_checkpoint(path)
   if not path:
     raise ValueError("No pretrained model given: pass a checkpoint directory or prefix.")
   path = path.rstrip("/") if len(path) > 1 else path

@@ -1,6 +1,8 @@
 """model/checkpoints/__init__.py: resolving a path to a checkpoint format, and the errors for
 what is not one (no checkpoint, no config, shapes that do not match)."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -42,3 +44,10 @@ def test_checkpoint_without_config(tmp_path):
                                 str(other / "model.ckpt"))
   with pytest.raises(ValueError, match="not a BERT/ALBERT checkpoint"):
     checkpoints.resolve_pretrained(str(other))
+
+
+def test_builtin_minilm_names_the_packaged_model_wherever_a_checkpoint_is_taken():
+  files = checkpoints.resolve_pretrained(resources.MINILM)
+  assert files.model_config() == checkpoints.resolve_pretrained(
+      resources.minilm_dir()).model_config()
+  assert files.vocab_file == os.path.join(resources.minilm_dir(), "vocab.txt")
