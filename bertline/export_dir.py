@@ -64,6 +64,10 @@ class ExportDir:
     return self.file(schema.ASSETS_DIR, schema.ASSET_METADATA)
 
   @property
+  def vocab_file(self) -> str:
+    return self.file(schema.ASSETS_DIR, schema.ASSET_VOCAB)
+
+  @property
   def labels_file(self) -> str:
     return self.file(schema.ASSETS_DIR, schema.ASSET_LABELS)
 

@@ -208,6 +208,7 @@ EVAL_HISTORY_FILE = "eval_history.jsonl"
 # --- Evaluator outputs ---------------------------------------------------------
 METRICS_FILE = "metrics.json"
 BLESSING_FILE = "blessing.json"
+REPORT_FILE = "report.html"           # the evaluation to look at (evaluator/report.py)
 PREDICTIONS_FILE = "test_results.tsv"
 
 # --- Exported SavedModel (TF Serving layout: <export_dir>/<version>/) ----------

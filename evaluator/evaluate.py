@@ -7,7 +7,9 @@
 Writes <output-dir>/metrics.json (eval_accuracy and eval_loss weighted by
 is_real_example as run_classifier's metric_fn, per-class precision / recall /
 F1, macro-F1, Matthews correlation, binary F1, confusion matrix, example
-count) and blessing.json (the decision and every reason). The baseline — the
+count, and ROC and precision-recall curves for binary tasks), blessing.json (the
+decision and every reason) and report.html (all of it to look at, with the
+most confidently wrong examples: evaluator/report.py). The baseline — the
 model now in production, as exported — is scored on the very same examples.
 """
 
@@ -18,13 +20,17 @@ import time
 from typing import Any, Dict, List
 
 import numpy as np
+import tensorflow as tf
 
 from bertline import fileio, flags, schema
 from bertline.evaluator import blessing as blessing_lib
 from bertline.evaluator import metrics as metrics_lib
-from bertline.evaluator import scoring
+from bertline.evaluator import report, scoring
 from bertline.evaluator import config
 from bertline.evaluator.config import EvaluateConfig
+from bertline.export_dir import ExportDir
+from bertline.model.model_dir import ModelDir
+from bertline.preprocessing import tokenization
 
 log = logging.getLogger("bertline.evaluate")
 
@@ -39,7 +45,40 @@ def _score_model(model: str, data_dir: str, metadata: schema.DataMetadata, split
   metrics = metrics_lib.classification_metrics(scores["label_ids"], scores["logits"],
                                                scores["is_real_example"], labels)
   metrics.update({"split": split, "data_dir": data_dir, "model": model, "model_kind": info["kind"]})
-  return {"metrics": metrics, "guid": scores["guid"]}
+  return {"metrics": metrics, "guid": scores["guid"], "scores": scores}
+
+
+def _vocab_of(model: str) -> str:
+  return ExportDir(model).vocab_file if scoring.is_export(model) else ModelDir(model).vocab_file
+
+
+def wrong_examples(scores: Dict[str, Any], labels: List[str], data_dir: str,
+                   metadata: schema.DataMetadata, split: str, vocab_file: str,
+                   count: int = report.WRONG_EXAMPLES) -> List[Dict[str, Any]]:
+  """The `count` real examples the model gets wrong with the highest confidence, with their text
+  (decoded from the split's WordPiece ids: one more pass over its shards, for those guids only)."""
+  probabilities = tf.nn.softmax(tf.constant(scores["logits"], tf.float64)).numpy()
+  predicted = probabilities.argmax(-1)
+  wrong = np.nonzero((predicted != scores["label_ids"]) & (scores["is_real_example"] > 0))[0]
+  chosen = sorted(wrong, key=lambda i: -probabilities[i, predicted[i]])[:count]
+  wanted = {scores["guid"][i]: i for i in chosen}
+  vocab = tokenization.load_vocab(vocab_file)
+  texts = {}
+  spec = schema.feature_spec(metadata.max_seq_length)
+  for record in tf.data.TFRecordDataset(metadata.split_files(data_dir, split),
+                                        compression_type=schema.TF_COMPRESSION_TYPE[
+                                            metadata.compression]):
+    ex = tf.io.parse_single_example(record, spec)
+    guid = ex[schema.GUID].numpy()[0].decode("utf-8")
+    if guid in wanted:
+      mask = ex[schema.INPUT_MASK].numpy().astype(bool)
+      ids, segments = ex[schema.INPUT_IDS].numpy()[mask], ex[schema.SEGMENT_IDS].numpy()[mask]
+      texts[guid] = (tokenization.detokenize(ids[segments == 0], vocab),
+                     tokenization.detokenize(ids[segments == 1], vocab))
+  return [{"guid": scores["guid"][i], "label": labels[scores["label_ids"][i]],
+           "predicted": labels[predicted[i]], "confidence": float(probabilities[i, predicted[i]]),
+           "text_a": texts[scores["guid"][i]][0], "text_b": texts[scores["guid"][i]][1]}
+          for i in chosen]
 
 
 def run(config: EvaluateConfig) -> Dict[str, Any]:
@@ -82,13 +121,16 @@ def run(config: EvaluateConfig) -> Dict[str, Any]:
   metrics_file = fileio.join(output_dir, schema.METRICS_FILE)
   fileio.write_json_atomic(metrics_file, metrics)
   blessing_file = blessing_lib.write(output_dir, decision)
+  wrong = wrong_examples(candidate["scores"], metrics["labels"], data_dir, metadata, split,
+                         _vocab_of(model_dir))
+  report_file = report.write(output_dir, metrics, decision, wrong)
   log.info("%s: eval_accuracy %.4f, eval_loss %.4f on %d examples; %s", split,
            metrics["eval_accuracy"], metrics["eval_loss"], metrics["num_examples"],
            "BLESSED" if decision["blessed"] else "NOT blessed")
   for reason in decision["reasons"]:
     log.info("  %s", reason)
   return {"metrics": metrics, "blessing": decision, "metrics_file": metrics_file,
-          "blessing_file": blessing_file}
+          "blessing_file": blessing_file, "report_file": report_file}
 
 
 # The flags live with the config (evaluator/config.py): `--help` answers without TensorFlow.
@@ -103,4 +145,5 @@ def main(argv: List[str]) -> int:
         f"n={m['num_examples']} -> {result['metrics_file']}")
   print(f"blessing: {'BLESSED' if result['blessing']['blessed'] else 'NOT BLESSED'} -> "
         f"{result['blessing_file']}")
+  print(f"report: {result['report_file']}")
   return 0

@@ -137,6 +137,8 @@ def classification_metrics(label_ids: np.ndarray, logits: np.ndarray,
     positive_probability = np.exp(log_softmax(logits))[:, POSITIVE_LABEL_ID]
     real = weights > 0
     metrics["roc_curve"] = roc_curve(label_ids[real], positive_probability[real], weights[real])
+    metrics["pr_curve"] = precision_recall_curve(label_ids[real], positive_probability[real],
+                                                 weights[real])
   return metrics
 
 
@@ -167,6 +169,36 @@ def roc_curve(label_ids: np.ndarray, scores: np.ndarray,
   return {"thresholds": scores[last].tolist(),
           "fpr": _safe_div(false_pos[last], false_pos[-1]).tolist(),
           "tpr": _safe_div(true_pos[last], true_pos[-1]).tolist()}
+
+
+def _weight_at_or_above(scores: np.ndarray, values: np.ndarray,
+                        thresholds: np.ndarray) -> np.ndarray:
+  """For each threshold, the sum of `values` over the examples scoring at or above it."""
+  order = np.argsort(scores, kind="stable")
+  from_top = np.r_[np.cumsum(values[order][::-1])[::-1], 0.0]  # sum over sorted[i:]
+  return from_top[np.searchsorted(scores[order], thresholds, side="left")]
+
+
+def precision_recall_curve(label_ids: np.ndarray, scores: np.ndarray,
+                           weights: Optional[np.ndarray] = None) -> Dict[str, List[float]]:
+  """The precision-recall curve of a binary task, at the same points as roc_curve.
+
+  Returns:
+    {"thresholds", "precision", "recall"}: at point i every example scoring >=
+    thresholds[i] is called positive; recall is roc_curve's tpr. Precision is
+    1 where nothing is called positive yet (never: the first point calls the
+    top score positive), and recall 0 when there is no positive example.
+  """
+  roc = roc_curve(label_ids, scores, weights)
+  scores = np.asarray(scores, np.float64).reshape(-1)
+  positive = (np.asarray(label_ids).reshape(-1) == POSITIVE_LABEL_ID).astype(np.float64)
+  weights = np.ones_like(scores) if weights is None else np.asarray(weights, np.float64).reshape(-1)
+  thresholds = np.asarray(roc["thresholds"])
+  called = _weight_at_or_above(scores, weights, thresholds)
+  hits = _weight_at_or_above(scores, positive * weights, thresholds)
+  return {"thresholds": roc["thresholds"],
+          "precision": np.where(called > 0, _safe_div(hits, called), 1.0).tolist(),
+          "recall": roc["tpr"]}
 
 
 # Metrics a threshold or a baseline comparison can name, and whether higher is better.

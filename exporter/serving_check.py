@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -35,6 +35,7 @@ from tensorflow_serving.apis import (classification_pb2, input_pb2, model_pb2, p
 from bertline import fileio, schema
 from bertline.export_dir import ExportDir
 from bertline.exporter.config import DEFAULT_SERVING_TIMEOUT_S
+from bertline.preprocessing import tokenization
 
 PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "serving_probe.py")
 DEFAULT_TIMEOUT_S = DEFAULT_SERVING_TIMEOUT_S  # declared with push's settings
@@ -64,23 +65,6 @@ class CheckResult:
 
 # --- warmup requests (export) ---------------------------------------------------------
 
-def _detokenize(ids: Sequence[int], vocab: List[str]) -> str:
-  """WordPiece ids -> text: "##" pieces glued to the word before, specials dropped."""
-  words: List[str] = []
-  for i in ids:
-    token = vocab[i]
-    if token in (schema.CLS_TOKEN, schema.SEP_TOKEN, schema.UNK_TOKEN, "[PAD]", "[MASK]"):
-      continue
-    if token.startswith("##"):
-      if words:
-        words[-1] += token[2:]
-      else:
-        words.append(token[2:])
-    else:
-      words.append(token)
-  return " ".join(words)
-
-
 def warmup_texts(data_dir: str, metadata: schema.DataMetadata, vocab: List[str],
                  count: int = DEFAULT_WARMUP_EXAMPLES) -> List[Tuple[str, Optional[str]]]:
   """(text_a, text_b or None) of the first `count` examples of the first split there is.
@@ -104,8 +88,8 @@ def warmup_texts(data_dir: str, metadata: schema.DataMetadata, vocab: List[str],
     mask = ex[schema.INPUT_MASK].numpy().astype(bool)
     ids = ex[schema.INPUT_IDS].numpy()[mask]
     segments = ex[schema.SEGMENT_IDS].numpy()[mask]
-    text_a = _detokenize(ids[segments == 0], vocab)
-    text_b = _detokenize(ids[segments == 1], vocab) if metadata.has_text_b else None
+    text_a = tokenization.detokenize(ids[segments == 0], vocab)
+    text_b = tokenization.detokenize(ids[segments == 1], vocab) if metadata.has_text_b else None
     texts.append((text_a, text_b))
   return texts
 

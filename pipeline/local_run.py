@@ -210,6 +210,7 @@ def _report_evaluation(outputs: Dict[str, Any], walk: _Walk) -> None:
   model = walk.outputs[definition.producer(definition.Out(("distill", "train"), "model"),
                                            walk.outputs)]["model"].path
   _print_metrics(steps.Evaluation(metrics, blessing, bool(outputs[definition.RETURNED])), model)
+  print(f"report: {fileio.join(evaluation, schema.REPORT_FILE)}")
   if not outputs[definition.RETURNED]:
     print(f"not blessed: export and push skipped (see "
           f"{fileio.join(evaluation, schema.BLESSING_FILE)})")

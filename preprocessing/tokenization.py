@@ -39,7 +39,7 @@ import sys
 import threading
 import unicodedata
 import zipfile
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -204,6 +204,28 @@ def load_vocab(vocab_file: str) -> List[str]:
     if token not in seen:
       raise ValueError(f"{vocab_file}: no {token} token; is this a BERT vocab.txt?")
   return vocab
+
+
+def detokenize(ids: Sequence[int], vocab: List[str]) -> str:
+  """WordPiece ids -> readable text: "##" pieces glued to the word before, specials dropped.
+
+  Not the input text (case, accents and spacing around punctuation are the
+  tokenizer's), but the words the model saw: for warmup requests built from
+  preprocessed data and for an evaluation report's examples.
+  """
+  words: List[str] = []
+  for i in ids:
+    token = vocab[i]
+    if token in (schema.CLS_TOKEN, schema.SEP_TOKEN, schema.UNK_TOKEN, "[PAD]", "[MASK]"):
+      continue
+    if token.startswith("##"):
+      if words:
+        words[-1] += token[2:]
+      else:
+        words.append(token[2:])
+    else:
+      words.append(token)
+  return " ".join(words)
 
 
 class BertTokenizer(tf.Module):

@@ -106,7 +106,7 @@ def _bash(script: str, cwd: pathlib.Path, env: dict = None) -> subprocess.Comple
   return result
 
 
-def _run_quickstart_and_the_python_api(blocks, tmp_path):
+def _run_quickstart_and_the_python_api(blocks, tmp_path, monkeypatch):
   # Shorter, on this machine's 2 cores: fewer rows and steps; everything else as written.
   script = blocks["quickstart"].replace("--rows 2000", "--rows 300")
   script = script.replace("--max-steps 100", "--max-steps 3")
@@ -115,18 +115,19 @@ def _run_quickstart_and_the_python_api(blocks, tmp_path):
   assert "Prediction(label=" in result.stdout and "blessing: BLESSED" in result.stdout
   pushed = [p for p in (tmp_path / "registry" / "tweets").iterdir() if p.name.isdigit()]
   assert len(pushed) == 1 and (pushed[0] / "saved_model.pb").exists()
-  # README's Python block, in the same folder (it reads the quickstart's my_task.yaml and data).
+  # README's Python block, in the same folder (it reads the quickstart's my_task.yaml and data),
+  # in this process: TensorFlow and Beam are loaded already.
   code = blocks["python-api"].replace("max_steps=100", "max_steps=3")
   code = code.replace('"work/', '"api/').replace('"registry/tweets"', '"api/registry"')
   code = code.replace("model([\"what a great day\"])[0].label",
-                      "print(model([\"what a great day\"])[0].label)")
-  result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=900)
-  assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
-  assert result.stdout.split()[-1] in ("negative", "neutral", "positive")
+                      "answer = model([\"what a great day\"])[0].label")
+  monkeypatch.chdir(tmp_path)
+  namespace = {}
+  exec(compile(code, "README.md (Python)", "exec"), namespace)  # noqa: S102  the doc, as written
+  assert namespace["answer"] in ("negative", "neutral", "positive")
 
 
-def _run_run_classifier(blocks, tmp_path):
+def _run_run_classifier(blocks, tmp_path, monkeypatch):
   _glue_fixture("mrpc", str(tmp_path / "glue" / "MRPC"))
   bert = fixtures.write_google_minilm(str(tmp_path / "uncased_L-6_H-384_A-12"))
   out = tmp_path / "mrpc_output"
@@ -148,8 +149,8 @@ def test_every_block_marked_runnable_has_its_runner():
 
 
 @pytest.mark.parametrize("name", [n for n, run in RUNNERS.items() if run])
-def test_the_runnable_blocks_run_as_written(name, tmp_path):
-  RUNNERS[name](_runnable(), tmp_path)
+def test_the_runnable_blocks_run_as_written(name, tmp_path, monkeypatch):
+  RUNNERS[name](_runnable(), tmp_path, monkeypatch)
 
 
 def _anchors(path: pathlib.Path) -> set:

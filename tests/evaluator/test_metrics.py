@@ -168,3 +168,23 @@ def test_roc_curve_matches_counting_at_every_threshold_and_its_area_the_rank_sta
   pos, neg = s[y == 1][:, None], s[y == 0][None, :]
   assert area == pytest.approx(float(np.mean((pos > neg) + 0.5 * (pos == neg))))
   assert "roc_curve" not in metrics.classification_metrics([0, 1, 2], np.eye(3))  # binary only
+
+
+def test_precision_recall_curve_matches_counting_at_every_threshold():
+  rng = np.random.default_rng(11)
+  labels = rng.integers(0, 2, 200)
+  logits = np.stack([np.zeros(200), labels + rng.normal(size=200)], axis=1)
+  logits[::5, 1] = -0.5  # ties
+  real = np.ones(200)
+  real[:15] = 0
+  computed = metrics.classification_metrics(labels, logits, real)
+  pr = computed["pr_curve"]
+  assert pr["thresholds"] == computed["roc_curve"]["thresholds"]
+  assert pr["recall"] == computed["roc_curve"]["tpr"]
+  scores = np.exp(metrics.log_softmax(logits))[:, 1]
+  s, y = scores[real > 0], labels[real > 0]
+  for t, precision, recall in zip(pr["thresholds"], pr["precision"], pr["recall"]):
+    called = s >= t
+    assert precision == pytest.approx(np.sum(called & (y == 1)) / np.sum(called))
+    assert recall == pytest.approx(np.sum(called & (y == 1)) / np.sum(y == 1))
+  assert "pr_curve" not in metrics.classification_metrics([0, 1, 2], np.eye(3))

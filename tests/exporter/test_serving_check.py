@@ -3,8 +3,6 @@ outcome recorded as one check of the export's blessing."""
 
 from __future__ import annotations
 
-import pytest
-
 from bertline.evaluator import blessing as blessing_lib
 from bertline.exporter import serving_check
 
@@ -45,16 +43,3 @@ def test_the_outcome_is_one_check_of_the_exports_blessing(tmp_path):
       "blessed"] is False
   alone = blessing_lib.read(serving_check.record(str(version), passed, None))
   assert alone["blessed"] is False and alone["reasons"][0].startswith("FAIL no evaluation")
-
-
-@pytest.mark.parametrize("ids,vocab,text", [
-    ([101, 7592, 2088, 102], {101: "[CLS]", 7592: "hello", 2088: "world", 102: "[SEP]"},
-     "hello world"),
-    ([1, 2, 3], {1: "play", 2: "##ing", 3: "[UNK]"}, "playing"),
-    ([4, 5], {4: "##x", 5: "y"}, "x y"),  # a leading piece stands alone
-])
-def test_wordpiece_ids_decode_to_the_words(ids, vocab, text):
-  table = [""] * (max(vocab) + 1)
-  for i, token in vocab.items():
-    table[i] = token
-  assert serving_check._detokenize(ids, table) == text

@@ -8,6 +8,7 @@ tests/pipeline/test_compile.py checks in the compiled YAML instead.
 
 import json
 import os
+import re
 import shutil
 import sys
 
@@ -159,6 +160,8 @@ def test_bertline_run_reuses_finished_steps_and_gates_on_the_baseline(tiny_minil
   assert first.answer["label"] in ("negative", "neutral", "positive")
   out = capsys.readouterr().out
   assert "confusion matrix" in out and f"pushed: {first.pushed}" in out
+  (report,) = re.findall(r"^report: (\S+)$", out, flags=re.M)
+  assert os.path.isfile(report) and "evaluation" in report.split(os.sep)
 
   # Unchanged, the re-run is blessed against itself and pushes no duplicate: the
   # training key says it is already in production.

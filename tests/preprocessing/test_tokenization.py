@@ -173,3 +173,16 @@ def test_unicode_tables_cache_is_exact_and_survives_damage(tmp_path, monkeypatch
   monkeypatch.setenv("BERTLINE_CACHE_DIR", "off")
   tokenization.unicode_tables.__wrapped__()
   assert len(list(tmp_path.glob("*"))) == 1
+
+
+@pytest.mark.parametrize("ids,vocab,text", [
+    ([101, 7592, 2088, 102], {101: "[CLS]", 7592: "hello", 2088: "world", 102: "[SEP]"},
+     "hello world"),
+    ([1, 2, 3], {1: "play", 2: "##ing", 3: "[UNK]"}, "playing"),
+    ([4, 5], {4: "##x", 5: "y"}, "x y"),  # a leading piece stands alone
+])
+def test_wordpiece_ids_decode_to_the_words(ids, vocab, text):
+  table = [""] * (max(vocab) + 1)
+  for i, token in vocab.items():
+    table[i] = token
+  assert tokenization.detokenize(ids, table) == text
