@@ -125,6 +125,12 @@ def _run_quickstart_and_the_python_api(blocks, tmp_path, monkeypatch):
   namespace = {}
   exec(compile(code, "README.md (Python)", "exec"), namespace)  # noqa: S102  the doc, as written
   assert namespace["answer"] in ("negative", "neutral", "positive")
+  # docs/python.md's block, on what the README's block made.
+  namespace = {}
+  exec(compile(blocks["python-reference"], "docs/python.md", "exec"), namespace)  # noqa: S102
+  assert namespace["summary"]["scored"] == 2
+  first = (tmp_path / "api" / "test_results.tsv").read_text().splitlines()[0].split("\t")
+  assert len(first) == 4 and first[-1] in ("negative", "neutral", "positive")
 
 
 def _run_run_classifier(blocks, tmp_path, monkeypatch):
@@ -141,6 +147,7 @@ def _run_run_classifier(blocks, tmp_path, monkeypatch):
 
 RUNNERS = {"quickstart": _run_quickstart_and_the_python_api,
            "python-api": None,  # run by the quickstart's runner, in its folder
+           "python-reference": None,  # docs/python.md: after python-api, on what it made
            "run-classifier": _run_run_classifier}
 
 
