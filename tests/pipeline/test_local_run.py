@@ -1,9 +1,13 @@
 """The whole pipeline end to end on this machine: kfp's local execution and `bertline run`.
 
 A tiny real model (the first two layers of the packaged MiniLM) on a few
-hundred real tweets. kfp's SubprocessRunner runs each component as a
-subprocess, dsl.If included; it ignores caching, retries and resources, which
-tests/pipeline/test_compile.py checks in the compiled YAML instead.
+hundred real tweets. Both runners walk one definition, so they share one
+fixture run: kfp's SubprocessRunner runs the compiled pipeline once (each
+component a subprocess, dsl.If included; it ignores caching, retries and
+resources, which tests/pipeline/test_pipeline.py checks in the compiled YAML),
+training and pushing a model; `bertline run` then starts from that registry
+with the same run config, computes the same training key, and pushes no
+duplicate, before its own re-runs reuse, gate and distil.
 """
 
 import json
@@ -14,7 +18,7 @@ import sys
 
 import pytest
 
-from bertline import resources, schema
+from bertline import corpora, resources, schema
 from bertline.components import steps
 from bertline.pipeline import config as config_lib
 from bertline.pipeline import local_run
@@ -56,23 +60,22 @@ def _config(tiny_minilm, registry, threshold, score=None):
   })
 
 
-def _score_section(tmp_path):
+def _score_section(tmp_path, output="scores"):
   """New rows to score after the push: real tweets (one bad line), one file per date."""
-  from bertline import corpora
   def valid(text):
     try:
       return bool(text.decode("utf-8").strip())
     except UnicodeDecodeError:
       return False
   rows = [text for _, text in corpora.read_tweets() if valid(text)][:40] + [b"\xff\xfe"]
-  (tmp_path / "new").mkdir()
+  (tmp_path / "new").mkdir(exist_ok=True)
   (tmp_path / "new" / f"{DATE}.txt").write_bytes(b"\n".join(rows) + b"\n")
   return {"input": str(tmp_path / "new" / "{date}.txt"),
-          "output": str(tmp_path / "scores" / "{date}")}
+          "output": str(tmp_path / output / "{date}")}
 
 
-def _scores(tmp_path):
-  with open(tmp_path / "scores" / DATE / "summary.json") as f:
+def _scores(tmp_path, output="scores"):
+  with open(tmp_path / output / DATE / "summary.json") as f:
     return json.load(f)
 
 
@@ -97,11 +100,20 @@ def _blessings(root):
   return [json.loads(p.read_text())["blessed"] for p in root.rglob(schema.BLESSING_FILE)]
 
 
-def test_kfp_local_run_pushes_a_blessed_model_that_answers(tiny_minilm, tmp_path, monkeypatch):
-  registry = str(tmp_path / "registry")
-  config = _config(tiny_minilm, registry, threshold=0.0, score=_score_section(tmp_path))
-  _run_with_kfp_local(config, tmp_path, monkeypatch)
+@pytest.fixture(scope="module")
+def kfp_run(tiny_minilm, tmp_path_factory):
+  """The one trained pipeline run both end-to-end tests build on: kfp's local runner, blessed,
+  pushed to a registry and scoring the day's rows. `bertline run` then starts from it."""
+  root = tmp_path_factory.mktemp("kfp_run")
+  registry = str(root / "registry")
+  config = _config(tiny_minilm, registry, threshold=0.0, score=_score_section(root))
+  with pytest.MonkeyPatch.context() as monkeypatch:
+    _run_with_kfp_local(config, root, monkeypatch)
+  return {"root": root, "registry": registry}
 
+
+def test_kfp_local_run_pushes_a_blessed_model_that_answers(kfp_run):
+  tmp_path, registry = kfp_run["root"], kfp_run["registry"]
   (version,) = _versions(registry)
   # The run ended by scoring the day's new rows with the version it pushed.
   scores = _scores(tmp_path)
@@ -149,26 +161,25 @@ def test_kfp_local_run_does_not_push_an_unblessed_model(tiny_minilm, tmp_path, m
   assert _blessings(tmp_path / "pipeline_root") == [False]
 
 
-def test_bertline_run_reuses_finished_steps_and_gates_on_the_baseline(tiny_minilm, tmp_path,
-                                                                      capsys, caplog):
-  registry = str(tmp_path / "registry")
-  config = _config(tiny_minilm, registry, threshold=0.0, score=_score_section(tmp_path))
+def test_bertline_run_reuses_finished_steps_and_gates_on_the_baseline(tiny_minilm, kfp_run,
+                                                                      tmp_path, capsys, caplog):
+  registry = kfp_run["registry"]
+  (kfp_version,) = _versions(registry)
+  # The same run config under `bertline run`: one pipeline definition, so the same training
+  # key as the kfp run's. It trains the same (seeded) model, compares it with the version the
+  # kfp run pushed, blesses it - and pushes no duplicate: it is already in production.
+  config = _config(tiny_minilm, registry, threshold=0.0,
+                   score=_score_section(tmp_path, output="local_scores"))
   work = str(tmp_path / "work")
   first = local_run.run(config, work_dir=work, run_date=DATE, sentence="what a horrible day")
-  assert first.blessed and first.pushed == os.path.join(registry, _versions(registry)[0])
+  out = capsys.readouterr().out
+  assert first.blessed and first.pushed == os.path.join(registry, kfp_version)
+  assert "already the last pushed one" in out and _versions(registry) == [kfp_version]
   assert first.scored["model"] == first.pushed and first.scored["scored"] == 40
   assert first.answer["label"] in ("negative", "neutral", "positive")
-  out = capsys.readouterr().out
   assert "confusion matrix" in out and f"pushed: {first.pushed}" in out
   (report,) = re.findall(r"^report: (\S+)$", out, flags=re.M)
   assert os.path.isfile(report) and "evaluation" in report.split(os.sep)
-
-  # Unchanged, the re-run is blessed against itself and pushes no duplicate: the
-  # training key says it is already in production.
-  again = local_run.run(config, work_dir=work, run_date=DATE, sentence=None)
-  assert again.blessed and again.pushed == first.pushed
-  assert "already the last pushed one" in capsys.readouterr().out
-  assert len(_versions(registry)) == 1
 
   # A stricter re-run: the finished preprocess and train are reused, the same model is
   # compared with itself as the baseline, and the unmet threshold blocks the push.
@@ -182,7 +193,7 @@ def test_bertline_run_reuses_finished_steps_and_gates_on_the_baseline(tiny_minil
   assert len(_versions(registry)) == 1
   # Unblessed, the run still scores the day's rows: with the model in production.
   assert second.scored["model"] == first.pushed and "scored: 40 rows, 1 rejected" in out
-  assert _scores(tmp_path)["model"] == first.pushed
+  assert _scores(tmp_path, "local_scores")["model"] == first.pushed
   assert any("baseline" in r for r in second.blessing["reasons"])
   assert len(os.listdir(os.path.join(work, "model"))) == 1  # trained once
 
