@@ -273,6 +273,17 @@ def to_json(obj: Any) -> str:
   return json.dumps(to_dict(obj), indent=2, sort_keys=True) + "\n"
 
 
+def yaml_error(where: str, error: yaml.YAMLError) -> str:
+  """PyYAML's four-line message as one: where, line and column (1-based), the problem and
+  what it was parsing."""
+  mark = getattr(error, "problem_mark", None)
+  problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+  context = getattr(error, "context", None)
+  at = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+  return (f"{where}{at}: not valid YAML: {problem}" + (f" ({context})" if context else "")
+          + "; fix the file (or quote the value)")
+
+
 def load_yaml(cls: Type[T], path: str) -> T:
   """Reads a YAML file into `cls`; errors name the file."""
   try:
@@ -280,7 +291,7 @@ def load_yaml(cls: Type[T], path: str) -> T:
   except FileNotFoundError as e:
     raise ConfigError(f"config file {path} not found") from e
   except yaml.YAMLError as e:
-    raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    raise ConfigError(yaml_error(path, e)) from None
   return from_dict(cls, data, where=path)
 
 

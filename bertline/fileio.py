@@ -16,6 +16,7 @@ import os
 import posixpath
 import shutil
 import socket
+import stat
 import uuid
 from typing import Any, List
 
@@ -53,6 +54,20 @@ def check_credentials(*paths: str) -> None:
   if not any(p.startswith("gs://") for p in paths if p) or os.environ.get("STORAGE_EMULATOR_HOST"):
     return
   google.auth.default(scopes=["https://www.googleapis.com/auth/devstorage.read_write"])
+
+
+def check_regular_file(path: str, what: str) -> None:
+  """Refuses a local input that is not a regular file: a pipe, FIFO or device has no size to
+  cut into byte ranges (read as one, it would look empty, or block for ever)."""
+  if is_remote(path):
+    return
+  mode = os.stat(path).st_mode
+  if not stat.S_ISREG(mode):
+    kind = ("a pipe or FIFO" if stat.S_ISFIFO(mode) else "a directory" if stat.S_ISDIR(mode)
+            else "a device or socket")
+    raise ValueError(f"{what} {path} is {kind}, not a regular file: bertline reads inputs in "
+                     "parallel byte ranges, so write the stream to a file first (e.g. "
+                     "`... > rows.txt`) and give that.")
 
 
 def isdir(path: str) -> bool:

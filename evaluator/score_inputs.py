@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import unicodedata
 from typing import Dict, List, NamedTuple, Optional
 
 from bertline import fileio
@@ -102,6 +104,12 @@ def tsv_columns(spec: InputSpec, path: str) -> Dict[str, int]:
   return columns
 
 
+def _has_text(value: str) -> bool:
+  """Whether anything is left once BERT's tokenizer drops NULs, U+FFFD, controls and spaces."""
+  return any(not (ch.isspace() or ch in "\x00\ufffd" or unicodedata.category(ch) in ("Cc", "Cf"))
+             for ch in value)
+
+
 def parse(spec: InputSpec, columns: Optional[Dict[str, int]], file: str, line: int,
           raw: bytes, pair: bool) -> Optional[Row]:
   """Line `line` (1-based) of `file` as a Row; None for a TSV header line."""
@@ -130,6 +138,10 @@ def parse(spec: InputSpec, columns: Optional[Dict[str, int]], file: str, line: i
       obj = json.loads(text)
     except json.JSONDecodeError as e:
       return reject(f"malformed JSON: {e.msg} at column {e.colno}")
+    except RecursionError:
+      return reject("JSON nested too deep to read")
+    except ValueError as e:  # Python's own limits, e.g. an integer of more than 4300 digits
+      return reject(f"JSON Python cannot read: {str(e).splitlines()[0]}")
     if not isinstance(obj, dict):
       return reject(f"a JSON line must be an object, not {type(obj).__name__}")
     values = {}
@@ -138,13 +150,18 @@ def parse(spec: InputSpec, columns: Optional[Dict[str, int]], file: str, line: i
         return reject(f"no field {key!r} ({name})")
       values[name] = obj[key]
   for name in ("text_a", "text_b") if pair else ("text_a",):
-    value = values.get(name)
-    if value is None:
+    if name not in values:
       return reject(f"{name} is missing: a sentence-pair model needs --text-b")
+    value = values[name]
     if not isinstance(value, str):
-      return reject(f"{name} is a {type(value).__name__}, not a string")
-    if not value.strip():
+      kind = "null" if value is None else f"a {type(value).__name__}"
+      return reject(f"{name} is {kind}, not a string")
+    if not _has_text(value):
       return reject(f"{name} is empty")
+    try:
+      value.encode("utf-8")
+    except UnicodeEncodeError as e:
+      return reject(f"{name} holds a lone surrogate ({value[e.start]!r}), which is not text")
   row_id = values.get("id")
   if row_id is None:
     row_id = f"{file}:{line}"
@@ -169,7 +186,11 @@ def expand_inputs(patterns: List[str]) -> List[str]:
     elif not fileio.exists(pattern):
       raise FileNotFoundError(f"--input {pattern} not found")
     else:
+      fileio.check_regular_file(pattern, "--input")
       files.append(pattern)
-  if len(set(files)) != len(files):
-    raise ValueError("--input names a file twice; its rows would be scored twice")
+  # One file named two ways (S.txt and ./S.txt, or through a link) is still one file.
+  same = [f if fileio.is_remote(f) else os.path.realpath(f) for f in files]
+  if len(set(same)) != len(same):
+    twice = next(f for i, f in enumerate(files) if same[i] in same[:i])
+    raise ValueError(f"--input names {twice} twice; its rows would be scored twice")
   return files

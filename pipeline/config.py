@@ -415,7 +415,7 @@ def _parse_override(text: str) -> tuple:
   try:
     value = yaml.safe_load(raw) if raw.strip() else ""
   except yaml.YAMLError as e:
-    raise ConfigError(f"--set {text!r}: the value is not valid YAML ({e})") from e
+    raise ConfigError(configs.yaml_error(f"--set {text!r}", e)) from None
   return key, value
 
 
@@ -499,7 +499,7 @@ def load(path: str, overrides: Optional[List[str]] = None) -> RunConfig:
   try:
     data = yaml.safe_load(text) or {}
   except yaml.YAMLError as e:
-    raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    raise ConfigError(configs.yaml_error(path, e)) from None
   if not isinstance(data, dict):
     raise ConfigError(f"{path}: expected a mapping of sections (data, model, train, ...), "
                       f"got {type(data).__name__}")

@@ -213,6 +213,7 @@ def _validate(args: PreprocessConfig, task: processors.TaskSpec) -> List[str]:
       expected = ", ".join(f"{s}: {spec.file}" for s, spec in task.splits.items())
       raise FileNotFoundError(f"{path} not found. Task {task.name!r} expects, under --data-dir "
                               f"{args.data_dir}: {expected}.")
+    fileio.check_regular_file(path, f"{split} file")
     _check_line_endings(path)
     splits.append(split)
   if not splits:

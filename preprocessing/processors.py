@@ -194,6 +194,10 @@ def iter_lines(path: str) -> Iterator[bytes]:
       yield carry[:-1] if carry.endswith(b"\r") else carry
 
 
+# What Excel and Notepad put at the start of a "UTF-8" file.
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
 def _decode(field: bytes) -> str:
   return field.decode("utf-8", "ignore")
 
@@ -206,6 +210,8 @@ def parse_row(task: TaskSpec, split: str, spec: SplitSpec, index: int, line: byt
     An Example, a Rejected, or None for lines the reference skips (the header,
     rows of another language).
   """
+  if index == 0 and line.startswith(UTF8_BOM):
+    line = line[len(UTF8_BOM):]  # as utf-8-sig reads it: a mark, not text (nor a label)
   if spec.header and index == 0:
     return None
   fields = line.split(b"\t")

@@ -187,8 +187,20 @@ def _tabulate() -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndar
           np.asarray(splits, np.int64))
 
 
+def check_vocab_file(vocab_file: str) -> None:
+  """A vocab.txt given is a file that exists; a model's directory given instead is named."""
+  if tf.io.gfile.isdir(vocab_file):
+    inside = [n for n in ("vocab.txt", "vocab_chinese.txt") if tf.io.gfile.exists(
+        os.path.join(vocab_file, n))]
+    raise ValueError(f"vocab file {vocab_file} is a directory: give the vocab.txt file "
+                     + (f"({os.path.join(vocab_file, inside[0])})" if inside else "itself"))
+  if not tf.io.gfile.exists(vocab_file):
+    raise FileNotFoundError(f"vocab file {vocab_file} not found.")
+
+
 def load_vocab(vocab_file: str) -> List[str]:
   """Reads a BERT vocab.txt (one token per line, id = line number), as BERT does."""
+  check_vocab_file(vocab_file)
   with tf.io.gfile.GFile(vocab_file, "rb") as f:
     lines = f.read().decode("utf-8").split("\n")
   if lines and lines[-1] == "":

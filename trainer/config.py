@@ -61,7 +61,7 @@ class TrainConfig:
   learning_rate: float = setting(5e-5, "peak learning rate")
   warmup_proportion: float = setting(0.1, "fraction of the steps of linear warmup, in [0, 1)")
   weight_decay: float = setting(0.01, "AdamWeightDecay rate")
-  clip_norm: float = setting(1.0, "global-norm gradient clipping (0: none)")
+  clip_norm: float = setting(1.0, "global-norm gradient clipping (0: none)", minimum=0)
   max_steps: int = setting(0, "stop after this many updates (0: after --epochs); the "
                            "learning-rate schedule still spans --epochs, as the Estimator's",
                            minimum=0)
@@ -121,24 +121,25 @@ class TrainConfig:
 
   def __post_init__(self):
     configs.check_settings(self)  # finite numbers, minimums and choices, as declared above
+    error = configs.SettingError
     if self.epochs <= 0 and not self.max_steps:
-      raise configs.ConfigError(f"epochs must be positive (got {self.epochs}), or set max_steps.")
+      raise error("epochs", f"{{key}} must be positive (got {self.epochs}), or set "
+                  "{field:max_steps}.")
     if self.learning_rate <= 0:
-      raise configs.ConfigError(f"learning_rate must be positive, got {self.learning_rate}.")
+      raise error("learning_rate", f"{{key}} must be positive, got {self.learning_rate}.")
     if not 0 <= self.warmup_proportion < 1:
-      raise configs.ConfigError(
-          f"warmup_proportion must be in [0, 1), got {self.warmup_proportion}.")
+      raise error("warmup_proportion", f"{{key}} must be in [0, 1), got {self.warmup_proportion}.")
     if self.batch_size % self.grad_accum_steps:
-      raise configs.ConfigError(
-          f"batch_size {self.batch_size} is not a multiple of grad_accum_steps "
-          f"{self.grad_accum_steps}: each update averages grad_accum_steps equal micro-batches.")
+      raise error("batch_size", f"{{key}} {self.batch_size} is not a multiple of "
+                  f"{{field:grad_accum_steps}} {self.grad_accum_steps}: each update averages "
+                  "that many equal micro-batches.")
     if not 0 <= self.classifier_dropout < 1:
-      raise configs.ConfigError(
-          f"classifier_dropout must be in [0, 1), got {self.classifier_dropout}.")
+      raise error("classifier_dropout",
+                  f"{{key}} must be in [0, 1), got {self.classifier_dropout}.")
     if self.temperature <= 0:
-      raise configs.ConfigError(f"temperature must be positive, got {self.temperature}.")
+      raise error("temperature", f"{{key}} must be positive, got {self.temperature}.")
     if not 0 <= self.alpha <= 1:
-      raise configs.ConfigError(f"alpha must be in [0, 1], got {self.alpha}.")
+      raise error("alpha", f"{{key}} must be in [0, 1], got {self.alpha}.")
     if self.student_layers and not self.teacher:
       raise configs.ConfigError("student_layers (--student-layers) needs teacher (--teacher): "
                                 "the model_dir to distil from.")
@@ -203,7 +204,7 @@ def from_command_line(argv: Optional[List[str]],
     except FileNotFoundError as e:
       raise FileNotFoundError(f"--config {args.config} not found.") from e
     except yaml.YAMLError as e:
-      raise ValueError(f"--config {args.config}: not valid YAML: {e}") from e
+      raise ValueError(configs.yaml_error(f"--config {args.config}", e)) from None
     if not isinstance(data, dict):
       raise ValueError(f"--config {args.config}: expected a mapping of TrainConfig keys.")
     where = args.config

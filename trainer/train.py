@@ -32,6 +32,7 @@ from bertline.model import model_dir as model_dir_lib
 from bertline.model import modeling
 from bertline.model.checkpoints import google
 from bertline.model.model_config import ModelConfig
+from bertline.preprocessing import tokenization
 from bertline.trainer import config as train_config_lib
 from bertline.trainer import distill, inputs, loop, optimization
 from bertline.trainer import strategy as strategy_lib
@@ -51,6 +52,8 @@ build_parser = train_config_lib.build_parser
 # --- set-up ------------------------------------------------------------------------------
 def _model_files(config: TrainConfig, metadata: schema.DataMetadata):
   """(ModelConfig, vocab file, PretrainedFiles or None) for this run."""
+  if config.vocab_file:  # before anything reads it: a directory given is named as one
+    tokenization.check_vocab_file(config.vocab_file)
   if config.teacher and not config.init_checkpoint:
     # Distillation: the teacher's architecture with fewer layers, its vocabulary.
     teacher = distill.teacher_dir(config.teacher)
@@ -79,8 +82,7 @@ def _model_files(config: TrainConfig, metadata: schema.DataMetadata):
           f"Cannot use sequence length {metadata.max_seq_length} because the model config "
           f"{config.model_config_file} has max_position_embeddings "
           f"{model_config.max_position_embeddings}.")
-  if not fileio.exists(vocab):
-    raise FileNotFoundError(f"vocab file {vocab} not found.")
+  tokenization.check_vocab_file(vocab)
   if metadata.vocab_sha256 and fileio.sha256_file(vocab) != metadata.vocab_sha256:
     raise ValueError(
         f"{vocab} is not the vocabulary {config.data_dir} was preprocessed with (sha256 "

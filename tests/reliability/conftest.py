@@ -5,11 +5,15 @@ systems (tmpfs mounts, where this machine lets the test mount one). Read the
 test names as the list of what bertline guarantees.
 """
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
 
 import pytest
+
+from bertline import cli
 
 from tests.conftest import exported, tiny_model, tweets_data  # noqa: F401  (fixtures)
 
@@ -21,6 +25,18 @@ def bertline(*args, timeout=300, env=None):
   env = {k: v for k, v in merged.items() if v != ""}  # "" in `env`: unset that variable
   return subprocess.run([sys.executable, "-m", "bertline", *args], capture_output=True,
                         text=True, timeout=timeout, env=env)
+
+
+def bertline_here(*args):
+  """The real CLI's main() in this process, for faults refused before any work: the same code
+  path as the executable's without a new interpreter loading TensorFlow again."""
+  out, err = io.StringIO(), io.StringIO()
+  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    try:
+      code = cli.main([str(a) for a in args])
+    except SystemExit as e:  # argparse's usage errors
+      code = e.code
+  return subprocess.CompletedProcess(["bertline", *args], code, out.getvalue(), err.getvalue())
 
 
 def last_line(result) -> str:

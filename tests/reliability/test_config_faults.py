@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from bertline import errors
-from tests.reliability.conftest import bertline, last_line
+from tests.reliability.conftest import bertline, bertline_here, last_line
 
 CONFIG = {"data": {"builtin": "tweets", "limit": 200, "max_seq_length": 32},
           "model": {"init_checkpoint": "builtin:minilm"},
@@ -47,3 +47,32 @@ def test_a_paid_tpu_never_trains_on_the_cpu(tmp_path):
   assert mismatch.returncode == errors.BAD_INPUT
   assert "train.strategy 'cpu' cannot use pipeline.train.accelerator_type 'TPU_V3'" in \
       last_line(mismatch)
+
+
+BROKEN_YAML = "data:\n  builtin: tweets\n  limit: [1, 2\ntrain:\n  max_steps: 2\n"
+
+
+@pytest.mark.parametrize("command", [
+    ["run", "--config", "{path}"],                                    # a run config
+    ["train", "--config", "{path}", "--data-dir", "d", "--model-dir", "m"],  # a TrainConfig YAML
+    ["preprocess", "--task-config", "{path}", "--data-dir", "d", "--vocab-file", "v",
+     "--output-dir", "o"],                                            # a task YAML
+])
+def test_a_yaml_error_is_one_line_naming_the_file_line_and_column(tmp_path, command):
+  path = tmp_path / "broken.yaml"
+  path.write_text(BROKEN_YAML)
+  result = bertline_here(*[part.format(path=path) for part in command])
+  assert result.returncode == errors.BAD_INPUT, result.stderr
+  line = last_line(result)
+  assert f"{path}, line 4, column 6: not valid YAML: expected ',' or ']', but got ':'" in line, \
+      result.stderr
+  assert "Traceback" not in result.stderr and "^" not in result.stderr
+
+
+def test_a_negative_clip_norm_is_refused_like_a_negative_learning_rate(tmp_path):
+  for flag, rule in (("--clip-norm", "must be 0 or more"), ("--learning-rate", "must be positive")):
+    result = bertline_here("train", "--data-dir", tmp_path, "--model-dir", tmp_path / "m", flag,
+                           "-1")
+    assert result.returncode == errors.BAD_INPUT, result.stderr
+    assert f"{flag} {rule}, got -1.0" in last_line(result)
+    assert not os.path.exists(tmp_path / "m")

@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from bertline import errors, resources
-from tests.reliability.conftest import bertline, last_line
+from bertline import errors, resources, schema
+from tests.reliability.conftest import bertline, bertline_here, last_line
 
 VOCAB = os.path.join(resources.minilm_dir(), "vocab.txt")
 
@@ -105,7 +105,6 @@ def test_an_input_that_yields_no_example_is_an_error_and_publishes_nothing(tmp_p
 
 
 def test_empty_texts_are_counted_and_undecodable_labels_rejected(tmp_path):
-  from bertline import schema
   data = _corpus(tmp_path / "d", [b"pos\tgood", b"neg\t   ", b"pos\t", b"pos\xff\tnice",
                                   b"neg\tbad"])
   out = tmp_path / "out"
@@ -117,3 +116,49 @@ def test_empty_texts_are_counted_and_undecodable_labels_rejected(tmp_path):
   with open(out / info.rejected_file, "rb") as f:
     rejected = f.read().splitlines()
   assert len(rejected) == 2 and b"is not valid UTF-8" in rejected[1] and b"\t5\t" in rejected[1]
+
+
+@pytest.mark.parametrize("header", [b"", b"label\ttext\n"])
+def test_a_utf8_byte_order_mark_is_not_read_as_text_nor_as_a_label(tmp_path, header):
+  """Excel and Notepad start a "UTF-8" file with a BOM: utf-8-sig's rule, as users' readers do."""
+  data = tmp_path / "d"
+  data.mkdir()
+  (data / "task.yaml").write_text(  # labels inferred: a BOM would make a third class "\ufeff1"
+      "name: t\nsplits:\n"
+      f"  train: {{file: train.tsv, header: {'true' if header else 'false'}, text_a: 1, label: 0}}\n")
+  rows = [b"1\tgood film", b"0\tdull", b"1\tgreat fun", b"0\tawful"]
+  (data / "train.tsv").write_bytes(b"\xef\xbb\xbf" + header + b"\n".join(rows) + b"\n")
+  out = tmp_path / "out"
+  result = bertline_here(*_preprocess(data, out))
+  assert result.returncode == 0, result.stderr
+  metadata = schema.read_metadata(str(out))
+  assert metadata.labels == ["0", "1"] and metadata.splits["train"].num_rejected == 0
+  _, first = _read_all(out)["train-1" if header else "train-0"]
+  assert first["label_ids"][0] == metadata.labels.index("1")
+  assert int(first["input_mask"].sum()) == 4  # [CLS] good film [SEP]
+
+
+def test_a_model_directory_given_as_the_vocab_file_names_the_vocab_inside(tmp_path, tweets_data):
+  model = resources.minilm_dir()
+  data = _corpus(tmp_path / "d", [b"pos\tgood", b"neg\tbad"])
+  for args in (_preprocess(data, tmp_path / "out")[:5] + ["--vocab-file", model, "--output-dir",
+                                                          str(tmp_path / "out")],
+               ["train", "--data-dir", tweets_data["data"], "--model-dir", str(tmp_path / "m"),
+                "--init-checkpoint", model, "--vocab-file", model]):
+    result = bertline_here(*args)
+    assert result.returncode == errors.BAD_INPUT, result.stderr
+    assert last_line(result).endswith(f"vocab file {model} is a directory: give the vocab.txt "
+                                      f"file ({os.path.join(model, 'vocab.txt')})")
+    assert "Traceback" not in result.stderr
+  assert not (tmp_path / "out" / "metadata.json").exists() and not (tmp_path / "m").exists()
+
+
+def test_a_fifo_as_a_split_file_is_refused_at_once_not_waited_on(tmp_path):
+  data = _corpus(tmp_path / "d", [b"pos\tgood"])
+  os.remove(data / "train.tsv")
+  os.mkfifo(data / "train.tsv")  # nobody writes it: reading it would block for ever
+  result = bertline_here(*_preprocess(data, tmp_path / "out"))
+  assert result.returncode == errors.BAD_INPUT, result.stderr
+  assert f"train file {data / 'train.tsv'} is a pipe or FIFO, not a regular file" in \
+      last_line(result)
+  assert not (tmp_path / "out" / "metadata.json").exists()

@@ -8,6 +8,7 @@ import sys
 from bertline import errors
 from bertline.evaluator import batch_score
 from bertline.evaluator.config import ScoreConfig
+from tests.reliability.conftest import bertline_here
 
 
 def _texts(path, n, word):
@@ -45,3 +46,63 @@ def test_a_killed_runs_temporary_files_are_cleared_and_never_published(exported,
   assert not stale.exists() and summary["scored"] == 20
   assert sorted(os.listdir(out)) == sorted(summary["files"] + ["rejected", "summary.json",
                                                                 ".bertline-score.lock"])
+
+
+# One row of every kind Python's json and UTF-8 decoders (and Python's own limits) refuse, each
+# with the reason it is rejected for; none may end the job.
+BAD_JSON_ROWS = [
+    (b'{"text": "\\ud800"}', "text_a holds a lone surrogate ('\\ud800'), which is not text"),
+    (b"[" * 100_000 + b"]" * 100_000, "JSON nested too deep to read"),
+    (b'{"text": ' + b"9" * 5000 + b"}", "JSON Python cannot read: Exceeds the limit"),
+    (b'{"text": null}', "text_a is null, not a string"),
+    (b'{"text": "\\u0000\\u0000"}', "text_a is empty"),
+    (b'{"text": "ok", }', "malformed JSON: Expecting property name enclosed in double quotes"),
+    (b'{"text": "caf\xe9"}', "not valid UTF-8 (byte 13"),
+    (b'{"text": NaN}', "text_a is a float, not a string"),
+]
+
+
+def test_one_bad_row_of_any_kind_is_rejected_with_its_reason_and_never_ends_the_job(exported,
+                                                                                    tmp_path):
+  rows = [b'{"text": "what a great day"}'] + [raw for raw, _ in BAD_JSON_ROWS] + \
+      [b'{"text": "never again"}']
+  path = tmp_path / "rows.jsonl"
+  path.write_bytes(b"\n".join(rows) + b"\n")
+  out = tmp_path / "out"
+  result = bertline_here("score", "--model", exported["path"], "--input", path, "--format",
+                         "jsonl", "--output", out)
+  assert result.returncode == 0, result.stderr[-3000:]
+  summary = json.loads((out / batch_score.SUMMARY_FILE).read_text())
+  assert (summary["scored"], summary["rejected"]) == (2, len(BAD_JSON_ROWS))
+  rejected = (out / batch_score.REJECTED_FILE).read_bytes().split(b"\n")[1:-1]
+  by_line = {int(r.split(b"\t")[1]): r.split(b"\t")[2].decode() for r in rejected}
+  for line, (_, reason) in enumerate(BAD_JSON_ROWS, start=2):
+    assert by_line[line].startswith(reason), (line, by_line[line])
+
+
+def test_one_file_named_twice_is_refused_before_any_work(exported, tmp_path, monkeypatch):
+  _texts(tmp_path / "S.txt", 3, "fine")
+  monkeypatch.chdir(tmp_path)
+  result = bertline_here("score", "--model", exported["path"], "--input", "S.txt", "--input",
+                         "./S.txt", "--output", "out")
+  assert result.returncode == errors.BAD_INPUT
+  assert result.stderr.strip().splitlines()[-1].endswith(
+      "--input names ./S.txt twice; its rows would be scored twice")
+  assert not (tmp_path / "out").exists()
+
+
+def test_a_pipe_or_fifo_input_is_refused_naming_it_never_read_as_zero_rows(exported, tmp_path):
+  fifo = tmp_path / "rows.fifo"
+  os.mkfifo(fifo)
+  # A real shell pipe too: `--input <(printf ...)` hands bertline /dev/fd/N.
+  script = (f"{sys.executable} -m bertline score --model {exported['path']} "
+            f"--input <(printf 'a\\nb\\n') --output {tmp_path / 'out'}")
+  in_process = bertline_here("score", "--model", exported["path"], "--input", fifo, "--output",
+                             tmp_path / "out")
+  in_a_shell = subprocess.run(["bash", "-c", script], env=dict(os.environ, NO_GCE_CHECK="True"),
+                              capture_output=True, text=True, timeout=300)
+  for result in (in_process, in_a_shell):
+    assert result.returncode == errors.BAD_INPUT, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert "is a pipe or FIFO, not a regular file" in last and "> rows.txt" in last, last
+  assert not (tmp_path / "out").exists()

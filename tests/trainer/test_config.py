@@ -18,5 +18,5 @@ def test_cli_flags_override_the_yaml(tmp_path):
   path.write_text("learning_rat: 1\n")
   with pytest.raises(ValueError, match="unknown key 'learning_rat'"):
     train.config_from_args(["--config", str(path)])
-  with pytest.raises(ValueError, match="not a multiple of grad_accum_steps"):
+  with pytest.raises(ValueError, match="--batch-size 10 is not a multiple of --grad-accum-steps 4"):
     train.config_from_args(["--batch-size", "10", "--grad-accum-steps", "4"])
