@@ -118,6 +118,7 @@ class EncodeShardFn(beam.DoFn):
     label_ids = {label: i for i, label in enumerate(task.labels)}
     counts = dict.fromkeys(COUNT_KEYS, 0)
     rejected: List[bytes] = []
+    seen = set()  # the labels of the examples written: a train split needs two
     path = fileio.join(self._run_dir, schema.shard_name(task.group, task.shard, task.num_shards,
                                                         self._compression))
     tmp = f"{path}.tmp-{uuid.uuid4().hex}"
@@ -132,6 +133,7 @@ class EncodeShardFn(beam.DoFn):
             rejected.append(line_shards.rejected_row(row.file, row.line, row.reason, row.raw))
           elif row is not None:
             batch.append(row)
+            seen.add(row.label)
             if len(batch) >= self._batch_size:
               self._encode(batch, label_ids, counts, writer)
               batch = []
@@ -140,7 +142,8 @@ class EncodeShardFn(beam.DoFn):
     tf.io.gfile.rename(tmp, path, overwrite=True)
     line_shards.write_report(self._run_dir, schema.shard_name(task.group, task.shard,
                                                                task.num_shards),
-                             dict(counts, labels=list(task.labels)), rejected)
+                             dict(counts, labels=list(task.labels), labels_seen=sorted(seen)),
+                             rejected)
     beam.metrics.Metrics.counter("bertline", f"{task.group}_written").inc(counts["written"])
     beam.metrics.Metrics.counter("bertline", f"{task.group}_rejected").inc(counts["rejected"])
     return path
@@ -424,6 +427,12 @@ def _gather_split(args, task: processors.TaskSpec, split: str, num_shards: int, 
   rejected_file = f"{run_name}/{schema.REJECTED_DIR}/{split}.tsv"
   rejected_path = fileio.join(args.output_dir, rejected_file)
   line_shards.gather_rejected(run_dir, names, rejected_path)
+  seen = sorted(set().union(*(r.get("labels_seen", []) for r in reports)))
+  if split == "train" and len(seen) == 1:
+    raise ValueError(
+        f"{path}: every one of its {counts['written']} examples has label {seen[0]!r}: a "
+        "classifier learns nothing from one label (it would score 1.0 on data like it). Check "
+        "the task's label column, or add rows of the other labels.")
   if not counts["written"] and _has_rows(path, task.splits[split].header):
     raise ValueError(
         f"{path}: not one example was written from its rows ({counts['rejected']} rejected"

@@ -52,7 +52,7 @@ def test_a_local_preprocess_never_starts_prism_nor_downloads_it(tmp_path):
   data.mkdir()
   (data / "task.yaml").write_text("name: t\nlabels: [neg, pos]\nsplits:\n"
                                   "  train: {file: train.tsv, text_a: 1, label: 0}\n")
-  (data / "train.tsv").write_text("".join(f"pos\tgood {i}\n" for i in range(50)))
+  (data / "train.tsv").write_text("".join(f"{('pos', 'neg')[i % 2]}\tgood {i}\n" for i in range(50)))
   home = tmp_path / "home"
   home.mkdir()
   result = bertline("--verbose", "preprocess", "--task-config", str(data / "task.yaml"),

@@ -37,6 +37,12 @@ def _corpus(directory, rows, header=b"label\ttext\n", newline=b"\n"):
   return directory
 
 
+def _two_labels(text, n, first=b"pos"):
+  """n rows of `text % i`, labelled first/other by turns: a train split needs two labels."""
+  other = b"neg" if first == b"pos" else b"pos"
+  return [b"%s\t%s" % ((first, other)[i % 2], text % i) for i in range(n)]
+
+
 def _preprocess(data, out, *extra):
   return ["preprocess", "--task-config", str(data / "task.yaml"), "--data-dir", str(data),
           "--vocab-file", VOCAB, "--max-seq-length", "16", "--output-dir", str(out),
@@ -51,8 +57,8 @@ def _read_all(out):
 def test_two_concurrent_writers_never_mix_and_the_second_is_refused(tmp_path):
   import subprocess
   import sys
-  a = _corpus(tmp_path / "a", [b"pos\tgood movie %d" % i for i in range(300)])
-  b = _corpus(tmp_path / "b", [b"neg\tbad film %d" % i for i in range(200)])
+  a = _corpus(tmp_path / "a", _two_labels(b"good movie %d", 300, first=b"pos"))
+  b = _corpus(tmp_path / "b", _two_labels(b"bad film %d", 200, first=b"neg"))
   out = tmp_path / "out"
   env = dict(os.environ, NO_GCE_CHECK="True")
   procs = [subprocess.Popen([sys.executable, "-m", "bertline", *_preprocess(d, out)], env=env,
@@ -71,10 +77,10 @@ def test_two_concurrent_writers_never_mix_and_the_second_is_refused(tmp_path):
 
 def test_overwrite_with_fewer_shards_reads_exactly_the_new_run(tmp_path):
   from bertline import schema
-  first = _corpus(tmp_path / "first", [b"pos\tgood %d" % i for i in range(120)])
+  first = _corpus(tmp_path / "first", _two_labels(b"good %d", 120, first=b"pos"))
   out = tmp_path / "out"
   assert bertline(*_preprocess(first, out, "--num-shards", "4")).returncode == 0
-  second = _corpus(tmp_path / "second", [b"neg\tbad %d" % i for i in range(60)])
+  second = _corpus(tmp_path / "second", _two_labels(b"bad %d", 60, first=b"neg"))
   result = bertline(*_preprocess(second, out, "--num-shards", "1", "--overwrite"))
   assert result.returncode == 0, result.stderr
   metadata = schema.read_metadata(str(out))
@@ -161,4 +167,15 @@ def test_a_fifo_as_a_split_file_is_refused_at_once_not_waited_on(tmp_path):
   assert result.returncode == errors.BAD_INPUT, result.stderr
   assert f"train file {data / 'train.tsv'} is a pipe or FIFO, not a regular file" in \
       last_line(result)
+  assert not (tmp_path / "out" / "metadata.json").exists()
+
+
+def test_a_train_split_of_one_label_is_refused_not_learned_to_accuracy_one(tmp_path):
+  data = _corpus(tmp_path / "d", [b"pos\tgood %d" % i for i in range(20)])
+  result = bertline_here(*_preprocess(data, tmp_path / "out"))
+  assert result.returncode == errors.BAD_INPUT, result.stderr
+  assert last_line(result).endswith(
+      f"{data / 'train.tsv'}: every one of its 20 examples has label 'pos': a classifier learns "
+      "nothing from one label (it would score 1.0 on data like it). Check the task's label "
+      "column, or add rows of the other labels.")
   assert not (tmp_path / "out" / "metadata.json").exists()
