@@ -155,11 +155,18 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
       f.write(data)
     gf.rename(tmp, path, overwrite=True)
     return
-  with open(tmp, "wb") as f:
-    f.write(data)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
+  try:
+    with open(tmp, "wb") as f:
+      f.write(data)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    # A full disk, a directory in the way, an interrupt: the old file stays, and no
+    # temporary sibling is left behind.
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
 
 
 def write_text_atomic(path: str, text: str) -> None:

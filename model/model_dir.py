@@ -34,6 +34,10 @@ BEST_INFO_FILE = "best.json"
 EVENTS_SUBDIR = "events"
 
 
+# The classifier head's bias in a checkpoint of tf.train.Checkpoint(model=BertClassifier).
+_HEAD_BIAS_KEY = "model/head/bias/.ATTRIBUTES/VARIABLE_VALUE"
+
+
 class ModelDir:
   """Reader (and, for the trainer, writer) of a model_dir.
 
@@ -141,6 +145,21 @@ class ModelDir:
         self.file(schema.TRAIN_CONFIG_FILE)) else 0.1
     return modeling.BertClassifier(config, len(self.labels()), dropout_rate=dropout)
 
+  def _check_labels_fit(self, path: str) -> None:
+    """labels.txt names one label per output of the checkpoint's head: checked before a head
+    of len(labels) outputs is built (a wrong labels.txt of a million lines would build a head
+    of gigabytes and then blame the checkpoint)."""
+    try:
+      shape = dict(tf.train.list_variables(path)).get(_HEAD_BIAS_KEY)
+    except tf.errors.OpError:
+      return  # an unreadable checkpoint: reading it below says so
+    labels = self.labels()
+    if shape and shape[0] != len(labels):
+      raise ValueError(
+          f"{self.file(schema.LABELS_FILE)} has {len(labels)} labels but the checkpoint {path} "
+          f"was trained with {shape[0]}: restore the labels.txt train wrote (one label per "
+          "line, in label-id order).")
+
   def load_classifier(self, which: str = "best"):
     """The trained BertClassifier, weights read from checkpoint `which`.
 
@@ -148,6 +167,7 @@ class ModelDir:
     slots and the input position are skipped).
     """
     path = self.checkpoint(which)
+    self._check_labels_fit(path)
     model = self.build_classifier()
     try:
       status = tf.train.Checkpoint(model=model).read(path)

@@ -38,6 +38,9 @@ def load_config(path: Optional[str], overrides: List[str]) -> config_lib.RunConf
 
 def compile_pipeline(config: config_lib.RunConfig, output: str) -> str:
   """Compiles the pipeline for `config` to `output`, atomically; returns the path."""
+  if fileio.isdir(output):
+    raise IsADirectoryError(f"--output {output} is a directory: give the file to write, e.g. "
+                            f"{fileio.join(output, 'pipeline.yaml')}")
   from kfp import compiler  # the optional pipeline extra
   from bertline.pipeline import pipeline  # kfp, as above
   with tempfile.TemporaryDirectory() as tmp:

@@ -50,3 +50,10 @@ def test_a_claim_refuses_a_second_process_and_dies_with_its_owner(tmp_path):
     except FileExistsError:
       assert time.time() < deadline
       time.sleep(0.05)
+
+
+def test_a_failed_atomic_write_leaves_the_target_and_no_temporary(tmp_path):
+  (tmp_path / "taken").mkdir()  # a directory where the file should go: the rename fails
+  with pytest.raises(OSError):
+    fileio.write_text_atomic(str(tmp_path / "taken"), "data")
+  assert sorted(os.listdir(tmp_path)) == ["taken"] and os.listdir(tmp_path / "taken") == []

@@ -76,3 +76,13 @@ def test_a_negative_clip_norm_is_refused_like_a_negative_learning_rate(tmp_path)
     assert result.returncode == errors.BAD_INPUT, result.stderr
     assert f"{flag} {rule}, got -1.0" in last_line(result)
     assert not os.path.exists(tmp_path / "m")
+
+
+def test_compile_onto_a_directory_names_it_and_leaves_nothing_behind(tmp_path):
+  target = tmp_path / "out"
+  target.mkdir()
+  result = bertline_here("compile", "--output", target)
+  assert result.returncode == errors.BAD_INPUT, result.stderr
+  assert last_line(result).endswith(f"--output {target} is a directory: give the file to write, "
+                                    f"e.g. {target / 'pipeline.yaml'}")
+  assert sorted(os.listdir(tmp_path)) == ["out"] and os.listdir(target) == []
