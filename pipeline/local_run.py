@@ -162,8 +162,24 @@ def _mark_done(out_dir: str, key: str, **info: Any) -> None:
 
 def run(config: config_lib.RunConfig, work_dir: Optional[str] = None, run_date: str = "",
         sentence: Optional[str] = config_lib.DEFAULT_SENTENCE) -> RunResult:
-  """Runs the pipeline for `config`; returns metrics, blessing, pushed path and the answer."""
-  walk = _Walk(config, work_dir or config.pipeline.work_dir, run_date)
+  """Runs the pipeline for `config`; returns metrics, blessing, pushed path and the answer.
+
+  The work dir is this run's while it runs: a second `bertline run` of it is refused (two
+  would train into one model_dir and push the same model twice).
+  """
+  work_dir = work_dir or config.pipeline.work_dir
+  with fileio.output_claim(work_dir, RUN_LOCK, f"another `bertline run` is running in work dir "
+                           f"{work_dir}; wait for it, or give another --work-dir"):
+    return _run(config, work_dir, run_date, sentence)
+
+
+# A run's claim on its work dir (fileio.output_claim: released however the process ends).
+RUN_LOCK = ".run.lock"
+
+
+def _run(config: config_lib.RunConfig, work_dir: str, run_date: str,
+         sentence: Optional[str]) -> RunResult:
+  walk = _Walk(config, work_dir, run_date)
   started = time.time()
   blessed: Optional[bool] = None
   with steps.shared_process():  # every step runs in this one process

@@ -59,6 +59,22 @@ def _tf_config() -> dict:
     raise ValueError(f"TF_CONFIG is not valid JSON ({e}): {raw[:200]!r}") from e
 
 
+def _task(tf_config: dict):
+  """(task type, index, whether it is the chief: the process that writes the model_dir)."""
+  task = tf_config.get("task", {})
+  task_type, index = task.get("type", "worker"), int(task.get("index", 0))
+  has_chief = bool(tf_config.get("cluster", {}).get("chief"))
+  return task_type, index, task_type == "chief" or (
+      task_type == "worker" and index == 0 and not has_chief)
+
+
+def is_chief_process() -> bool:
+  """Whether this process writes the model_dir: a lone trainer, or the chief of TF_CONFIG's
+  cluster (the other workers of the same job write under _workers/)."""
+  tf_config = _tf_config()
+  return _num_workers(tf_config) < 1 or _task(tf_config)[2]
+
+
 def _num_workers(tf_config: dict) -> int:
   cluster = tf_config.get("cluster", {})
   return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
@@ -110,10 +126,7 @@ def create_strategy(name: str = "auto", tpu: Optional[str] = None,
                      '{"cluster": {"worker": ["host1:2222", "host2:2222"]}, '
                      '"task": {"type": "worker", "index": 0}}.')
   strategy = tf.distribute.MultiWorkerMirroredStrategy()
-  task = tf_config.get("task", {})
-  task_type, index = task.get("type", "worker"), int(task.get("index", 0))
-  has_chief = bool(tf_config.get("cluster", {}).get("chief"))
-  is_chief = task_type == "chief" or (task_type == "worker" and index == 0 and not has_chief)
+  task_type, index, is_chief = _task(tf_config)
   log.info("Multi-worker: %s %d of %d (chief: %s)", task_type, index,
            _num_workers(tf_config), is_chief)
   return StrategyInfo(strategy, name, is_chief=is_chief, worker_index=index,

@@ -50,6 +50,11 @@ build_parser = train_config_lib.build_parser
 
 
 # --- set-up ------------------------------------------------------------------------------
+# The chief's claim on its model_dir while it trains (fileio.output_claim: released by the
+# kernel however the process ends).
+TRAIN_LOCK = ".train.lock"
+
+
 def _model_files(config: TrainConfig, metadata: schema.DataMetadata):
   """(ModelConfig, vocab file, PretrainedFiles or None) for this run."""
   if config.vocab_file:  # before anything reads it: a directory given is named as one
@@ -230,9 +235,11 @@ def _build_model(config: TrainConfig, info, model_config, num_labels: int):
 def run(config: TrainConfig) -> TrainResult:
   """Trains (or resumes) per `config`; returns what it ended with.
 
-  Set-up (the data, the model_dir, the starting weights, the strategy) is
-  checked before any step; then the Trainer's loop (trainer/loop.py) runs, and
-  with `export` the best model is exported.
+  Set-up (the data, the model_dir, the starting weights) is checked before
+  any step; then the Trainer's loop (trainer/loop.py) runs, and with `export`
+  the best model is exported. From its first write the model_dir is this job's:
+  a second trainer of it is refused (the chief holds the claim; the job's other
+  workers write under _workers/).
   """
   _check_paths(config)
   metadata = schema.read_metadata(config.data_dir)
@@ -240,22 +247,42 @@ def run(config: TrainConfig) -> TrainResult:
     raise ValueError(f"{config.data_dir} has no train split (it has {sorted(metadata.splits)}).")
   md = model_dir_lib.ModelDir(config.model_dir)
   _check_resume(md, metadata, config.data_dir)
-  model_config, vocab, pretrained = _model_files(config, metadata)
-  _check_architecture(md, model_config, config.init_checkpoint or config.model_config_file)
+  plan = _Plan(metadata, md, *_model_files(config, metadata))
+  _check_architecture(md, plan.model_config, config.init_checkpoint or config.model_config_file)
+  if not strategy_lib.is_chief_process():
+    return _train(config, plan)
+  with fileio.output_claim(config.model_dir, TRAIN_LOCK,
+                           f"another `bertline train` is training in --model-dir "
+                           f"{config.model_dir}; wait for it, or give another --model-dir"):
+    _check_resume(md, metadata, config.data_dir)  # again: what was there before the claim
+    return _train(config, plan)
+
+
+class _Plan(NamedTuple):
+  """What the checks before training found: the data, the model_dir, the model's files."""
+  metadata: schema.DataMetadata
+  md: model_dir_lib.ModelDir
+  model_config: ModelConfig
+  vocab: str
+  pretrained: Any
+
+
+def _train(config: TrainConfig, plan: _Plan) -> TrainResult:
+  metadata, md = plan.metadata, plan.md
   schedule, num_train_steps, warmup = _schedule(config, metadata)
   info = _strategy(config)
   # What the model_dir records is what ran: `auto` precision resolved on this machine.
   config = dataclasses.replace(config, mixed_precision=resolve_precision(
       config.mixed_precision, has_gpu=bool(tf.config.list_logical_devices("GPU"))))
   if info.is_chief:
-    _write_model_dir(md, config, model_config, metadata, vocab)
-  model = _build_model(config, info, model_config, len(metadata.labels))
+    _write_model_dir(md, config, plan.model_config, metadata, plan.vocab)
+  model = _build_model(config, info, plan.model_config, len(metadata.labels))
   teacher = None
   if config.teacher:
     _, teacher_model = distill.load_teacher(config.teacher, metadata, info.strategy)
     teacher = distill.Teacher(teacher_model, config.temperature, config.alpha)
   state = _training_state(config, info, md, model, metadata, num_train_steps, warmup)
-  _initialize(config, md, info, state, model, pretrained, teacher)
+  _initialize(config, md, info, state, model, plan.pretrained, teacher)
   trainer = loop.Trainer(config, info, model, state.optimizer, state.loss_scale, metadata, md,
                          state.manager, state.best_manager, state.iterator,
                          xla=_use_xla(config, static_shapes=info.static_shapes), teacher=teacher)

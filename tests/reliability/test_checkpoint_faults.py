@@ -3,6 +3,10 @@
 import hashlib
 import logging
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -110,3 +114,37 @@ def test_a_corrupted_shard_is_named_by_evaluate_and_predict(tweets_data, exporte
   line = last_line(result)
   assert "corrupted or truncated TFRecord shard" in line and os.path.basename(victim) in line
   assert "Traceback" not in result.stderr
+
+
+def test_a_second_trainer_of_a_model_dir_is_refused_and_the_first_loses_nothing(
+    lang_records, tiny_config, tmp_path):
+  model_dir = tmp_path / "m"
+  first = subprocess.Popen(
+      [sys.executable, "-m", "bertline", "train", "--data-dir", lang_records, "--model-dir",
+       str(model_dir), "--model-config-file", tiny_config, "--vocab-file", helpers.VOCAB,
+       "--batch-size", "16", "--epochs", "50", "--learning-rate", "1e-3", "--seed", "3",
+       "--checkpoint-every-steps", "5", "--no-progress"], env=dict(os.environ, NO_GCE_CHECK="True"), stdout=subprocess.DEVNULL,
+      stderr=subprocess.PIPE, text=True)
+  try:
+    deadline = time.time() + 120  # until the first writes its model_dir: it holds the claim
+    while not (model_dir / schema.TRAIN_CONFIG_FILE).exists() and time.time() < deadline:
+      assert first.poll() is None, first.stderr.read()
+      time.sleep(0.1)
+    before = (model_dir / schema.TRAIN_CONFIG_FILE).read_bytes()
+    with pytest.raises(FileExistsError, match=rf"another `bertline train` is training in "
+                       rf"--model-dir {model_dir}; wait for it, or give another --model-dir "
+                       rf"\(pid {first.pid} on "):
+      train.run(_config(lang_records, model_dir, tiny_config, max_steps=2, epochs=1))
+    assert (model_dir / schema.TRAIN_CONFIG_FILE).read_bytes() == before  # the first's, intact
+    assert first.poll() is None  # and it trains on
+    while not (model_dir / schema.CHECKPOINT_SUBDIR / "checkpoint").exists():
+      assert first.poll() is None and time.time() < deadline, first.stderr.read()
+      time.sleep(0.1)
+  finally:
+    first.send_signal(signal.SIGTERM)
+    first.wait(timeout=120)
+  assert first.returncode == errors.INTERRUPTED
+  # The claim died with its owner: the same command resumes.
+  result = train.run(_config(lang_records, model_dir, tiny_config, epochs=50, max_steps=30,
+                             eval_every_steps=0, checkpoint_every_steps=5))
+  assert result.final_step == 30

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from bertline.model.model_dir import ModelDir
+from bertline.trainer import strategy
 from tests.trainer import helpers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -92,3 +93,20 @@ def test_two_workers_on_localhost_match_one_worker(lang_records, one_device):
   _finish(ref)
   assert results[0][0]["step"] == results[1][0]["step"] == 8
   _assert_close(_weights(root / "two-workers"), _weights(one))
+
+
+@pytest.mark.parametrize("tf_config, chief", [
+    (None, True),  # a lone trainer
+    ({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 0}}, True),
+    ({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}, False),
+    ({"cluster": {"chief": ["c:1"], "worker": ["a:1"]}, "task": {"type": "worker", "index": 0}},
+     False),
+    ({"cluster": {"chief": ["c:1"], "worker": ["a:1"]}, "task": {"type": "chief", "index": 0}},
+     True),
+])
+def test_only_the_chief_of_a_job_claims_its_model_dir(monkeypatch, tf_config, chief):
+  if tf_config is None:
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+  else:
+    monkeypatch.setenv("TF_CONFIG", json.dumps(tf_config))
+  assert strategy.is_chief_process() is chief
