@@ -25,10 +25,14 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib
+import io
 import logging
 import os
+import re
 import shutil
+import sys
 import tempfile
 from typing import Iterator, List, Optional, Sequence
 
@@ -177,15 +181,92 @@ def _brings_worker_environment(options: PipelineOptions) -> bool:
               or getattr(worker, "worker_harness_container_image", None))
 
 
+class _WithoutWorkerTracebacks(io.TextIOBase):
+  """stderr, less the tracebacks Beam's in-process workers print of a failed bundle.
+
+  Beam's SDK worker prints each failed bundle's traceback to stderr itself
+  (sdk_worker._execute), once per retry; the driver then raises the failure,
+  which bertline reports once, in one line with its exit code. With
+  `bertline --verbose` (debug logging) nothing is held back.
+  """
+
+  def __init__(self, stream):
+    super().__init__()
+    self._stream = stream
+
+  def write(self, text: str) -> int:
+    if text.startswith("Traceback (most recent call last)"):
+      return len(text)
+    return self._stream.write(text)
+
+  def flush(self) -> None:
+    self._stream.flush()
+
+
 def run(pipeline) -> None:
   """Runs a built pipeline to the end; a failed worker raises its own error here."""
-  result = pipeline.run()
+  quiet = not logging.getLogger().isEnabledFor(logging.DEBUG)
+  stderr = sys.stderr
   try:
-    result.wait_until_finish()
+    if quiet:
+      sys.stderr = _WithoutWorkerTracebacks(stderr)
+    result = pipeline.run()
+    try:
+      result.wait_until_finish()
+    finally:
+      client = getattr(result, "client", None)  # the Dask runner leaves its client open
+      if client is not None:
+        client.close()
+  except RuntimeError as e:
+    own = worker_error(e)
+    if own is e:
+      raise
+    raise own from e
   finally:
-    client = getattr(result, "client", None)  # the Dask runner leaves its client open
-    if client is not None:
-      client.close()
+    sys.stderr = stderr
+
+
+# The last line of a worker's failure as Beam reports it: "RuntimeError: OSError: [Errno 28] No
+# space left on device: '/out/x' [while running 'EncodeShard']".
+_WORKER_FAILURE = re.compile(r"^(?:RuntimeError: )?([A-Za-z_.]*(?:Error|Exception)): (.*?)"
+                             r"(?: \[while running '([^']*)'\])?$")
+_ERRNO = re.compile(r"^\[Errno (\d+)\] (.*?)(?:: '(.*)')?$")
+# How TensorFlow's file errors end, and the errno each is.
+_TENSORFLOW_ERRNOS = {"No space left on device": errno.ENOSPC,
+                      "Read-only file system": errno.EROFS,
+                      "Permission denied": errno.EACCES,
+                      "Disk quota exceeded": errno.EDQUOT}
+# Errors a worker raises that bertline describes in one line (bertline/errors.py).
+_RAISED_AGAIN = {"ValueError": ValueError, "FileNotFoundError": FileNotFoundError,
+                 "FileExistsError": FileExistsError, "IsADirectoryError": IsADirectoryError,
+                 "NotADirectoryError": NotADirectoryError}
+
+
+def worker_error(error: RuntimeError) -> BaseException:
+  """The error a Beam worker raised, as its own type again where bertline knows it.
+
+  Beam hands a worker's exception to the driver as a RuntimeError holding its
+  traceback's text. A full disk (OSError errno 28), a read-only file system or
+  a bad input a worker found is made its own exception again, so the CLI
+  reports it in one line with its exit code; anything else stays as it is.
+  """
+  lines = [line for line in str(error).strip().splitlines() if line.strip()]
+  match = _WORKER_FAILURE.match(lines[-1].strip()) if lines else None
+  if not match:
+    return error
+  kind, message, step = match.groups()
+  kind = kind.rsplit(".", 1)[-1]
+  where = f" (in Beam step {step})" if step else ""
+  errno_match = _ERRNO.match(message)
+  if kind in ("OSError", "PermissionError", "IOError") and errno_match:
+    number, text, path = errno_match.groups()
+    return OSError(int(number), text + where, path)
+  for text, number in _TENSORFLOW_ERRNOS.items():  # tf.io's writers: "PATH; No space left..."
+    if message.endswith(f"; {text}"):
+      return OSError(number, text + where, message[:-len(text) - 2])
+  if kind in _RAISED_AGAIN:
+    return _RAISED_AGAIN[kind](message + where)
+  return error
 
 
 def _fn_api_runner(options: PipelineOptions):

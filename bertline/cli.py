@@ -150,13 +150,17 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 # What importing Apache Beam logs about BigQuery clients bertline never uses: every Beam
-# command printed it, even `--help`. Kept with --verbose.
+# command printed it, even `--help`. Kept with --verbose, as are Beam's worker errors.
 _BEAM_IMPORT_NOTICES = ("apitools not found, and bigquery client libraries are not available",
                         "No module named google.cloud.bigquery_storage_v1")
 
 
 def _quiet_beam_import_notices() -> None:
   def keep(record: logging.LogRecord) -> bool:
+    if record.name.startswith("apache_beam.") and record.levelno >= logging.ERROR:
+      # A worker's failure, with its traceback, once per retry and per layer of the runner:
+      # bertline reports it once, in one line with its exit code (beam_runner.worker_error).
+      return False
     return not any(notice in record.getMessage() for notice in _BEAM_IMPORT_NOTICES)
   for handler in logging.getLogger().handlers:
     handler.addFilter(keep)

@@ -7,7 +7,7 @@ import os
 import pytest
 from apache_beam.options.pipeline_options import DirectOptions
 
-from bertline import beam_runner
+from bertline import beam_runner, errors
 
 
 def _direct(options):
@@ -38,3 +38,23 @@ def test_local_jobs_get_a_worker_per_core_but_no_more_than_their_work():
 def test_runs_in_this_process(args, kwargs, here):
   """Only in-memory and threaded local runs call the DoFns in the driver's own process."""
   assert beam_runner.runs_in_this_process(beam_runner.pipeline_options(args, **kwargs)) is here
+
+
+@pytest.mark.parametrize("last_line, kind, text", [
+    ("RuntimeError: OSError: [Errno 28] No space left on device: '/out/x' [while running 'W']",
+     OSError, "[Errno 28] No space left on device (in Beam step W): '/out/x'"),
+    ("RuntimeError: tensorflow.python.framework.errors_impl.ResourceExhaustedError: "
+     "/out/s.tfrecord.tmp-1; No space left on device [while running 'EncodeShard']",
+     OSError, "[Errno 28] No space left on device (in Beam step EncodeShard): "
+     "'/out/s.tfrecord.tmp-1'"),
+    ("RuntimeError: ValueError: --input x: bad [while running 'Read']", ValueError,
+     "--input x: bad (in Beam step Read)"),
+])
+def test_a_workers_error_is_its_own_type_again(last_line, kind, text):
+  error = beam_runner.worker_error(RuntimeError("Traceback (most recent call last):\n  ...\n"
+                                                + last_line + "\n\n"))
+  assert type(error) is kind and str(error) == text
+  code, _ = errors.describe(error)
+  assert code == (errors.STORAGE if kind is OSError else errors.BAD_INPUT)
+  unknown = RuntimeError("Traceback ...\nKeyError: 'x' [while running 'W']")
+  assert beam_runner.worker_error(unknown) is unknown  # a bug stays a bug, traceback and all

@@ -179,3 +179,15 @@ def test_a_train_split_of_one_label_is_refused_not_learned_to_accuracy_one(tmp_p
       "nothing from one label (it would score 1.0 on data like it). Check the task's label "
       "column, or add rows of the other labels.")
   assert not (tmp_path / "out" / "metadata.json").exists()
+
+
+def test_a_full_disk_inside_the_beam_workers_is_one_line_and_exit_5(tmp_path, small_fs):
+  # 1 MiB fills long before 12,000 examples (three rows of 16 ids and a guid each) are written.
+  data = _corpus(tmp_path / "d", _two_labels(b"a rather long review of a film " * 6 + b"%d",
+                                             12000))
+  result = bertline(*_preprocess(data, small_fs, "--num-shards", "2"))
+  assert result.returncode == errors.STORAGE, result.stderr[-3000:]
+  assert last_line(result).startswith("bertline preprocess: error: no space left on the device")
+  assert "free space or fix the permissions, then re-run the same command" in last_line(result)
+  assert "Traceback" not in result.stderr, result.stderr[-3000:]
+  assert not (small_fs / "metadata.json").exists()
