@@ -34,6 +34,7 @@ temporary directory and renamed into place: E/<version> is whole or absent.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -337,12 +338,26 @@ def export_model(model_dir: str, export_dir: str, version: Optional[int] = None,
                                 meta.has_text_b))
     # Last: what push, score and the registry read of a version.
     fileio.write_text_atomic(ExportDir(tmp).metadata_file, fileio.to_json(metadata))
-    os.rename(tmp, final)
+    _publish(tmp, final)
   finally:
     if os.path.exists(tmp):
       shutil.rmtree(tmp, ignore_errors=True)
   log.info("Exported %s to %s", model_dir, final)
   return final
+
+
+def _publish(tmp: str, final: str) -> None:
+  """Renames the finished version into place; a version another export published meanwhile is
+  never replaced nor mixed (the rename fails on a non-empty directory)."""
+  try:
+    os.rename(tmp, final)
+  except OSError as e:
+    if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+      raise
+    raise FileExistsError(
+        f"{final} was published by another `bertline export` while this one ran: it is kept as "
+        "it is and this export is dropped. Re-run without --version to take the next "
+        "version.") from None
 
 
 def _quantize(tmp: str, module, float_text, mode: str, texts, has_text_b: bool) -> Dict[str, Any]:

@@ -8,6 +8,7 @@ import sys
 import tensorflow as tf
 
 from bertline import errors, schema
+from bertline.evaluator import scoring
 from tests.reliability.conftest import bertline, last_line
 
 
@@ -95,3 +96,21 @@ def test_symlinks_in_an_export_are_refused_naming_them(exported, tmp_path):
     assert result.returncode == errors.BAD_INPUT, result.stderr
     assert f"{link} is a symbolic link" in last_line(result) and "Traceback" not in result.stderr
     assert not os.path.exists(registry / "3")
+
+
+def test_two_concurrent_exports_of_one_version_publish_exactly_one_whole_model(tiny_model,
+                                                                               tmp_path):
+  export_dir = tmp_path / "export"
+  procs = [subprocess.Popen([sys.executable, "-m", "bertline", "export", "--model-dir",
+                             tiny_model["model_dir"], "--export-dir", str(export_dir),
+                             "--version", "7"], env=dict(os.environ, NO_GCE_CHECK="True"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+           for _ in range(2)]
+  results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+  assert sorted(code for code, _ in results) == [0, errors.BAD_INPUT], results
+  (refused,) = [err.strip().splitlines()[-1] for code, err in results if code]
+  assert ("was published by another `bertline export` while this one ran" in refused
+          or "version 7 was already exported and is never replaced" in refused), refused
+  assert "Traceback" not in "".join(err for _, err in results)
+  assert os.listdir(export_dir) == ["7"]  # one version, no temporary left behind
+  assert scoring.is_export(str(export_dir / "7"))
