@@ -12,6 +12,7 @@ import gc
 import importlib
 import logging
 import re
+import signal
 import sys
 import traceback
 from typing import List, Optional
@@ -68,6 +69,9 @@ FLAGS_MODULES = {"train": ("bertline.trainer.config", "build_parser"),
 # a bare command; the command itself parses the rest, checking Beam's options.
 BEAM_COMMANDS = ("score",)
 
+# Commands whose loop saves a checkpoint on SIGTERM (trainer/loop.py's Preemption) and exits 143.
+TRAINING = ("train", "distill")
+
 # Commands that do their job with no flags at all (compile: the default pipeline.yaml).
 RUN_WITHOUT_FLAGS = ("compile",)
 
@@ -98,7 +102,8 @@ def _top_parser() -> flags.ArgumentParser:
       "\n\nRun `bertline COMMAND --help` for a command's options.\n\n"
       "exit codes: 0 done, 1 internal error (a bug), 2 usage, 3 bad input (config, file, model\n"
       "or data), 4 training diverged, 5 storage refused (disk full, read-only), 6 remote\n"
-      "service (credentials, Cloud Storage), 143 interrupted with a checkpoint saved.",
+      "service (credentials, Cloud Storage), 143 interrupted by SIGTERM (training saved a\n"
+      "checkpoint; any other command published nothing).",
       usage="bertline [-h] [--version] [--verbose] COMMAND [options]")
   parser.add_argument("--version", action="store_true", help="print the version and exit")
   parser.add_argument("--verbose", action="store_true",
@@ -136,6 +141,21 @@ def main(argv: Optional[List[str]] = None) -> int:
       parser.parse_args(rest)
     elif any(arg in ("-h", "--help") for arg in rest[:rest.index("--") if "--" in rest else None]):
       parser.parse_args(["--help"])
+  # SIGTERM (a preempted VM, `kill`, a pipeline's cancel) stops the command with its cleanup,
+  # from here on (TensorFlow's import included); a training loop replaces this while it runs,
+  # to save a checkpoint first.
+  signal.signal(signal.SIGTERM, errors.raise_terminated)
+  try:
+    return _run_command(args, module_name, rest)
+  except errors.Terminated:
+    what = ("before its training loop began (no step was lost)" if args.command in TRAINING
+            else "nothing it was writing was published (a partial output is removed)")
+    print(f"bertline {args.command}: interrupted by SIGTERM: {what}; re-run the same command.",
+          file=sys.stderr)
+    return errors.INTERRUPTED
+
+
+def _run_command(args: argparse.Namespace, module_name: str, rest: List[str]) -> int:
   module = importlib.import_module(module_name)
   if not rest and args.command not in RUN_WITHOUT_FLAGS:
     return _usage(args.command, module.build_parser())

@@ -13,7 +13,8 @@
                                                                      then re-run (it resumes)
   6     a remote service failed: no credentials, Cloud Storage       authenticate, or re-run later
         errors after retries
-  143   interrupted by SIGTERM with a checkpoint saved               re-run the same command
+  143   interrupted by SIGTERM: a training run saved a checkpoint;   re-run the same command (it
+        any other command published nothing and cleaned up           resumes, or starts afresh)
 
 Anticipated faults are turned into one line by `describe`; the traceback is
 printed only with `bertline --verbose COMMAND`.
@@ -49,6 +50,19 @@ AUTH_HINT = ("authenticate with `gcloud auth application-default login` (or run 
 
 class TrainingDiverged(ValueError):
   """The loss became NaN or Inf (or float16 overflowed at scale 1); the last good checkpoint is kept."""
+
+
+class Terminated(BaseException):
+  """SIGTERM arrived outside a training loop (which saves a checkpoint first instead).
+
+  A BaseException, as KeyboardInterrupt is: no `except Exception` may swallow
+  it, and every `finally` and cleanup on the way out runs.
+  """
+
+
+def raise_terminated(signum, frame) -> None:
+  """The CLI's SIGTERM handler: stop where the main thread is, cleaning up on the way out."""
+  raise Terminated()
 
 
 class UsageError(ValueError):

@@ -148,3 +148,20 @@ def test_a_second_trainer_of_a_model_dir_is_refused_and_the_first_loses_nothing(
   result = train.run(_config(lang_records, model_dir, tiny_config, epochs=50, max_steps=30,
                              eval_every_steps=0, checkpoint_every_steps=5))
   assert result.final_step == 30
+
+
+def test_sigterm_while_train_loads_is_exit_143_with_a_line(lang_records, tiny_config, tmp_path):
+  model_dir = tmp_path / "m"
+  proc = subprocess.Popen(
+      [sys.executable, "-m", "bertline", "train", "--data-dir", lang_records, "--model-dir",
+       str(model_dir), "--model-config-file", tiny_config, "--vocab-file", helpers.VOCAB,
+       "--epochs", "1", "--no-progress"], env=dict(os.environ, NO_GCE_CHECK="True"),
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  time.sleep(2.0)  # the interpreter is up and importing TensorFlow: no loop, no checkpoint yet
+  proc.send_signal(signal.SIGTERM)
+  out, err = proc.communicate(timeout=120)
+  assert proc.returncode == errors.INTERRUPTED, err[-3000:]
+  assert err.strip().splitlines()[-1] == (
+      "bertline train: interrupted by SIGTERM: before its training loop began (no step was "
+      "lost); re-run the same command.")
+  assert "Traceback" not in err

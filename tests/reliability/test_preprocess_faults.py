@@ -1,6 +1,10 @@
 """Preprocess: inputs stay inside --data-dir, and every input line is written or rejected."""
 
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -55,8 +59,6 @@ def _read_all(out):
 
 
 def test_two_concurrent_writers_never_mix_and_the_second_is_refused(tmp_path):
-  import subprocess
-  import sys
   a = _corpus(tmp_path / "a", _two_labels(b"good movie %d", 300, first=b"pos"))
   b = _corpus(tmp_path / "b", _two_labels(b"bad film %d", 200, first=b"neg"))
   out = tmp_path / "out"
@@ -191,3 +193,23 @@ def test_a_full_disk_inside_the_beam_workers_is_one_line_and_exit_5(tmp_path, sm
   assert "free space or fix the permissions, then re-run the same command" in last_line(result)
   assert "Traceback" not in result.stderr, result.stderr[-3000:]
   assert not (small_fs / "metadata.json").exists()
+
+
+def test_sigterm_mid_preprocess_is_exit_143_with_a_line_and_leaves_nothing(tmp_path):
+  data = _corpus(tmp_path / "d", _two_labels(b"a review of a film, " * 8 + b"%d", 60000))
+  out = tmp_path / "out"
+  proc = subprocess.Popen([sys.executable, "-m", "bertline", *_preprocess(data, out)],
+                          env=dict(os.environ, NO_GCE_CHECK="True"), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 120
+  while not (out.exists() and any(n.startswith("run-") for n in os.listdir(out))):
+    assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
+    time.sleep(0.05)
+  time.sleep(1.0)  # the workers are writing shards
+  proc.send_signal(signal.SIGTERM)
+  _, err = proc.communicate(timeout=120)
+  assert proc.returncode == errors.INTERRUPTED, err[-3000:]
+  assert err.strip().splitlines()[-1] == (
+      "bertline preprocess: interrupted by SIGTERM: nothing it was writing was published (a "
+      "partial output is removed); re-run the same command.")
+  assert [n for n in os.listdir(out) if not n.startswith(".")] == []  # no run-*/, no metadata
