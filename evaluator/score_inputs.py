@@ -85,14 +85,23 @@ class InputSpec:
     return any(not key.lstrip("-").isdigit() for key in self.keys().values())
 
 
-def tsv_columns(spec: InputSpec, path: str) -> Dict[str, int]:
-  """{text_a/text_b/id: column index} for one TSV file (reads its header line only)."""
+class TsvColumns(dict):
+  """{text_a/text_b/id: column index} of one TSV file, and its header's width (None without a
+  header): a row of another width does not match the declared layout."""
+
+  def __init__(self, columns: Dict[str, int], width: Optional[int] = None):
+    super().__init__(columns)
+    self.width = width
+
+
+def tsv_columns(spec: InputSpec, path: str) -> TsvColumns:
+  """The columns of one TSV file (reads its header line only)."""
   keys = spec.keys()
   if not spec.has_header:
-    return {name: int(key) for name, key in keys.items()}
+    return TsvColumns({name: int(key) for name, key in keys.items()})
   with fileio.open_read(path) as f:
     header = f.readline().rstrip(b"\n").rstrip(b"\r").decode("utf-8", "replace").split("\t")
-  columns = {}
+  columns = TsvColumns({}, len(header))
   for name, key in keys.items():
     if key.lstrip("-").isdigit():
       columns[name] = int(key)
@@ -127,6 +136,10 @@ def parse(spec: InputSpec, columns: Optional[Dict[str, int]], file: str, line: i
     values: Dict[str, object] = {"text_a": text}
   elif spec.format == "tsv":
     fields = text.split("\t")
+    width = getattr(columns, "width", None)
+    if width is not None and len(fields) != width:
+      return reject(f"the row has {len(fields)} tab-separated column(s), its file's header "
+                    f"{width}")
     values = {}
     for name, column in (columns or {}).items():
       if not -len(fields) <= column < len(fields):

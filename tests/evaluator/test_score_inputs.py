@@ -55,3 +55,15 @@ def test_inputs_globs_and_mistakes(tmp_path):
     expand_inputs([str(tmp_path / "a.txt"), str(tmp_path / "*.txt")])
   with pytest.raises(ValueError, match="--format text reads the whole line"):
     InputSpec("text", id="k")
+
+
+def test_a_tsv_row_that_does_not_match_its_header_is_rejected_with_both_widths(tmp_path):
+  path = tmp_path / "a.tsv"
+  path.write_text("id\ttext\nx1\thello\n")
+  spec = InputSpec("tsv", "text", id="id")
+  columns = tsv_columns(spec, str(path))
+  assert columns == {"text_a": 1, "id": 0} and columns.width == 2
+  assert parse(spec, columns, str(path), 2, b"x1\thello", False).text_a == "hello"
+  for raw, found in ((b"x2\thello\tworld", 3), (b"x3", 1)):
+    assert parse(spec, columns, str(path), 3, raw, False).reason == (
+        f"the row has {found} tab-separated column(s), its file's header 2")

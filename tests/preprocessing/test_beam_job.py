@@ -138,7 +138,8 @@ def test_the_driver_reads_no_rows_whatever_the_corpus_size(tmp_path, monkeypatch
   for rows in (2000, 20000):
     data = tmp_path / f"d{rows}"
     data.mkdir()
-    body = b"".join(b"positive\t" + tweets[i % len(tweets)] + b"\n" for i in range(rows))
+    body = b"".join((b"positive\t", b"negative\t")[i % 2] + tweets[i % len(tweets)] + b"\n"
+                    for i in range(rows))
     (data / "train.tsv").write_bytes(b"label\ttext\n" + body)
     (data / "task.yaml").write_text("name: t\nlabels: [negative, neutral, positive]\nsplits:\n"
                                     "  train: {file: train.tsv, header: true, text_a: 1, label: 0}\n")
