@@ -11,6 +11,7 @@ import argparse
 import gc
 import importlib
 import logging
+import os
 import re
 import signal
 import sys
@@ -148,6 +149,7 @@ def main(argv: Optional[List[str]] = None) -> int:
   try:
     return _run_command(args, module_name, rest)
   except errors.Terminated:
+    _INTERRUPTED.append(args.command)
     what = ("before its training loop began (no step was lost)" if args.command in TRAINING
             else "nothing it was writing was published (a partial output is removed)")
     print(f"bertline {args.command}: interrupted by SIGTERM: {what}; re-run the same command.",
@@ -186,6 +188,10 @@ def _quiet_beam_import_notices() -> None:
     handler.addFilter(keep)
 
 
+# Set when SIGTERM stopped the command: console_main then ends the process at once.
+_INTERRUPTED: List[str] = []
+
+
 def console_main() -> None:
   """The `bertline` executable: main(), then exit without the final garbage collections.
 
@@ -196,6 +202,14 @@ def console_main() -> None:
   ends: a caller of main() in a long-lived process keeps its collector.
   """
   code = main()
+  if _INTERRUPTED:
+    # Beam's worker threads (and TensorFlow's) may still be mid-call: an ordinary exit tears
+    # them down under the interpreter's finalization and aborts the process (SIGABRT from
+    # C++, seen here) instead of exiting 143. Everything is cleaned up and said by now.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
   gc.freeze()
   sys.exit(code)
 
