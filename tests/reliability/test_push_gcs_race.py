@@ -10,9 +10,9 @@ precondition already held when it was first sent (the service answers 412).
 import functools
 
 import pytest
-from google.api_core import exceptions as gexc
 
 from bertline import schema
+from tests import gcs_fake
 from bertline.exporter import push as push_lib
 
 # These exports are stand-ins (push copies whatever files an export holds), so
@@ -23,65 +23,6 @@ _push = functools.partial(push_lib.push, check_serving=False)
 PREFIX = "models/m/3/"
 
 
-class _Blob:
-  def __init__(self, bucket, name):
-    self.bucket, self.name = bucket, name
-    self.generation = self.crc32c = None
-
-  def _create(self, data: bytes, if_generation_match):
-    self.bucket.before_write(self.name)
-    if if_generation_match == 0 and self.name in self.bucket.objects:
-      raise gexc.PreconditionFailed(f"{self.name} exists")
-    self.bucket.counter += 1
-    # crc32c stays None: the real library checks it; these tests are about preconditions.
-    self.generation = self.bucket.counter
-    self.bucket.objects[self.name] = (self.generation, data)
-
-  def upload_from_filename(self, path, checksum=None, if_generation_match=None, retry=None):
-    with open(path, "rb") as f:
-      self._create(f.read(), if_generation_match)
-
-  def upload_from_string(self, body, content_type=None, if_generation_match=None, retry=None):
-    self._create(body.encode(), if_generation_match)
-
-  def delete(self, if_generation_match=None, retry=None):
-    if self.name not in self.bucket.objects:
-      raise gexc.NotFound(self.name)
-    if if_generation_match is not None and self.bucket.objects[self.name][0] != if_generation_match:
-      raise gexc.PreconditionFailed(f"{self.name} is another generation")
-    del self.bucket.objects[self.name]
-
-
-class _Bucket:
-  def __init__(self):
-    self.name, self.objects, self.counter = "bucket", {}, 0
-    self.hooks = {}  # object name -> called before a write to it (another pusher acting)
-
-  def blob(self, name):
-    return _Blob(self, name)
-
-  def before_write(self, name):
-    hook = self.hooks.pop(name, None)
-    if hook:
-      hook()
-
-
-class _Listed:
-  def __init__(self, name, generation):
-    self.name, self.generation = name, generation
-
-
-class _Client:
-  bucket_ = _Bucket()
-
-  def bucket(self, name):
-    return self.bucket_
-
-  def list_blobs(self, bucket_name, prefix="", retry=None):
-    return [_Listed(n, g) for n, (g, _) in sorted(self.bucket_.objects.items())
-            if n.startswith(prefix)]
-
-
 @pytest.fixture
 def fake_gcs(monkeypatch):
   from google.cloud import storage
@@ -89,10 +30,7 @@ def fake_gcs(monkeypatch):
   from bertline import fileio
   # The in-memory bucket stands in for the service, so no credentials are involved.
   monkeypatch.setattr(fileio, "check_credentials", lambda *paths: None)
-  bucket = _Bucket()
-  monkeypatch.setattr(_Client, "bucket_", bucket)
-  monkeypatch.setattr(storage, "Client", _Client)
-  return bucket
+  return gcs_fake.install(monkeypatch, storage)
 
 
 def _export(tmp_path, payload):
