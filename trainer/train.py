@@ -19,6 +19,7 @@ import dataclasses
 import logging
 import os
 import shutil
+import tempfile
 from typing import Any, List, NamedTuple, Optional
 
 import keras
@@ -27,6 +28,7 @@ import tensorflow as tf
 from bertline import configs, errors, fileio, flags, schema
 from bertline.errors import TrainingDiverged
 from bertline.exporter import export as export_lib
+from bertline.exporter import push as push_lib
 from bertline.model import checkpoints
 from bertline.model import model_dir as model_dir_lib
 from bertline.model import modeling
@@ -288,10 +290,22 @@ def _train(config: TrainConfig, plan: _Plan) -> TrainResult:
                          xla=_use_xla(config, static_shapes=info.static_shapes), teacher=teacher)
   result = trainer.fit(schedule)
   if config.export and info.is_chief and not result.preempted:
-    exported = export_lib.export_model(config.model_dir, config.export_dir)
+    exported = _export(config)
     log.info("Exported the best model to %s", exported)
     result = dataclasses.replace(result, exported=exported)
   return result
+
+
+def _export(config: TrainConfig) -> str:
+  """The best model as <export_dir>/<version>. Export writes locally and atomically; a gs://
+  export_dir (Vertex AI's AIP_MODEL_DIR) gets the version through push's checked,
+  create-only upload, after its serving check. Forced: --export ships the best checkpoint
+  without an evaluation, as a local export does."""
+  if not fileio.is_remote(config.export_dir):
+    return export_lib.export_model(config.model_dir, config.export_dir)
+  with tempfile.TemporaryDirectory(prefix="bertline-export-") as local:
+    version = export_lib.export_model(config.model_dir, local)
+    return push_lib.push(version, config.export_dir, force=True)
 
 
 def _check_paths(config: TrainConfig) -> None:

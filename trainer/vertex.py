@@ -5,7 +5,8 @@ A Vertex AI custom training job sets:
                            when --model-dir is not given (a restarted job resumes there);
   AIP_TENSORBOARD_LOG_DIR  where a Vertex TensorBoard instance reads events;
   AIP_MODEL_DIR            where the job's model goes: --export without --export-dir
-                           exports the best model there as <AIP_MODEL_DIR>/<version>;
+                           exports the best model there as <AIP_MODEL_DIR>/<version>
+                           (a gs:// one through push's upload: train._export);
   CLUSTER_SPEC             the worker pools, in Vertex's shape (custom containers get
                            this; TensorFlow's prebuilt ones TF_CONFIG too): made into
                            TF_CONFIG when that is absent (pool 0 the chief, pool 1 workers).
