@@ -59,6 +59,7 @@ def decide(candidate: Dict[str, Any], thresholds: Optional[Dict[str, float]] = N
     names = list(compare) if compare else sorted(set(thresholds) | {"eval_accuracy"})
     checks += _baseline_checks(candidate, baseline, names, max_regression)
   checks += _finite_checks(candidate, {c["metric"] for c in checks})
+  checks += _split_checks(candidate)
   reasons = [c["reason"] for c in checks]
   if not checks:
     reasons.append("PASS no thresholds and no baseline were configured: nothing to check")
@@ -122,6 +123,20 @@ def _finite_checks(candidate: Dict[str, Any], checked: set) -> List[Dict[str, An
                      "passed": False, "reason": f"FAIL {name} is {value} (not a finite number; "
                      "the model diverged): never blessed"})
   return checks
+
+
+def _split_checks(candidate: Dict[str, Any]) -> List[Dict[str, Any]]:
+  """A split whose examples all have one label cannot tell a model from one that always answers
+  that label (accuracy 1.0 either way): a model evaluated on it is never blessed."""
+  support = candidate.get("support") or {}
+  present = [label for label, count in support.items() if count > 0]
+  if len(support) < 2 or len(present) != 1:
+    return []
+  return [{"metric": "labels_in_split", "kind": "data", "value": 1, "bound": 2,
+           "passed": False,
+           "reason": f"FAIL every one of the {candidate.get('num_examples')} evaluated examples "
+                     f"has label {present[0]!r}: a model that always answers {present[0]!r} "
+                     "would score the same; evaluate on a split with two labels or more"}]
 
 
 def write(output_dir: str, blessing: Dict[str, Any]) -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from bertline.evaluator import blessing
+from bertline.evaluator import metrics as metrics_lib
 
 
 def _m(acc, loss=0.5, mcc=0.3, f1=None):
@@ -55,3 +57,21 @@ def test_write_and_read_round_trip(tmp_path):
   (tmp_path / "junk.json").write_text("{}")
   with pytest.raises(ValueError, match="no boolean 'blessed' key"):
     blessing.read(str(tmp_path / "junk.json"))
+
+
+def test_a_split_of_one_label_never_blesses_whatever_the_score():
+  # Every dev example is "1" and the model says "1" everywhere: accuracy 1.0, and meaningless.
+  labels = np.ones(40, np.int64)
+  logits = np.stack([np.zeros(40), np.full(40, 3.0)], axis=1)
+  metrics = metrics_lib.classification_metrics(labels, logits, label_names=["0", "1"])
+  assert metrics["eval_accuracy"] == 1.0
+  decision = blessing.decide(metrics, {"eval_accuracy": 0.9})
+  assert decision["blessed"] is False
+  assert decision["reasons"][-1] == (
+      "FAIL every one of the 40 evaluated examples has label '1': a model that always answers "
+      "'1' would score the same; evaluate on a split with two labels or more")
+  # Two labels in the split: the same model is judged on its metrics alone.
+  labels[::2] = 0
+  mixed = metrics_lib.classification_metrics(labels, logits, label_names=["0", "1"])
+  assert [c["metric"] for c in blessing.decide(mixed, {"eval_accuracy": 0.4})["checks"]] == \
+      ["eval_accuracy"]
