@@ -108,8 +108,8 @@ def test_a_pipe_or_fifo_input_is_refused_naming_it_never_read_as_zero_rows(expor
   assert not (tmp_path / "out").exists()
 
 
-def test_a_full_disk_inside_the_score_workers_is_exit_5_ending_in_one_line(exported, tmp_path,
-                                                                     small_fs):
+def test_a_full_disk_inside_the_score_workers_is_exit_5_ending_in_one_line(
+    exported, tmp_path, small_fs):
   # ~150 bytes of JSON per row: 10,000 rows overflow the 1 MiB file system.
   rows = _texts(tmp_path / "rows.txt", 10000, "a perfectly ordinary sentence")
   result = bertline("score", "--model", exported["path"], "--input", str(rows), "--output",
