@@ -136,16 +136,16 @@ def parse(spec: InputSpec, columns: Optional[Dict[str, int]], file: str, line: i
     values: Dict[str, object] = {"text_a": text}
   elif spec.format == "tsv":
     fields = text.split("\t")
-    width = getattr(columns, "width", None)
-    if width is not None and len(fields) != width:
-      return reject(f"the row has {len(fields)} tab-separated column(s), its file's header "
-                    f"{width}")
     values = {}
     for name, column in (columns or {}).items():
       if not -len(fields) <= column < len(fields):
         return reject(f"no column {column} ({name}): the row has {len(fields)} tab-separated "
                       "column(s)")
       values[name] = fields[column]
+    width = getattr(columns, "width", None)
+    if width is not None and len(fields) != width:  # its columns would not mean the header's
+      return reject(f"the row has {len(fields)} tab-separated column(s), its file's header "
+                    f"{width}")
   else:
     try:
       obj = json.loads(text)
