@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import sys
+import threading
 import traceback
 from typing import List, Optional
 
@@ -145,7 +146,8 @@ def main(argv: Optional[List[str]] = None) -> int:
   # SIGTERM (a preempted VM, `kill`, a pipeline's cancel) stops the command with its cleanup,
   # from here on (TensorFlow's import included); a training loop replaces this while it runs,
   # to save a checkpoint first.
-  signal.signal(signal.SIGTERM, errors.raise_terminated)
+  in_main_thread = threading.current_thread() is threading.main_thread()
+  previous = signal.signal(signal.SIGTERM, errors.raise_terminated) if in_main_thread else None
   try:
     return _run_command(args, module_name, rest)
   except errors.Terminated:
@@ -155,6 +157,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"bertline {args.command}: interrupted by SIGTERM: {what}; re-run the same command.",
           file=sys.stderr)
     return errors.INTERRUPTED
+  finally:
+    if in_main_thread:
+      signal.signal(signal.SIGTERM, previous)  # a caller of main() in-process keeps its own
 
 
 def _run_command(args: argparse.Namespace, module_name: str, rest: List[str]) -> int:
