@@ -57,7 +57,7 @@ def wrong_examples(scores: Dict[str, Any], labels: List[str], data_dir: str,
                    count: int = report.WRONG_EXAMPLES) -> List[Dict[str, Any]]:
   """The `count` real examples the model gets wrong with the highest confidence, with their text
   (decoded from the split's WordPiece ids: one more pass over its shards, for those guids only)."""
-  probabilities = tf.nn.softmax(tf.constant(scores["logits"], tf.float64)).numpy()
+  probabilities = np.exp(metrics_lib.log_softmax(np.asarray(scores["logits"], np.float64)))
   predicted = probabilities.argmax(-1)
   wrong = np.nonzero((predicted != scores["label_ids"]) & (scores["is_real_example"] > 0))[0]
   chosen = sorted(wrong, key=lambda i: -probabilities[i, predicted[i]])[:count]

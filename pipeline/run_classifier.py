@@ -150,8 +150,8 @@ def eval_results(config: RunClassifierConfig, data_dir: str,
                                desc="eval")
   computed = metrics_lib.classification_metrics(scores["label_ids"], scores["logits"],
                                                 scores["is_real_example"], metadata.labels)
-  log_probs = tf.nn.log_softmax(tf.constant(scores["logits"], tf.float64)).numpy()
-  per_example = -log_probs[np.arange(len(log_probs)), scores["label_ids"]]
+  per_example = metrics_lib.per_example_loss(scores["label_ids"],
+                                             np.asarray(scores["logits"], np.float64))
   batches = [per_example[i:i + config.eval_batch_size]
              for i in range(0, len(per_example), config.eval_batch_size)]
   return {"eval_accuracy": computed["eval_accuracy"], "eval_loss": computed["eval_loss"],
