@@ -4,6 +4,7 @@ bert-tensorflow package's own source), with its defaults, in absl's syntax — a
 import ast
 import os
 
+import bert  # bert-tensorflow, the reference: a test dependency (make venv); missing, it fails
 import pytest
 
 from bertline.configs import SettingError
@@ -15,7 +16,6 @@ REQUIRED = ["--data_dir=d", "--bert_config_file=c.json", "--task_name=MRPC",
 
 def _googles_flags():
   """{name: (DEFINE kind, default)} of run_classifier.py's flags, from its source."""
-  bert = pytest.importorskip("bert", reason="bert-tensorflow is a test dependency (make venv)")
   with open(os.path.join(os.path.dirname(bert.__file__), "run_classifier.py")) as f:
     tree = ast.parse(f.read())
   found = {}
