@@ -37,8 +37,8 @@ import tempfile
 from typing import Iterator, List, Optional, Sequence
 
 from apache_beam.options import pipeline_options as beam_options
-from apache_beam.options.pipeline_options import (DirectOptions, PipelineOptions, SetupOptions,
-                                                  StandardOptions, WorkerOptions)
+from apache_beam.options.pipeline_options import (DirectOptions, PipelineOptions,
+                                                  SetupOptions, StandardOptions, WorkerOptions)
 from apache_beam.portability.api import beam_provision_api_pb2
 from apache_beam.runners.portability.fn_api_runner import fn_runner, worker_handlers
 from apache_beam.runners.portability.portable_runner import JobServiceHandle
@@ -141,6 +141,10 @@ def pipeline_options(pipeline_args: List[str], save_main_session: bool = True,
       direct.direct_num_workers = workers
     if not _given(pipeline_args, "--direct_running_mode") and direct.direct_num_workers > 1:
       direct.direct_running_mode = local_mode
+    if not _given(pipeline_args, "--default_sdk_harness_log_level") and _quiet():
+      # Each local worker logs its start-up, channels and shutdown at INFO, a hundred lines a
+      # job, relayed to this process's log as well: kept for `bertline --verbose`.
+      options.view_as(WorkerOptions).default_sdk_harness_log_level = "WARNING"
   elif is_dask(options):
     dask = options.view_as(_dask_options())
     if not _given(pipeline_args, "--dask_npartitions", "--dask_partition_size"):
@@ -203,27 +207,102 @@ class _WithoutWorkerTracebacks(io.TextIOBase):
     self._stream.flush()
 
 
+def _quiet() -> bool:
+  """Not `bertline --verbose`: Beam's own chatter and worker tracebacks are held back."""
+  return not logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
+@contextlib.contextmanager
+def _worker_processes_output() -> Iterator[None]:
+  """The local worker processes' own stderr goes to a log file, named only if the job fails.
+
+  A local multi_processing run's workers are subprocesses that inherit this
+  process's stderr (file descriptor 2) and print there what they log and
+  each failed bundle's traceback, once per retry: ten tracebacks above the
+  one line bertline reports a full disk with. While the job runs, descriptor
+  2 is the log file (the workers inherit it); this process's own Python
+  writes — its log, progress, the final line — go to a copy of the real
+  stderr. A worker that dies (the kernel's OOM killer) has its last words
+  in the file, which is kept and named when the job fails.
+  """
+  try:
+    fd, path = tempfile.mkstemp(prefix="bertline-beam-workers-", suffix=".log")
+  except OSError as e:  # no writable temporary directory: the workers share stderr, as before
+    log.debug("The local Beam workers print to stderr (no log file: %s)", e)
+    yield
+    return
+  sys.stderr.flush()
+  real = os.dup(2)
+  own = None
+  swapped = []
+  failed = False
+  try:
+    if _writes_to_fd_2(sys.stderr):
+      own = os.fdopen(os.dup(real), "w", buffering=1, encoding=sys.stderr.encoding,
+                      errors=sys.stderr.errors)
+      swapped = [h for h in logging.getLogger().handlers
+                 if isinstance(h, logging.StreamHandler) and h.stream is sys.stderr]
+      for handler in swapped:
+        handler.setStream(own)
+      sys.stderr, before = own, sys.stderr
+    os.dup2(fd, 2)
+    yield
+  except BaseException:
+    failed = True
+    raise
+  finally:
+    os.dup2(real, 2)
+    os.close(real)
+    os.close(fd)
+    if own is not None:
+      own.flush()
+      for handler in swapped:
+        handler.setStream(before)
+      sys.stderr = before
+      own.close()
+    if failed and os.path.getsize(path):
+      log.info("The local Beam workers' own output: %s", path)
+    else:
+      os.remove(path)
+
+
+def _writes_to_fd_2(stream) -> bool:
+  try:
+    return stream.fileno() == 2
+  except (AttributeError, OSError, ValueError):  # StringIO, pytest's capture: not descriptor 2
+    return False
+
+
 def run(pipeline) -> None:
   """Runs a built pipeline to the end; a failed worker raises its own error here."""
-  quiet = not logging.getLogger().isEnabledFor(logging.DEBUG)
-  stderr = sys.stderr
+  quiet = _quiet()
+  options = pipeline.options
+  worker_processes = (quiet and is_local(options)
+                      and options.view_as(DirectOptions).direct_running_mode == "multi_processing")
   try:
-    if quiet:
-      sys.stderr = _WithoutWorkerTracebacks(stderr)
-    result = pipeline.run()
-    try:
-      result.wait_until_finish()
-    finally:
-      client = getattr(result, "client", None)  # the Dask runner leaves its client open
-      if client is not None:
-        client.close()
+    with _worker_processes_output() if worker_processes else contextlib.nullcontext():
+      stderr = sys.stderr
+      try:
+        if quiet:
+          sys.stderr = _WithoutWorkerTracebacks(stderr)
+        _run_to_the_end(pipeline)
+      finally:
+        sys.stderr = stderr
   except RuntimeError as e:
     own = worker_error(e)
     if own is e:
       raise
     raise own from e
+
+
+def _run_to_the_end(pipeline) -> None:
+  result = pipeline.run()
+  try:
+    result.wait_until_finish()
   finally:
-    sys.stderr = stderr
+    client = getattr(result, "client", None)  # the Dask runner leaves its client open
+    if client is not None:
+      client.close()
 
 
 # The last line of a worker's failure as Beam reports it: "RuntimeError: OSError: [Errno 28] No

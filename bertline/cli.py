@@ -182,13 +182,26 @@ _BEAM_IMPORT_NOTICES = ("apitools not found, and bigquery client libraries are n
                         "No module named google.cloud.bigquery_storage_v1")
 
 
+# The local runner's own workings, logged at INFO on every local Beam job: its gRPC servers'
+# ports, its type-hint conversions. Kept with --verbose.
+_BEAM_LOCAL_RUNNER_LOGGERS = ("apache_beam.runners.portability.", "apache_beam.typehints.")
+# Local workers' log records, relayed to this process's log: those of Beam's own code (its
+# start-up notices) are chatter; a bertline DoFn's warning is kept.
+_BEAM_WORKER_RELAY = re.compile(r'^Worker: .* log_location: "[^"]*/apache_beam/')
+
+
 def _quiet_beam_import_notices() -> None:
   def keep(record: logging.LogRecord) -> bool:
     if record.name.startswith("apache_beam.") and record.levelno >= logging.ERROR:
       # A worker's failure, with its traceback, once per retry and per layer of the runner:
       # bertline reports it once, in one line with its exit code (beam_runner.worker_error).
       return False
-    return not any(notice in record.getMessage() for notice in _BEAM_IMPORT_NOTICES)
+    if record.name.startswith(_BEAM_LOCAL_RUNNER_LOGGERS) and record.levelno < logging.WARNING:
+      return False
+    message = record.getMessage()
+    if _BEAM_WORKER_RELAY.match(message):
+      return False
+    return not any(notice in message for notice in _BEAM_IMPORT_NOTICES)
   for handler in logging.getLogger().handlers:
     handler.addFilter(keep)
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
 
 import pytest
 from apache_beam.options.pipeline_options import DirectOptions
@@ -58,3 +61,38 @@ def test_a_workers_error_is_its_own_type_again(last_line, kind, text):
   assert code == (errors.STORAGE if kind is OSError else errors.BAD_INPUT)
   unknown = RuntimeError("Traceback ...\nKeyError: 'x' [while running 'W']")
   assert beam_runner.worker_error(unknown) is unknown  # a bug stays a bug, traceback and all
+
+
+_WORKERS_SCRIPT = """
+import logging, subprocess, sys
+from bertline import beam_runner
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", force=True)
+try:
+  with beam_runner._worker_processes_output():
+    subprocess.run([sys.executable, "-c", "import sys; sys.stderr.write('a worker traceback\\\\n')"])
+    logging.getLogger("bertline").info("the driver's own log")
+    print("the driver's own line", file=sys.stderr)
+    if sys.argv[1] == "fail":
+      raise SystemExit(5)
+finally:
+  print("after the job", file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("outcome", ["success", "fail"])
+def test_local_worker_processes_print_to_a_log_file_named_only_when_the_job_fails(outcome):
+  """The workers inherit descriptor 2; the driver's own writes still reach the real stderr."""
+  result = subprocess.run([sys.executable, "-c", _WORKERS_SCRIPT, outcome], capture_output=True,
+                          text=True, timeout=120, cwd=os.path.dirname(os.path.dirname(__file__)))
+  lines = result.stderr.splitlines()
+  assert "a worker traceback" not in result.stderr, result.stderr
+  assert "INFO the driver's own log" in lines and "the driver's own line" in lines
+  assert lines[-1] == "after the job"  # descriptor 2 is the real stderr again
+  named = re.findall(r"The local Beam workers' own output: (\S+)$", result.stderr, re.M)
+  if outcome == "success":
+    assert result.returncode == 0 and named == []
+  else:
+    assert result.returncode == 5 and len(named) == 1
+    with open(named[0]) as f:
+      assert f.read() == "a worker traceback\n"
+    os.remove(named[0])
