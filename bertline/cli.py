@@ -25,6 +25,9 @@ from bertline import __version__, errors, flags
 COMMANDS = {
     "preprocess": ("bertline.preprocessing.beam_job",
                    "TSV corpus -> BERT WordPiece features -> sharded TFRecords (Apache Beam)."),
+    "pretrain-data": ("bertline.pretraining.data_job",
+                      "Raw text -> masked-LM pre-training TFRecords, as create_pretraining_data.py "
+                      "(Apache Beam)."),
     "train": ("bertline.trainer.train",
               "Fine-tune a BERT/ALBERT classifier on preprocess output (tf.distribute, resumable)."),
     "distill": ("bertline.trainer.distill",
@@ -57,7 +60,8 @@ COMMANDS = {
 
 # Commands whose module loads TensorFlow at its top take their flags from a module that does
 # not: the CLI parses with it first, so `--help` and a misspelled flag answer at once.
-FLAGS_MODULES = {"train": ("bertline.trainer.config", "build_parser"),
+FLAGS_MODULES = {"pretrain-data": ("bertline.pretraining.config", "build_parser"),
+                 "train": ("bertline.trainer.config", "build_parser"),
                  "evaluate": ("bertline.evaluator.config", "evaluate_parser"),
                  "predict": ("bertline.evaluator.config", "predict_parser"),
                  "export": ("bertline.exporter.config", "export_parser"),
@@ -69,7 +73,7 @@ FLAGS_MODULES = {"train": ("bertline.trainer.config", "build_parser"),
                  "score": ("bertline.evaluator.config", "score_parser")}
 # Of those, commands whose other flags are Apache Beam's: their light parser answers --help and
 # a bare command; the command itself parses the rest, checking Beam's options.
-BEAM_COMMANDS = ("score",)
+BEAM_COMMANDS = ("score", "pretrain-data")
 
 # Commands whose loop saves a checkpoint on SIGTERM (trainer/loop.py's Preemption) and exits 143.
 TRAINING = ("train", "distill")

@@ -99,6 +99,37 @@ def glob(pattern: str) -> List[str]:
   return _glob.glob(pattern)
 
 
+def expand_inputs(patterns: List[str], flag: str, twice: str) -> List[str]:
+  """The files that local paths, globs and gs:// patterns name, in a stable order.
+
+  Args:
+    patterns: what the user gave (`flag`'s values).
+    flag: the flag that gave them, for the messages.
+    twice: what reading one file twice would do, for the message that refuses it.
+  """
+  files: List[str] = []
+  for pattern in patterns:
+    if any(c in pattern for c in "*?["):
+      matched = sorted(glob(pattern))
+      if not matched:
+        raise FileNotFoundError(f"{flag} {pattern}: no file matches")
+      files += matched
+    elif isdir(pattern):
+      raise ValueError(f"{flag} {pattern} is a directory: give files or a glob, e.g. "
+                       f"'{join(pattern, '*.txt')}'")
+    elif not exists(pattern):
+      raise FileNotFoundError(f"{flag} {pattern} not found")
+    else:
+      check_regular_file(pattern, flag)
+      files.append(pattern)
+  # One file named two ways (S.txt and ./S.txt, or through a link) is still one file.
+  same = [f if is_remote(f) else os.path.realpath(f) for f in files]
+  if len(set(same)) != len(same):
+    repeated = next(f for i, f in enumerate(files) if same[i] in same[:i])
+    raise ValueError(f"{flag} names {repeated} twice; {twice}")
+  return files
+
+
 def remove(path: str) -> None:
   if is_remote(path):
     _gfile().remove(path)

@@ -194,6 +194,90 @@ def read_metadata(data_dir: str) -> DataMetadata:
   return DataMetadata.from_dict(raw, source=path)
 
 
+# --- A pre-training data dir (written by pretrain-data, read by pretrain) ---------------------
+# create_pretraining_data.py's feature names, so its records and bertline's read alike.
+MASKED_LM_POSITIONS = "masked_lm_positions"
+MASKED_LM_IDS = "masked_lm_ids"
+MASKED_LM_WEIGHTS = "masked_lm_weights"
+NEXT_SENTENCE_LABELS = "next_sentence_labels"
+PRETRAINING_KIND = "pretraining"
+HELD_OUT_SPLIT = "heldout"
+
+
+@dataclasses.dataclass
+class PretrainingMetadata:
+  """metadata.json of a pretrain-data output: what `bertline pretrain` reads.
+
+  Attributes:
+    splits: dict of split ("train", "heldout") to SplitInfo (num_examples: instances).
+    settings: dict. The PretrainDataConfig it was made with (masking, pairs, seed, ...).
+    counts: dict. What was read: lines, documents, sentences, tokens, and what
+      was set aside (lines without tokens, with invalid UTF-8, single-sentence
+      documents).
+    max_seq_length, max_predictions_per_seq: int. Padded lengths of the features.
+    masking: str. "static" (masks in the records) or "dynamic" (drawn when training).
+    pairs: str. "none", "nsp" or "sop": what next_sentence_labels means.
+    do_lower_case, vocab_sha256, vocab_size, compression: as in DataMetadata.
+  """
+
+  splits: Dict[str, SplitInfo]
+  settings: Dict[str, Any]
+  counts: Dict[str, int]
+  max_seq_length: int
+  max_predictions_per_seq: int
+  masking: str
+  pairs: str
+  do_lower_case: bool
+  vocab_sha256: str
+  vocab_size: int
+  compression: str = "none"
+  kind: str = PRETRAINING_KIND
+  format_version: int = 1
+
+  def to_dict(self) -> Dict[str, Any]:
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_dict(cls, d: Dict[str, Any], source: str = "metadata") -> "PretrainingMetadata":
+    if d.get("kind") != PRETRAINING_KIND:
+      raise ValueError(f"{source} is not a `bertline pretrain-data` output (it is "
+                       f"{'a preprocess output' if 'task' in d else 'something else'}): "
+                       "give the --output-dir of `bertline pretrain-data`.")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+      raise ValueError(f"{source}: unknown key(s) {unknown}; expected some of {sorted(known)}.")
+    d = dict(d)
+    d["splits"] = {k: SplitInfo(**v) for k, v in d["splits"].items()}
+    return cls(**d)
+
+  def split_files(self, data_dir: str, split: str) -> List[str]:
+    if split not in self.splits:
+      raise ValueError(f"{fileio.join(data_dir, METADATA_FILE)} has no split {split!r}; it has "
+                       f"{sorted(self.splits)}.")
+    return [fileio.join(data_dir, name) for name in self.splits[split].files]
+
+  def write(self, data_dir: str) -> str:
+    path = fileio.join(data_dir, METADATA_FILE)
+    fileio.write_json_atomic(path, self.to_dict())
+    return path
+
+
+def pretraining_feature_spec(max_seq_length: int, max_predictions_per_seq: int,
+                             static_masks: bool, pairs: bool) -> Dict[str, Any]:
+  """tf.io.parse_example's spec of pretrain-data's records (TensorFlow imported here only)."""
+  import tensorflow as tf  # schema is imported by --help paths; only readers call this
+  spec = {name: tf.io.FixedLenFeature([max_seq_length], tf.int64)
+          for name in SEQUENCE_FEATURES}
+  if static_masks:
+    spec[MASKED_LM_POSITIONS] = tf.io.FixedLenFeature([max_predictions_per_seq], tf.int64)
+    spec[MASKED_LM_IDS] = tf.io.FixedLenFeature([max_predictions_per_seq], tf.int64)
+    spec[MASKED_LM_WEIGHTS] = tf.io.FixedLenFeature([max_predictions_per_seq], tf.float32)
+  if pairs:
+    spec[NEXT_SENTENCE_LABELS] = tf.io.FixedLenFeature([1], tf.int64)
+  return spec
+
+
 # --- A training model_dir (written by train, read by evaluate/predict/export) --
 CHECKPOINT_SUBDIR = "checkpoints"      # rolling checkpoints (keep N)
 BEST_SUBDIR = "best"                   # the best checkpoint by the eval metric

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import unicodedata
 from typing import Dict, List, NamedTuple, Optional
 
@@ -186,24 +185,4 @@ def parse(spec: InputSpec, columns: Optional[Dict[str, int]], file: str, line: i
 
 def expand_inputs(patterns: List[str]) -> List[str]:
   """Files named by local paths, globs and gs:// patterns, in a stable order."""
-  files: List[str] = []
-  for pattern in patterns:
-    if any(c in pattern for c in "*?["):
-      matched = sorted(fileio.glob(pattern))
-      if not matched:
-        raise FileNotFoundError(f"--input {pattern}: no file matches")
-      files += matched
-    elif fileio.isdir(pattern):
-      raise ValueError(f"--input {pattern} is a directory: give files or a glob, e.g. "
-                       f"'{fileio.join(pattern, '*.txt')}'")
-    elif not fileio.exists(pattern):
-      raise FileNotFoundError(f"--input {pattern} not found")
-    else:
-      fileio.check_regular_file(pattern, "--input")
-      files.append(pattern)
-  # One file named two ways (S.txt and ./S.txt, or through a link) is still one file.
-  same = [f if fileio.is_remote(f) else os.path.realpath(f) for f in files]
-  if len(set(same)) != len(same):
-    twice = next(f for i, f in enumerate(files) if same[i] in same[:i])
-    raise ValueError(f"--input names {twice} twice; its rows would be scored twice")
-  return files
+  return fileio.expand_inputs(patterns, "--input", "its rows would be scored twice")
