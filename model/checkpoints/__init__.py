@@ -29,7 +29,7 @@ from typing import List, Optional
 import numpy as np
 
 from bertline import fileio, resources
-from bertline.model import modeling
+from bertline.model import modeling, pretrainer
 from bertline.model.checkpoints import bertline_dir, google, huggingface
 from bertline.model.checkpoints.common import PretrainedFiles, Tensors
 from bertline.model import model_config
@@ -270,7 +270,7 @@ def _shape_mismatch_message(files: PretrainedFiles, tensors: Tensors, mismatched
 
 
 def load_pretrained(model, path, check_config: bool = True) -> LoadReport:
-  """Sets the weights of a BertEncoder or BertClassifier from a pretrained model.
+  """Sets the weights of a BertEncoder, BertClassifier or BertPretrainer from a pretrained model.
 
   Args:
     model: BertEncoder or BertClassifier (built; its weights are assigned).
@@ -305,10 +305,12 @@ def load_pretrained(model, path, check_config: bool = True) -> LoadReport:
     raise ValueError(f"No weight of {files.source} matches the model; is it a BERT/ALBERT "
                      f"checkpoint? It holds e.g. {sorted(tensors.sources.values())[:5]}.")
   new = [n for n in targets if n not in tensors.shapes]
-  # Only a classifier head may start from scratch: an encoder weight left new
-  # (a checkpoint missing whole layers, or a config describing more than the
-  # file holds) would train with random layers and look like a bad run.
-  missing = [n for n in new if n not in (modeling.HEAD_KERNEL, modeling.HEAD_BIAS)]
+  # Only a head may start from scratch (the classifier's; the pre-training heads, created as
+  # Google's when a checkpoint was saved without them): an encoder weight left new (a
+  # checkpoint missing whole layers, or a config describing more than the file holds) would
+  # train with random layers and look like a bad run.
+  missing = [n for n in new if n not in (modeling.HEAD_KERNEL, modeling.HEAD_BIAS)
+             and not n.startswith(pretrainer.PREFIX)]
   if missing:
     raise ValueError(
         f"{files.source} lacks {len(missing)} encoder weight(s) the model needs: "

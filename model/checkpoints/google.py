@@ -129,7 +129,7 @@ def canonical(name: str, kind: str) -> Tuple[Optional[str], bool]:
       if inner.startswith(bert):
         return _ALBERT_GROUP_0 + albert + inner[len(bert):], False
     return None, False
-  if name.startswith("bert/"):
+  if name.startswith("bert/") or name.startswith("cls/"):  # cls/: the pre-training heads
     return name, False
   return None, False
 

@@ -16,7 +16,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load
 
 from bertline import fileio
-from bertline.model import modeling
+from bertline.model import modeling, pretrainer
 from bertline.model.checkpoints.common import VOCAB_NAMES, PretrainedFiles, Tensors, first_existing
 
 KIND = "huggingface"
@@ -74,8 +74,35 @@ def complete_config(kind: str, d: Dict[str, Any]) -> Dict[str, Any]:
   return d
 
 
+# The pre-training heads: BertForPreTraining's cls.*, AlbertForPreTraining's predictions.* and
+# sop_classifier.* -> Google's cls/ names (pretrainer.py). The pair weights are [2, hidden] on
+# both sides, so they are not transposed.
+_PRETRAINING_HEADS = {
+    ("cls.predictions.transform.dense", "weight"): (pretrainer.MLM_DENSE_KERNEL, True),
+    ("cls.predictions.transform.dense", "bias"): (pretrainer.MLM_DENSE_BIAS, False),
+    ("cls.predictions.transform.LayerNorm", "weight"): (pretrainer.MLM_NORM_GAMMA, False),
+    ("cls.predictions.transform.LayerNorm", "bias"): (pretrainer.MLM_NORM_BETA, False),
+    ("cls.predictions", "bias"): (pretrainer.MLM_OUTPUT_BIAS, False),
+    ("cls.seq_relationship", "weight"): (pretrainer.PAIR_WEIGHTS, False),
+    ("cls.seq_relationship", "bias"): (pretrainer.PAIR_BIAS, False),
+    ("predictions.dense", "weight"): (pretrainer.MLM_DENSE_KERNEL, True),
+    ("predictions.dense", "bias"): (pretrainer.MLM_DENSE_BIAS, False),
+    ("predictions.LayerNorm", "weight"): (pretrainer.MLM_NORM_GAMMA, False),
+    ("predictions.LayerNorm", "bias"): (pretrainer.MLM_NORM_BETA, False),
+    ("predictions", "bias"): (pretrainer.MLM_OUTPUT_BIAS, False),
+    ("sop_classifier.classifier", "weight"): (pretrainer.PAIR_WEIGHTS, False),
+    ("sop_classifier.classifier", "bias"): (pretrainer.PAIR_BIAS, False),
+}
+# The masked-LM decoder is the word embedding table (and its bias the head's bias), saved again.
+_TIED_COPIES = ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias",
+                "predictions.decoder.weight", "predictions.decoder.bias")
+
+
 def canonical(name: str) -> Tuple[Optional[str], bool]:
   """HF parameter name -> (canonical name or None, whether to transpose)."""
+  head = _PRETRAINING_HEADS.get(tuple(name.rsplit(".", 1)))
+  if head:
+    return head
   for prefix in ("bert.", "albert.", "model."):
     if name.startswith(prefix):
       name = name[len(prefix):]
@@ -133,7 +160,7 @@ def _read(files: PretrainedFiles) -> Tensors:
       shape_of = lambda n, h=handle: tuple(h.get_slice(n).get_shape())  # noqa: E731
       get = handle.get_tensor
     for name in names:
-      if name.endswith("position_ids"):  # a buffer, not a weight
+      if name.endswith("position_ids") or name in _TIED_COPIES:  # a buffer; a tied copy
         tensors.skipped += 1
         continue
       name_in_model, transpose = canonical(name)
