@@ -28,6 +28,9 @@ COMMANDS = {
     "pretrain-data": ("bertline.pretraining.data_job",
                       "Raw text -> masked-LM pre-training TFRecords, as create_pretraining_data.py "
                       "(Apache Beam)."),
+    "pretrain": ("bertline.pretraining.pretrain",
+                 "Masked-LM (+ NSP/SOP) pre-training on pretrain-data output, resumable; "
+                 "fine-tune its model_dir."),
     "train": ("bertline.trainer.train",
               "Fine-tune a BERT/ALBERT classifier on preprocess output (tf.distribute, resumable)."),
     "distill": ("bertline.trainer.distill",
@@ -61,6 +64,7 @@ COMMANDS = {
 # Commands whose module loads TensorFlow at its top take their flags from a module that does
 # not: the CLI parses with it first, so `--help` and a misspelled flag answer at once.
 FLAGS_MODULES = {"pretrain-data": ("bertline.pretraining.config", "build_parser"),
+                 "pretrain": ("bertline.pretraining.config", "pretrain_parser"),
                  "train": ("bertline.trainer.config", "build_parser"),
                  "evaluate": ("bertline.evaluator.config", "evaluate_parser"),
                  "predict": ("bertline.evaluator.config", "predict_parser"),
@@ -76,7 +80,7 @@ FLAGS_MODULES = {"pretrain-data": ("bertline.pretraining.config", "build_parser"
 BEAM_COMMANDS = ("score", "pretrain-data")
 
 # Commands whose loop saves a checkpoint on SIGTERM (trainer/loop.py's Preemption) and exits 143.
-TRAINING = ("train", "distill")
+TRAINING = ("train", "distill", "pretrain")
 
 # Commands that do their job with no flags at all (compile: the default pipeline.yaml).
 RUN_WITHOUT_FLAGS = ("compile",)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from bertline import fileio
 
@@ -180,18 +180,32 @@ class DataMetadata:
     return path
 
 
-def read_metadata(data_dir: str) -> DataMetadata:
-  """Reads <data_dir>/metadata.json, explaining what to do when it is absent."""
+def _read_json_metadata(data_dir: str, command: str) -> Tuple[Dict[str, Any], str]:
   path = fileio.join(data_dir, METADATA_FILE)
   if not fileio.exists(path):
     raise FileNotFoundError(
-        f"{path} not found: {data_dir!r} is not a `bertline preprocess` output directory "
-        "(or its run did not finish). Run `bertline preprocess --output-dir ...` first.")
+        f"{path} not found: {data_dir!r} is not a `bertline {command}` output directory "
+        f"(or its run did not finish). Run `bertline {command} --output-dir ...` first.")
   try:
-    raw = json.loads(fileio.read_text(path))
+    return json.loads(fileio.read_text(path)), path
   except json.JSONDecodeError as e:
-    raise ValueError(f"{path} is not valid JSON ({e}); re-run `bertline preprocess`.") from e
+    raise ValueError(f"{path} is not valid JSON ({e}); re-run `bertline {command}`.") from e
+
+
+def read_metadata(data_dir: str) -> DataMetadata:
+  """Reads <data_dir>/metadata.json, explaining what to do when it is absent."""
+  raw, path = _read_json_metadata(data_dir, "preprocess")
+  if raw.get("kind") == PRETRAINING_KIND:
+    raise ValueError(f"{path} is pre-training data (`bertline pretrain-data`): train a "
+                     "classifier on `bertline preprocess` output, or pre-train on this with "
+                     "`bertline pretrain`.")
   return DataMetadata.from_dict(raw, source=path)
+
+
+def read_pretraining_metadata(data_dir: str) -> "PretrainingMetadata":
+  """Reads a pretrain-data output's metadata.json, explaining what to do when it is absent."""
+  raw, path = _read_json_metadata(data_dir, "pretrain-data")
+  return PretrainingMetadata.from_dict(raw, source=path)
 
 
 # --- A pre-training data dir (written by pretrain-data, read by pretrain) ---------------------

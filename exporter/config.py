@@ -18,6 +18,7 @@ from bertline import configs, flags, schema
 from bertline.configs import SettingError, setting
 from bertline.exporter import vertex_registry
 
+EXPORT_FORMATS = ("saved_model", "huggingface")
 QUANTIZE_MODES = ("none", "float16", "int8")
 # How long push's clean serving process may take to load a version and answer its requests.
 DEFAULT_SERVING_TIMEOUT_S = 600.0
@@ -58,9 +59,17 @@ class ExportConfig:
       "classifier as TensorFlow Lite (model.tflite, int8 = dynamic-range: about 1/4 of the size "
       "and 2-3x faster on CPU) beside a tokenizer SavedModel; served by bertline predict/score "
       "and TF Lite, not by TF Serving", choices=QUANTIZE_MODES)
+  format: str = setting(
+      "saved_model", "saved_model: a versioned SavedModel serving raw text (TF Serving, Vertex "
+      "AI). huggingface: config.json + model.safetensors + vocab.txt at --export-dir itself, "
+      "for transformers' from_pretrained (a `bertline pretrain` model_dir: BertForPreTraining; "
+      "a classifier: BertForSequenceClassification)", choices=EXPORT_FORMATS)
 
   def __post_init__(self):
     configs.check_settings(self)
+    if self.format == "huggingface" and self.quantize != "none":
+      raise configs.SettingError("quantize", "{key} applies to SavedModel exports; drop it with "
+                                 "{field:format} huggingface.")
 
 
 @dataclasses.dataclass

@@ -52,6 +52,7 @@ from bertline.configs import SettingError
 from bertline.evaluator import scoring
 from bertline.export_dir import ExportDir
 from bertline.exporter import config
+from bertline.exporter import huggingface
 from bertline.exporter import quantize as quantize_lib
 from bertline.exporter import serving_check
 from bertline.exporter.config import ExportConfig
@@ -441,7 +442,10 @@ def graph_op_names(path: str) -> List[str]:
 
 
 def run(config: ExportConfig) -> str:
-  """`bertline export` of `config` (exporter/config.py); returns <export_dir>/<version>."""
+  """`bertline export` of `config` (exporter/config.py); returns <export_dir>/<version> (with
+  --format huggingface: <export_dir>)."""
+  if config.format == "huggingface":
+    return huggingface.export(config.model_dir, config.export_dir)
   return export_model(config.model_dir, config.export_dir, config.version, config.checkpoint,
                       config.blessing or None, warmup_data=config.warmup_data or None,
                       warmup_examples=config.warmup_examples, quantize=config.quantize)

@@ -99,9 +99,14 @@ class ModelDir:
   def labels(self) -> List[str]:
     return [line for line in self._read(schema.LABELS_FILE).split("\n") if line]
 
-  def data_metadata(self) -> schema.DataMetadata:
-    return schema.DataMetadata.from_dict(self._read_json(schema.DATA_METADATA_COPY),
-                                         source=self.file(schema.DATA_METADATA_COPY))
+  def data_metadata(self):
+    """The metadata.json of the data it was trained on (DataMetadata, or PretrainingMetadata
+    for a `bertline pretrain` model_dir)."""
+    raw = self._read_json(schema.DATA_METADATA_COPY)
+    source = self.file(schema.DATA_METADATA_COPY)
+    if raw.get("kind") == schema.PRETRAINING_KIND:
+      return schema.PretrainingMetadata.from_dict(raw, source=source)
+    return schema.DataMetadata.from_dict(raw, source=source)
 
   def train_config(self) -> Dict[str, Any]:
     """The resolved TrainConfig, as a dict (train.TrainConfig.from_dict reads it back)."""

@@ -122,6 +122,10 @@ class BertPretrainer(keras.Model):
   def __init__(self, config: ModelConfig, pairs: bool, encoder=None,
                name: str = "bert_pretrainer", **kwargs):
     encoder = encoder if encoder is not None else modeling.BertEncoder(config)
+    # Without a pair task nothing reads the pooled output: its dense layer is frozen rather
+    # than left without gradients (or decayed towards zero by the optimizer), so that
+    # fine-tuning starts from the checkpoint's pooler.
+    encoder.pooler.trainable = bool(pairs)
     mlm = MaskedLMHead(config, encoder.embeddings.word_embeddings, name="predictions")
     pair = PairHead(config, name="seq_relationship") if pairs else None
 

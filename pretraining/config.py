@@ -15,6 +15,7 @@ from typing import List
 
 from bertline import configs, flags, schema
 from bertline.configs import SettingError, setting
+from bertline.trainer.config import TrainConfig
 
 INPUT_FORMATS = ("sentences", "documents")
 MASKING = ("dynamic", "static")
@@ -113,3 +114,26 @@ def build_parser() -> flags.ArgumentParser:
       "--output-dir work/pretrain-data\n\nGoogle's create_pretraining_data.py, exactly:\n"
       "  bertline pretrain-data --input corpus.txt --vocab-file vocab.txt --output-dir out "
       "--masking static --pairs nsp --held-out-fraction 0")
+
+
+# TrainConfig's settings `bertline pretrain` has no use for: the classifier's dropout, exporting a
+# classifier, and distillation's.
+PRETRAIN_SKIPPED = ("classifier_dropout", "export", "export_dir", "teacher", "student_layers",
+                    "temperature", "alpha")
+
+
+def pretrain_parser() -> flags.ArgumentParser:
+  """`bertline pretrain`'s flags: bertline train's (TrainConfig's), less the classifier's."""
+  parser = flags.ArgumentParser(
+      prog="bertline pretrain",
+      description="Masked-LM pre-training (with NSP or SOP when the data has pairs) on "
+      "`bertline pretrain-data` output, from a Google checkpoint, a Hugging Face directory or "
+      "a bertline model_dir, on bertline train's loop: every strategy, mixed precision, XLA, "
+      "resuming, TensorBoard, early stopping on the held-out split's masked-LM loss. Its "
+      "--model-dir is what `bertline train --init-checkpoint` fine-tunes.",
+      epilog="example:\n  bertline pretrain --data-dir work/pt-data --init-checkpoint "
+      "uncased_L-12_H-768_A-12 --model-dir work/domain-bert --max-steps 10000 "
+      "--learning-rate 5e-5")
+  parser.add_argument("--config", help="YAML file of TrainConfig keys (flags override it)")
+  flags.add_config_flags(parser, TrainConfig, skip=PRETRAIN_SKIPPED)
+  return parser

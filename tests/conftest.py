@@ -14,10 +14,30 @@ import shutil
 import socket
 
 import pytest
+from safetensors import numpy as safetensors_numpy
 
 from bertline import corpora, resources, schema
 
 VOCAB = os.path.join(resources.minilm_dir(), "vocab.txt")
+TINY_MINILM_LAYERS = 2
+
+
+@pytest.fixture(scope="session")
+def tiny_minilm(tmp_path_factory):
+  """A Hugging Face directory holding the first two layers of the real MiniLM: real weights
+  (and so real behaviour) at a third of the cost, for the end-to-end tests."""
+  src = resources.minilm_dir()
+  out = tmp_path_factory.mktemp("tiny_minilm")
+  tensors = safetensors_numpy.load_file(os.path.join(src, "model.safetensors"))
+  keep = {k: v for k, v in tensors.items()
+          if not k.startswith("encoder.layer.") or int(k.split(".")[2]) < TINY_MINILM_LAYERS}
+  safetensors_numpy.save_file(keep, str(out / "model.safetensors"))
+  with open(os.path.join(src, "config.json")) as f:
+    config = json.load(f)
+  config["num_hidden_layers"] = TINY_MINILM_LAYERS
+  (out / "config.json").write_text(json.dumps(config))
+  shutil.copy(os.path.join(src, "vocab.txt"), out / "vocab.txt")
+  return str(out)
 
 
 @pytest.fixture(scope="session")

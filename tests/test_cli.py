@@ -53,7 +53,8 @@ MISSPELLED = {"preprocess": "--max-seq-lenght", "train": "--learning-rat", "dist
               "export": "--export-dri", "push": "--too", "score": "--chunk-byte",
               "extract-features": "--layer", "run": "--conifg", "compile": "--outptu",
               "submit": "--conifg", "schedule": "--conifg",
-              "run-classifier": "--do_trian", "pretrain-data": "--masked-lm-prb"}
+              "run-classifier": "--do_trian", "pretrain-data": "--masked-lm-prb",
+              "pretrain": "--learning-rat"}
 
 
 def test_every_command_refuses_a_misspelled_flag_with_the_closest_name():

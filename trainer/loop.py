@@ -110,6 +110,52 @@ class Schedule:
   log_every: int
 
 
+class ClassificationTask:
+  """What fine-tuning optimises and measures: the loop's objective, apart from the loop.
+
+  run_classifier's softmax cross-entropy (or, distilling, the teacher's soft
+  targets mixed with the labels), and eval_loss / eval_accuracy over every
+  example of the dev split, weighted by is_real_example. pretraining/pretrain.py
+  gives the same loop masked-LM's objective through the same four methods.
+
+  Args:
+    teacher: distill.Teacher or None.
+  """
+
+  eval_split = "dev"
+
+  def __init__(self, teacher=None):
+    self.teacher = teacher
+
+  def losses(self, model, batch) -> tf.Tensor:
+    """Per-example losses [batch] of a training (micro-)batch: the loop sums them and divides
+    by the global batch size."""
+    logits = model(batch, training=True)["logits"]
+    if self.teacher is not None:
+      return self.teacher.loss(batch, logits)
+    return modeling.per_example_loss(batch[schema.LABEL_IDS], logits)
+
+  def eval_sums(self, model, batch) -> tf.Tensor:
+    """[sum of weighted losses, weighted correct, real examples] of one replica's eval batch."""
+    logits = model(batch, training=False)["logits"]
+    weights = tf.cast(batch[schema.IS_REAL_EXAMPLE], tf.float32)
+    losses = modeling.per_example_loss(batch[schema.LABEL_IDS], logits)
+    correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
+                               batch[schema.LABEL_IDS]), tf.float32)
+    return tf.stack([tf.reduce_sum(losses * weights), tf.reduce_sum(correct * weights),
+                     tf.reduce_sum(weights)])
+
+  @staticmethod
+  def metrics(totals) -> Dict[str, Any]:
+    loss_sum, correct, n = (float(x) for x in totals)
+    return {"eval_loss": loss_sum / n, "eval_accuracy": correct / n,
+            "eval_num_examples": int(n)}
+
+  def eval_dataset(self, config: TrainConfig, metadata, trim: bool) -> tf.data.Dataset:
+    return inputs.eval_dataset(config.data_dir, metadata, config.eval_batch_size,
+                               self.eval_split, trim=trim)
+
+
 class Trainer:
   """Runs the training loop of one model over one strategy.
 
@@ -125,14 +171,14 @@ class Trainer:
     best_manager: CheckpointManager of best/.
     iterator: the training input iterator (its position is in the checkpoint).
     xla: bool. XLA-compile each replica's forward and backward pass.
-    teacher: distill.Teacher or None. Distillation: the loss is the teacher's
-      soft targets mixed with the labels (evaluation stays the plain one).
+    task: what is optimised and measured (ClassificationTask by default; with a
+      distill.Teacher, the teacher's soft targets mixed with the labels).
   """
 
   def __init__(self, config: TrainConfig, info: StrategyInfo, model, optimizer,
-               loss_scale: LossScale, metadata: schema.DataMetadata, md: ModelDir,
+               loss_scale: LossScale, metadata, md: ModelDir,
                manager: tf.train.CheckpointManager, best_manager: tf.train.CheckpointManager,
-               iterator, xla: bool, teacher=None):
+               iterator, xla: bool, task=None):
     self.config = config
     self.info = info
     self.strategy = info.strategy
@@ -144,7 +190,7 @@ class Trainer:
     self.manager = manager
     self.best_manager = best_manager
     self.iterator = iterator
-    self.teacher = teacher
+    self.task = task if task is not None else ClassificationTask()
     self.variables = model.trainable_variables
     self.global_batch = float(config.batch_size)
     self._forward_backward = (tf.function(self.forward_backward, jit_compile=True,
@@ -160,12 +206,7 @@ class Trainer:
   def forward_backward(self, batch, scale):
     """Summed loss and gradients of sum(loss)/global_batch over one (micro-)batch."""
     with tf.GradientTape() as tape:
-      logits = self.model(batch, training=True)["logits"]
-      if self.teacher is not None:
-        losses = self.teacher.loss(batch, logits)
-      else:
-        losses = modeling.per_example_loss(batch[schema.LABEL_IDS], logits)
-      loss = tf.reduce_sum(losses)
+      loss = tf.reduce_sum(self.task.losses(self.model, batch))
       scaled = self.loss_scale.scaled(loss / self.global_batch, scale)
     grads = tape.gradient(scaled, self.variables)
     grads = [tf.convert_to_tensor(g) for g in grads]
@@ -207,34 +248,26 @@ class Trainer:
 
   def _replica_eval(self, batch):
     batch, _ = self._replica_slice(batch, self.config.eval_batch_size)
-    logits = self.model(batch, training=False)["logits"]
-    weights = tf.cast(batch[schema.IS_REAL_EXAMPLE], tf.float32)
-    losses = modeling.per_example_loss(batch[schema.LABEL_IDS], logits)
-    correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
-                               batch[schema.LABEL_IDS]), tf.float32)
-    return tf.stack([tf.reduce_sum(losses * weights), tf.reduce_sum(correct * weights),
-                     tf.reduce_sum(weights)])
+    return self.task.eval_sums(self.model, batch)
 
   def _eval_step(self, batch):
-    """[sum of weighted losses, weighted correct, real examples] of one global batch."""
+    """The task's evaluation sums over one global batch."""
     return self.strategy.reduce(tf.distribute.ReduceOp.SUM,
                                 self.strategy.run(self._replica_eval, args=(batch,)), axis=None)
 
   def evaluate(self, step: int) -> Dict[str, Any]:
-    """eval_loss and eval_accuracy over every dev example (weighted by is_real_example)."""
+    """The task's metrics (eval_loss, eval_accuracy, ...) over every example of its split."""
     c = self.config
     totals = None
-    ds = inputs.eval_dataset(c.data_dir, self.metadata, c.eval_batch_size, "dev",
-                             trim=not self.info.static_shapes)
+    ds = self.task.eval_dataset(c, self.metadata, trim=not self.info.static_shapes)
     try:
       for batch in ds:
         out = self.eval_step(batch).numpy()
         totals = out if totals is None else totals + out
     except tf.errors.DataLossError as e:
-      raise records.corrupt_shard_error(c.data_dir, self.metadata, "dev", e) from e
-    loss_sum, correct, n = (float(x) for x in totals)
-    return {"step": step, "eval_loss": loss_sum / n, "eval_accuracy": correct / n,
-            "eval_num_examples": int(n)}
+      raise records.corrupt_shard_error(c.data_dir, self.metadata, self.task.eval_split,
+                                        e) from e
+    return {"step": step, **self.task.metrics(totals)}
 
   # --- the loop ------------------------------------------------------------------------
   def fit(self, schedule: Schedule) -> TrainResult:
@@ -285,7 +318,7 @@ class Trainer:
     if c.progress and info.is_chief:
       progress = tqdm(total=schedule.stop_step, initial=step, desc="train", unit="step",
                       dynamic_ncols=True)
-    return _Run(step=step, has_dev="dev" in self.metadata.splits, tracker=tracker,
+    return _Run(step=step, has_dev=self.task.eval_split in self.metadata.splits, tracker=tracker,
                 train_writer=train_writer, eval_writer=eval_writer, progress=progress,
                 good_checkpoint=self.manager.latest_checkpoint)
 
@@ -378,11 +411,12 @@ class Trainer:
                                  "checkpoint": path})
     if self.info.is_chief:
       self.md.append_eval(metrics)
+    shown = {k: v for k, v in metrics.items() if k.startswith("eval_") and isinstance(v, float)}
     with run.eval_writer.as_default(step=step):
-      for k in ("eval_loss", "eval_accuracy"):
-        _scalar(k, metrics[k])
-    log.info("step %d: eval_loss %.4f, eval_accuracy %.4f%s", step, metrics["eval_loss"],
-             metrics["eval_accuracy"], " (best)" if improved else "")
+      for k, v in shown.items():
+        _scalar(k, v)
+    log.info("step %d: %s%s", step, ", ".join(f"{k} {v:.4f}" for k, v in shown.items()),
+             " (best)" if improved else "")
     return tracker.should_stop
 
   def _result(self, run: "_Run") -> TrainResult:

@@ -51,6 +51,52 @@ __all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "run", "main"]
 build_parser = train_config_lib.build_parser
 
 
+# --- what is trained ---------------------------------------------------------------------
+class Classification:
+  """What `bertline train` trains: run_classifier's classifier on preprocess output.
+
+  The loop, the model_dir, resuming, strategies and precision are the same for
+  every kind; a kind says what data it reads, which model it builds, how its
+  batches are made and what its loop optimises (`bertline pretrain`'s
+  pretraining/pretrain.py is the other kind).
+  """
+
+  command = "train"
+
+  @staticmethod
+  def read_metadata(data_dir: str) -> schema.DataMetadata:
+    return schema.read_metadata(data_dir)
+
+  @staticmethod
+  def labels(metadata: schema.DataMetadata) -> List[str]:
+    return list(metadata.labels)
+
+  @staticmethod
+  def build_model(config: TrainConfig, model_config, metadata: schema.DataMetadata):
+    return modeling.BertClassifier(model_config, len(metadata.labels),
+                                   dropout_rate=config.classifier_dropout)
+
+  @staticmethod
+  def train_dataset(config: TrainConfig, metadata: schema.DataMetadata, static_shapes: bool,
+                    vocab: str):
+    options = inputs.InputOptions(shuffle_buffer=config.shuffle_buffer,
+                                  trim=config.trim_batches and not static_shapes,
+                                  bucket_boundaries=tuple(config.bucket_boundaries))
+    return inputs.train_dataset(config.data_dir, metadata, config.batch_size, config.seed,
+                                options)
+
+  @staticmethod
+  def task(config: TrainConfig, metadata: schema.DataMetadata, strategy, vocab: str):
+    teacher = None
+    if config.teacher:
+      _, teacher_model = distill.load_teacher(config.teacher, metadata, strategy)
+      teacher = distill.Teacher(teacher_model, config.temperature, config.alpha)
+    return loop.ClassificationTask(teacher)
+
+
+CLASSIFICATION = Classification()
+
+
 # --- set-up ------------------------------------------------------------------------------
 # The chief's claim on its model_dir while it trains (fileio.output_claim: released by the
 # kernel however the process ends).
@@ -117,8 +163,9 @@ def _check_resume(md: model_dir_lib.ModelDir, metadata: schema.DataMetadata, dat
   if old.max_seq_length != metadata.max_seq_length:
     problems.append(f"max_seq_length: model_dir {old.max_seq_length}, data "
                     f"{metadata.max_seq_length}")
-  if old.labels != metadata.labels:
-    problems.append(f"labels: model_dir {old.labels}, data {metadata.labels}")
+  if getattr(old, "labels", None) != getattr(metadata, "labels", None):
+    problems.append(f"labels: model_dir {getattr(old, 'labels', None)}, data "
+                    f"{getattr(metadata, 'labels', None)}")
   if old.vocab_sha256 != metadata.vocab_sha256:
     problems.append(f"vocab_sha256: model_dir {old.vocab_sha256[:12]}, data "
                     f"{metadata.vocab_sha256[:12]}")
@@ -218,8 +265,8 @@ def _schedule(config: TrainConfig, metadata: schema.DataMetadata) -> tuple:
   return schedule, num_train_steps, warmup
 
 
-def _build_model(config: TrainConfig, info, model_config, num_labels: int):
-  """The classifier, its variables placed by the strategy, layers under the precision policy."""
+def _build_model(config: TrainConfig, info, model_config, metadata, kind):
+  """The kind's model, its variables placed by the strategy, layers under the precision policy."""
 
   keras.utils.set_random_seed(config.seed)
   # The policy applies to layers built under it; it is restored for the caller.
@@ -228,13 +275,12 @@ def _build_model(config: TrainConfig, info, model_config, num_labels: int):
     keras.mixed_precision.set_global_policy(config.mixed_precision)
   try:
     with info.strategy.scope():
-      return modeling.BertClassifier(model_config, num_labels,
-                                     dropout_rate=config.classifier_dropout)
+      return kind.build_model(config, model_config, metadata)
   finally:
     keras.mixed_precision.set_global_policy(previous_policy)
 
 
-def run(config: TrainConfig) -> TrainResult:
+def run(config: TrainConfig, kind: Classification = CLASSIFICATION) -> TrainResult:
   """Trains (or resumes) per `config`; returns what it ended with.
 
   Set-up (the data, the model_dir, the starting weights) is checked before
@@ -244,7 +290,7 @@ def run(config: TrainConfig) -> TrainResult:
   workers write under _workers/).
   """
   _check_paths(config)
-  metadata = schema.read_metadata(config.data_dir)
+  metadata = kind.read_metadata(config.data_dir)
   if "train" not in metadata.splits:
     raise ValueError(f"{config.data_dir} has no train split (it has {sorted(metadata.splits)}).")
   md = model_dir_lib.ModelDir(config.model_dir)
@@ -252,12 +298,12 @@ def run(config: TrainConfig) -> TrainResult:
   plan = _Plan(metadata, md, *_model_files(config, metadata))
   _check_architecture(md, plan.model_config, config.init_checkpoint or config.model_config_file)
   if not strategy_lib.is_chief_process():
-    return _train(config, plan)
+    return _train(config, plan, kind)
   with fileio.output_claim(config.model_dir, TRAIN_LOCK,
-                           f"another `bertline train` is training in --model-dir "
+                           f"another `bertline {kind.command}` is training in --model-dir "
                            f"{config.model_dir}; wait for it, or give another --model-dir"):
     _check_resume(md, metadata, config.data_dir)  # again: what was there before the claim
-    return _train(config, plan)
+    return _train(config, plan, kind)
 
 
 class _Plan(NamedTuple):
@@ -269,7 +315,7 @@ class _Plan(NamedTuple):
   pretrained: Any
 
 
-def _train(config: TrainConfig, plan: _Plan) -> TrainResult:
+def _train(config: TrainConfig, plan: _Plan, kind: Classification) -> TrainResult:
   metadata, md = plan.metadata, plan.md
   schedule, num_train_steps, warmup = _schedule(config, metadata)
   info = _strategy(config)
@@ -277,17 +323,16 @@ def _train(config: TrainConfig, plan: _Plan) -> TrainResult:
   config = dataclasses.replace(config, mixed_precision=resolve_precision(
       config.mixed_precision, has_gpu=bool(tf.config.list_logical_devices("GPU"))))
   if info.is_chief:
-    _write_model_dir(md, config, plan.model_config, metadata, plan.vocab)
-  model = _build_model(config, info, plan.model_config, len(metadata.labels))
-  teacher = None
-  if config.teacher:
-    _, teacher_model = distill.load_teacher(config.teacher, metadata, info.strategy)
-    teacher = distill.Teacher(teacher_model, config.temperature, config.alpha)
-  state = _training_state(config, info, md, model, metadata, num_train_steps, warmup)
-  _initialize(config, md, info, state, model, plan.pretrained, teacher)
+    _write_model_dir(md, config, plan.model_config, metadata, plan.vocab, kind.labels(metadata))
+  model = _build_model(config, info, plan.model_config, metadata, kind)
+  task = kind.task(config, metadata, info.strategy, plan.vocab)
+  dataset = kind.train_dataset(config, metadata, info.static_shapes, plan.vocab)
+  state = _training_state(config, info, md, model, dataset, num_train_steps, warmup)
+  _initialize(config, md, info, state, model, plan.pretrained,
+              getattr(task, "teacher", None))
   trainer = loop.Trainer(config, info, model, state.optimizer, state.loss_scale, metadata, md,
                          state.manager, state.best_manager, state.iterator,
-                         xla=_use_xla(config, static_shapes=info.static_shapes), teacher=teacher)
+                         xla=_use_xla(config, static_shapes=info.static_shapes), task=task)
   result = trainer.fit(schedule)
   if config.export and info.is_chief and not result.preempted:
     exported = _export(config)
@@ -334,11 +379,12 @@ def _strategy(config: TrainConfig) -> strategy_lib.StrategyInfo:
 
 
 def _write_model_dir(md: model_dir_lib.ModelDir, config: TrainConfig, model_config,
-                     metadata: schema.DataMetadata, vocab: str) -> None:
+                     metadata, vocab: str, labels: List[str]) -> None:
   """What later stages read of the run, written before its first step (the chief only)."""
   fileio.makedirs(md.path)
   md.write_json(schema.MODEL_CONFIG_FILE, model_config.to_dict())
-  md.write_labels(metadata.labels)
+  if labels:  # a classifier's; pre-training has none
+    md.write_labels(labels)
   md.write_vocab(vocab)
   md.write_json(schema.DATA_METADATA_COPY, metadata.to_dict())
   md.write_json(schema.TRAIN_CONFIG_FILE, configs.to_dict(config))
@@ -356,7 +402,7 @@ class _TrainingState(NamedTuple):
 
 
 def _training_state(config: TrainConfig, info, md: model_dir_lib.ModelDir, model,
-                    metadata: schema.DataMetadata, num_train_steps: int,
+                    dataset: tf.data.Dataset, num_train_steps: int,
                     warmup: int) -> _TrainingState:
   with info.strategy.scope():
     optimizer = optimization.create_optimizer(config.learning_rate, num_train_steps, warmup,
@@ -365,11 +411,7 @@ def _training_state(config: TrainConfig, info, md: model_dir_lib.ModelDir, model
     loss_scale = LossScale(config.mixed_precision, config.loss_scale)
   # Keras keeps dropout's RNG state out of tf.train.Checkpoint; we save it ourselves.
   rng_state = [v.value for v in model.variables if "seed_generator_state" in v.path]
-  options = inputs.InputOptions(shuffle_buffer=config.shuffle_buffer,
-                                trim=config.trim_batches and not info.static_shapes,
-                                bucket_boundaries=tuple(config.bucket_boundaries))
-  iterator = iter(inputs.train_dataset(config.data_dir, metadata, config.batch_size, config.seed,
-                                       options))
+  iterator = iter(dataset)
   checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, input=iterator,
                                    rng=rng_state, loss_scale=loss_scale.variables)
   ckpt_dir = md.checkpoint_dir if info.is_chief else fileio.join(

@@ -14,7 +14,7 @@ from typing import Any, Dict, Optional
 import tensorflow as tf
 
 from bertline import fileio, schema
-from bertline.model import modeling
+from bertline.model import modeling, pretrainer
 from bertline.model.checkpoints import google
 from bertline.model.checkpoints.common import VOCAB_NAMES, PretrainedFiles, Tensors, first_existing
 
@@ -68,8 +68,13 @@ def read(files: PretrainedFiles) -> Tensors:
   config = files.model_config()
   shape_map = google.variable_shapes(files.weights)
   head = [s for n, s in shape_map.items() if n.startswith("model/head/bias/")]
-  twin = (modeling.BertClassifier(config, num_labels=int(head[0][0])) if head
-          else modeling.BertEncoder(config))
+  if head:  # a fine-tuned classifier's model_dir
+    twin = modeling.BertClassifier(config, num_labels=int(head[0][0]))
+  elif any(n.startswith("model/mlm/") for n in shape_map):  # `bertline pretrain`'s
+    twin = pretrainer.BertPretrainer(
+        config, pairs=any(n.startswith("model/pair/") for n in shape_map))
+  else:
+    twin = modeling.BertEncoder(config)
   status = tf.train.Checkpoint(model=twin).read(files.weights)
   status.expect_partial()
   try:

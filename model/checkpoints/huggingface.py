@@ -169,3 +169,35 @@ def _read(files: PretrainedFiles) -> Tensors:
         continue
       tensors.add(name_in_model, name, shape_of(name), lambda g=get, n=name: g(n), transpose)
   return tensors
+
+
+# --- writing: a canonical name -> its BertFor* parameter name ----------------------------------
+_GOOGLE_TO_HF_LAYER = {modeling.TransformerLayer.BERT_NAMES[ours]: theirs
+                       for theirs, ours in _BERT_LAYER.items()}
+_HF_PARAM = {"kernel": "weight", "bias": "bias", "gamma": "weight", "beta": "bias"}
+
+
+def hf_name(name: str) -> Tuple[str, bool]:
+  """A BERT weight's canonical name -> (its name in transformers' BertFor* models, whether to
+  transpose). The exact inverse of `canonical`, which checks it."""
+  head = next((f"{module}.{param}" for (module, param), (ours, _) in _PRETRAINING_HEADS.items()
+               if ours == name and module.startswith("cls.")), None)
+  if head is None:
+    scope, _, param = name.rpartition("/")
+    m = re.fullmatch(r"bert/encoder/layer_(\d+)/(.+)", scope)
+    if name in (modeling.HEAD_KERNEL, modeling.HEAD_BIAS):
+      head = f"classifier.{_HF_PARAM[param]}"
+    elif m:
+      head = f"bert.encoder.layer.{m.group(1)}.{_GOOGLE_TO_HF_LAYER[m.group(2)]}.{_HF_PARAM[param]}"
+    elif scope == "bert/embeddings/LayerNorm":
+      head = f"bert.embeddings.LayerNorm.{_HF_PARAM[param]}"
+    elif scope == "bert/embeddings":  # param: word_embeddings, position_..., token_type_...
+      head = f"bert.embeddings.{param}.weight"
+    elif scope == "bert/pooler/dense":
+      head = f"bert.pooler.dense.{_HF_PARAM[param]}"
+    else:
+      raise ValueError(f"{name}: no Hugging Face BERT parameter holds this weight")
+  back, transpose = canonical(head)
+  if back != name:  # the writer and the reader must agree, name for name
+    raise AssertionError(f"{name} -> {head} reads back as {back}")
+  return head, transpose

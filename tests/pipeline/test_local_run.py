@@ -13,39 +13,19 @@ duplicate, before its own re-runs reuse, gate and distil.
 import json
 import os
 import re
-import shutil
 import sys
 
 import pytest
 
-from bertline import corpora, resources, schema
+from bertline import corpora, schema
 from bertline.components import steps
 from bertline.pipeline import config as config_lib
 from bertline.pipeline import local_run
 from bertline.pipeline import pipeline as pipeline_lib
 
-LAYERS = 2
 # Every run here is given this date: left to the clock, a run that straddles
 # midnight UTC scores into one day's folder and is looked for in the next.
 DATE = "2026-01-31"
-
-
-@pytest.fixture(scope="module")
-def tiny_minilm(tmp_path_factory):
-  """A Hugging Face directory holding the first LAYERS layers of the real MiniLM."""
-  from safetensors.numpy import load_file, save_file
-  src = resources.minilm_dir()
-  out = tmp_path_factory.mktemp("tiny_minilm")
-  tensors = load_file(os.path.join(src, "model.safetensors"))
-  keep = {k: v for k, v in tensors.items()
-          if not k.startswith("encoder.layer.") or int(k.split(".")[2]) < LAYERS}
-  save_file(keep, str(out / "model.safetensors"))
-  with open(os.path.join(src, "config.json")) as f:
-    config = json.load(f)
-  config["num_hidden_layers"] = LAYERS
-  (out / "config.json").write_text(json.dumps(config))
-  shutil.copy(os.path.join(src, "vocab.txt"), out / "vocab.txt")
-  return str(out)
 
 
 def _config(tiny_minilm, registry, threshold, score=None):
