@@ -22,11 +22,12 @@ from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Mo
 
 def resolve_data(data_path: str, builtin: str, limit: int, task: str, task_config: str,
                  run_date: str, push_to: str, warm_start: bool, baseline: str,
-                 corpus: Output[Dataset]
+                 reuse_trained: bool, corpus: Output[Dataset]
                  ) -> NamedTuple("ResolvedData", [("data_dir", str), ("task", str),
                                                    ("task_config", str), ("fingerprint", str),
                                                    ("date", str), ("warm_start_from", str),
-                                                   ("baseline_model", str)]):
+                                                   ("baseline_model", str),
+                                                   ("production_model", str)]):
   """Finds this run's data and last pushed model, and fingerprints the data (never cached).
 
   What it returns is what the cached steps after it take as inputs, so their
@@ -42,15 +43,17 @@ def resolve_data(data_path: str, builtin: str, limit: int, task: str, task_confi
     push_to: the push target, where the last pushed model is looked up.
     warm_start: train from the last pushed model (when there is one).
     baseline: "last_pushed" to compare the candidate with the last pushed model.
+    reuse_trained: hand the last pushed model to train, which reuses its training when
+      this run's is the same (the run config's pipeline.caching).
     corpus: the builtin corpus, when there is one.
   Returns:
     data_dir, task, task_config, fingerprint (of the files), date,
-    warm_start_from and baseline_model ("" or the last pushed model).
+    warm_start_from, baseline_model and production_model ("" or the last pushed model).
   """
   from bertline.components import steps  # in the image: kfp ships this body alone
   date = steps.run_date(run_date)
   resolved = steps.resolve_data(data_path, builtin, limit, task, task_config, date, corpus.path,
-                                push_to, warm_start, baseline)
+                                push_to, warm_start, baseline, reuse_trained)
   corpus.metadata.update({"data_dir": resolved.data_dir, "fingerprint": resolved.fingerprint,
                           "date": date, "warm_start_from": resolved.warm_start_from,
                           "baseline_model": resolved.baseline_model})
@@ -84,7 +87,7 @@ def preprocess(corpus: Input[Dataset], builtin: str, data_dir: str, task: str, t
 
 
 def train(examples: Input[Dataset], fingerprint: str, init_checkpoint: str, train_settings: dict,
-          warm_start_from: str, model: Output[Model]) -> str:
+          warm_start_from: str, production_model: str, model: Output[Model]) -> str:
   """`bertline train` into `model` (a model_dir; a retried task resumes from it).
 
   Args:
@@ -93,6 +96,8 @@ def train(examples: Input[Dataset], fingerprint: str, init_checkpoint: str, trai
     init_checkpoint: checkpoint to fine-tune ("builtin:minilm" for the packaged MiniLM).
     train_settings: the trainer's TrainConfig keys ({"learning_rate": 5e-5, ...}).
     warm_start_from: the last pushed model to start from instead ("" for none).
+    production_model: the last pushed model: when it was trained with this run's training
+      key, its training is copied rather than done again (as a cache hit would serve it).
   Returns:
     The training key (steps.training_key): export and push compare it with the
     last pushed model's, so a re-run pushes no duplicate version.
@@ -100,9 +105,15 @@ def train(examples: Input[Dataset], fingerprint: str, init_checkpoint: str, trai
   from bertline.components import steps  # in the image: kfp ships this body alone
   key = steps.training_key(examples.path, fingerprint, init_checkpoint, train_settings,
                            warm_start_from)
-  used = steps.train(examples.path, model.path, init_checkpoint, train_settings, warm_start_from)
-  model.metadata.update({"init_checkpoint": used, "framework": "tensorflow",
-                         "training_key": key})
+  trained = steps.production_training(production_model, key)
+  if trained:
+    steps.reuse_training(trained, model.path)
+    model.metadata.update({"reused_from": trained})
+  else:
+    used = steps.train(examples.path, model.path, init_checkpoint, train_settings,
+                       warm_start_from)
+    model.metadata.update({"init_checkpoint": used})
+  model.metadata.update({"framework": "tensorflow", "training_key": key})
   return key
 
 

@@ -81,6 +81,8 @@ class ResolvedData(NamedTuple):
     date: str. The run's date, YYYY-MM-DD.
     warm_start_from: str. The last pushed model to fine-tune from ("" for none).
     baseline_model: str. The last pushed model to compare with ("" for none).
+    production_model: str. The last pushed model, whose training the train step reuses
+      when this run would train the same model ("" for none, or when caching is off).
   """
 
   data_dir: str
@@ -90,6 +92,7 @@ class ResolvedData(NamedTuple):
   date: str
   warm_start_from: str = ""
   baseline_model: str = ""
+  production_model: str = ""
 
 
 def resolve_date(path: str, date: str) -> str:
@@ -143,7 +146,7 @@ def fingerprint_dir(data_dir: str) -> str:
 
 def resolve_data(data_path: str, builtin: str, limit: int, task: str, task_config: str,
                  date: str, builtin_dir: str, push_to: str = "", warm_start: bool = False,
-                 baseline: str = "") -> ResolvedData:
+                 baseline: str = "", reuse_trained: bool = False) -> ResolvedData:
   """Finds the run's TSV directory and the model in production (the pipeline's first task).
 
   Args:
@@ -156,6 +159,8 @@ def resolve_data(data_path: str, builtin: str, limit: int, task: str, task_confi
     push_to: str. The push target, where the last pushed model is looked up.
     warm_start: bool. Train from the last pushed model, when there is one.
     baseline: str. "last_pushed" to compare the candidate with the last pushed model.
+    reuse_trained: bool. Hand the last pushed model to the train step, which reuses its
+      training when this run's would be the same (pipeline.caching).
   """
   if builtin == "tweets":
     paths = corpora.write_tweets_tsv(builtin_dir, limit=limit or None)
@@ -171,10 +176,12 @@ def resolve_data(data_path: str, builtin: str, limit: int, task: str, task_confi
       raise FileNotFoundError(f"data.path {data_dir} not found"
                               + (f" (from {data_path!r} on {date})" if data_dir != data_path else "")
                               + ": point data.path at the directory of the task's TSV files")
-  last = registry.latest_pushed(push_to) if (warm_start or baseline == "last_pushed") else ""
+  wanted = warm_start or baseline == "last_pushed" or reuse_trained
+  last = registry.latest_pushed(push_to) if wanted else ""
   return ResolvedData(data_dir, task, task_config, fingerprint_dir(data_dir), date,
                       warm_start_from=last if warm_start else "",
-                      baseline_model=last if baseline == "last_pushed" else "")
+                      baseline_model=last if baseline == "last_pushed" else "",
+                      production_model=last if reuse_trained else "")
 
 
 def data_source(builtin: str, corpus_dir: str, data_dir: str, task: str, task_config: str):
@@ -261,6 +268,46 @@ def training_key(examples_dir: str, fingerprint: str, init_checkpoint: str,
   parts = [fingerprint, metadata, init_checkpoint, normalize_train_settings(train_settings),
            warm_start_from]
   return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# What later steps read of a finished training: copied when its training is reused.
+_TRAINED_FILES = (schema.MODEL_CONFIG_FILE, schema.LABELS_FILE, schema.VOCAB_FILE,
+                  schema.DATA_METADATA_COPY, schema.TRAIN_CONFIG_FILE, schema.EVAL_HISTORY_FILE)
+
+
+def production_training(production_model: str, key: str) -> str:
+  """The model_dir that trained the model in production, if this run would train it again.
+
+  The same training key means the same seeded training (the same data,
+  settings and starting checkpoint); its model_dir must still hold a best
+  checkpoint. "" otherwise, and then the run trains.
+  """
+  if not production_model or not key:
+    return ""
+  if registry.pushed_metadata(production_model).get("training_key") != key:
+    return ""
+  model_dir = pushed_model_dir(production_model)
+  best = fileio.join(model_dir, schema.BEST_SUBDIR) if model_dir else ""
+  if not best or not fileio.exists(best) or not fileio.glob(fileio.join(best, "*.index")):
+    log.info("The model in production (%s) was trained as this run would train, but its "
+             "model_dir %r is gone: training again.", production_model, model_dir)
+    return ""
+  return model_dir
+
+
+def reuse_training(source: str, model_dir: str) -> None:
+  """Copies a finished training's model_dir files and best/ (its checkpoint and best.json) into
+  `model_dir`: what evaluate, distill and export read."""
+  for name in _TRAINED_FILES:
+    if fileio.exists(fileio.join(source, name)):
+      fileio.write_bytes_atomic(fileio.join(model_dir, name),
+                                fileio.read_bytes(fileio.join(source, name)))
+  best = fileio.join(source, schema.BEST_SUBDIR)
+  for name in fileio.listdir(best):
+    fileio.write_bytes_atomic(fileio.join(model_dir, schema.BEST_SUBDIR, name),
+                              fileio.read_bytes(fileio.join(best, name)))
+  log.info("Reused the training of the model in production: %s (the same training key) "
+           "copied to %s instead of training it again.", source, model_dir)
 
 
 def train(data_dir: str, model_dir: str, init_checkpoint: str, train_settings: Dict[str, Any],

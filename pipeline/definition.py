@@ -103,7 +103,8 @@ STEPS: Tuple[Step, ...] = (
         "data_path": Param("data_path"), "builtin": Param("builtin_data"),
         "limit": Param("data_limit"), "task": Param("task"), "task_config": Param("task_config"),
         "run_date": Param("run_date"), "push_to": Param("push_to"),
-        "warm_start": Param("warm_start"), "baseline": Param("baseline")},
+        "warm_start": Param("warm_start"), "baseline": Param("baseline"),
+        "reuse_trained": Param("reuse_trained")},
         resources="preprocess", display="resolve data", cached=False, local_dir="data"),
     Step("preprocess", "preprocess", {
         "corpus": Out(_RESOLVED, "corpus"), "builtin": Param("builtin_data"),
@@ -115,7 +116,8 @@ STEPS: Tuple[Step, ...] = (
     Step("train", "train", {
         "examples": Out("preprocess", "examples"), "fingerprint": Out(_RESOLVED, "fingerprint"),
         "init_checkpoint": Param("init_checkpoint"), "train_settings": Param("train_settings"),
-        "warm_start_from": Out(_RESOLVED, "warm_start_from")},
+        "warm_start_from": Out(_RESOLVED, "warm_start_from"),
+        "production_model": Out(_RESOLVED, "production_model")},
         resources="train", resumes=True, local_dir="model"),
     Step("distill", "distill", {
         "examples": Out("preprocess", "examples"), "teacher": Out("train", "model"),
@@ -160,6 +162,8 @@ def parameters(config: config_lib.RunConfig) -> Dict[str, Any]:
       "init_checkpoint": config.model.init_checkpoint, "vocab_file": config.model.vocab_file,
       "preprocess_settings": d.preprocess_settings(),
       "train_settings": config.train_settings(), "warm_start": config.warm_start,
+      # With caching on, a run that would train the model in production again reuses it.
+      "reuse_trained": config.pipeline.caching,
       "distill_settings": config.distill_settings(),
       "evaluate_settings": config.stage_settings("evaluate"),
       "baseline": config.evaluate.baseline, "push_to": config.push.to,

@@ -337,9 +337,13 @@ def _run_pipeline(config: PretrainDataConfig, units: List[line_shards.ByteRange]
     raise ValueError(f"{', '.join(config.input)}: not one training instance was made from "
                      f"{counts['lines']} line(s) ({counts['documents']} document(s) with "
                      "tokens). Check the input and --input-format.")
+  if config.held_out_fraction and not counts.get(f"{schema.HELD_OUT_SPLIT}_instances"):
+    log.warning("No document was held out (%d documents, --held-out-fraction %s): the corpus is "
+                "too small to set some aside, so `bertline pretrain` will not evaluate.",
+                counts["documents"], config.held_out_fraction)
   splits = {}
   for split in (TRAIN, schema.HELD_OUT_SPLIT):
-    if f"{split}_instances" in counts:
+    if counts.get(f"{split}_instances"):
       splits[split] = schema.SplitInfo(
           file_pattern=f"{run_name}/{schema.shard_glob(split, config.compression)}",
           num_examples=counts[f"{split}_instances"], num_rejected=counts["lines_without_tokens"],

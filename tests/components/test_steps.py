@@ -125,3 +125,33 @@ def test_a_run_configs_data_settings_reach_preprocess(tmp_path):
     assert metadata["max_seq_length"] == 16 and metadata["splits"]["train"]["num_examples"] == 400
     shards[chunk_bytes] = len(metadata["splits"]["train"]["files"])
   assert shards == {None: 1, size // 3 + 1: 3}
+
+
+def _pushed(tmp_path, key, model_dir):
+  pushed = tmp_path / "registry" / "7"
+  (pushed / schema.ASSETS_DIR).mkdir(parents=True)
+  (pushed / schema.ASSETS_DIR / schema.ASSET_METADATA).write_text(
+      json.dumps({"training_key": key, "model_dir": str(model_dir)}))
+  return str(pushed)
+
+
+def test_the_training_of_the_model_in_production_is_reused_only_for_the_same_key(tmp_path):
+  trained = tmp_path / "trained"
+  (trained / schema.BEST_SUBDIR).mkdir(parents=True)
+  for name, text in {schema.MODEL_CONFIG_FILE: "{}", schema.LABELS_FILE: "a\nb\n",
+                     f"{schema.BEST_SUBDIR}/ckpt-8.index": "i",
+                     f"{schema.BEST_SUBDIR}/ckpt-8.data-00000-of-00001": "d",
+                     f"{schema.BEST_SUBDIR}/checkpoint": 'model_checkpoint_path: "ckpt-8"'}.items():
+    (trained / name).write_text(text)
+  pushed = _pushed(tmp_path, "k1", trained)
+  assert steps.production_training(pushed, "k1") == str(trained)
+  assert steps.production_training(pushed, "k2") == ""  # another training: train
+  assert steps.production_training("", "k1") == ""  # nothing in production (or caching off)
+  steps.reuse_training(str(trained), str(tmp_path / "new"))
+  for name in (schema.MODEL_CONFIG_FILE, schema.LABELS_FILE, f"{schema.BEST_SUBDIR}/ckpt-8.index",
+               f"{schema.BEST_SUBDIR}/checkpoint"):
+    assert (tmp_path / "new" / name).read_text() == (trained / name).read_text()
+  # Its model_dir gone (a pipeline root cleaned up): train again.
+  for f in (trained / schema.BEST_SUBDIR).iterdir():
+    f.unlink()
+  assert steps.production_training(pushed, "k1") == ""

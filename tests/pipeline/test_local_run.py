@@ -6,8 +6,9 @@ fixture run: kfp's SubprocessRunner runs the compiled pipeline once (each
 component a subprocess, dsl.If included; it ignores caching, retries and
 resources, which tests/pipeline/test_pipeline.py checks in the compiled YAML),
 training and pushing a model; `bertline run` then starts from that registry
-with the same run config, computes the same training key, and pushes no
-duplicate, before its own re-runs reuse, gate and distil.
+with the same run config, computes the same training key, reuses the kfp run's
+training instead of training again and pushes no duplicate, before its own
+re-runs reuse, gate and distil.
 """
 
 import json
@@ -151,8 +152,15 @@ def test_bertline_run_reuses_finished_steps_and_gates_on_the_baseline(tiny_minil
   config = _config(tiny_minilm, registry, threshold=0.0,
                    score=_score_section(tmp_path, output="local_scores"))
   work = str(tmp_path / "work")
+  caplog.set_level("INFO", logger="bertline")
   first = local_run.run(config, work_dir=work, run_date=DATE, sentence="what a horrible day")
   out = capsys.readouterr().out
+  # It trains nothing: the model in production was trained with this run's training key, so
+  # its training (the kfp run's model_dir) is reused, as a cache hit would serve it.
+  (reuse,) = [r.getMessage() for r in caplog.records
+              if r.getMessage().startswith("Reused the training of the model in production")]
+  assert str(kfp_run["root"] / "pipeline_root") in reuse
+  assert not [r for r in caplog.records if r.name == "bertline.train"]
   assert first.blessed and first.pushed == os.path.join(registry, kfp_version)
   assert "already the last pushed one" in out and _versions(registry) == [kfp_version]
   assert first.scored["model"] == first.pushed and first.scored["scored"] == 40
@@ -164,7 +172,7 @@ def test_bertline_run_reuses_finished_steps_and_gates_on_the_baseline(tiny_minil
   # A stricter re-run: the finished preprocess and train are reused, the same model is
   # compared with itself as the baseline, and the unmet threshold blocks the push.
   strict = config_lib.from_dict(config.to_dict(), overrides=["evaluate.thresholds={eval_accuracy: 1.01}"])
-  caplog.set_level("INFO", logger="bertline.pipeline")
+  caplog.clear()
   second = local_run.run(strict, work_dir=work, run_date=DATE, sentence=None)
   out = capsys.readouterr().out
   reused = [r.getMessage() for r in caplog.records if "unchanged inputs" in r.getMessage()]
@@ -175,7 +183,7 @@ def test_bertline_run_reuses_finished_steps_and_gates_on_the_baseline(tiny_minil
   assert second.scored["model"] == first.pushed and "scored: 40 rows, 1 rejected" in out
   assert _scores(tmp_path, "local_scores")["model"] == first.pushed
   assert any("baseline" in r for r in second.blessing["reasons"])
-  assert len(os.listdir(os.path.join(work, "model"))) == 1  # trained once
+  assert len(os.listdir(os.path.join(work, "model"))) == 1  # one train step, reused since
 
   # A distilled, int8 student of the same teacher: preprocess and train are reused, the
   # 1-layer student is trained from the teacher's first layer, blessed and pushed as a
