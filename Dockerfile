@@ -59,6 +59,7 @@ COPY evaluator/ evaluator/
 COPY exporter/ exporter/
 COPY components/ components/
 COPY pipeline/ pipeline/
+COPY pretraining/ pretraining/
 COPY examples/ examples/
 RUN python3 -m pip install --no-cache-dir --no-deps . \
     && python3 -c "import bertline.pipeline.local_run, bertline.components.kfp_components"

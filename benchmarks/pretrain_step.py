@@ -25,14 +25,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from honest import alternating_rates, quiet_load, spread, verdict  # noqa: E402
-from train_step import _batch  # noqa: E402  (the same real, full-length batch)
+from train_step import _batch, compare, torch_training_step  # noqa: E402  (shared with it)
 
 
 def _masks(features, predictions, seed=0):
@@ -92,29 +89,13 @@ def _torch_step(autocast, features, inputs, positions, masked, threads):
   from bertline import resources
   torch.manual_seed(0)
   model = BertForMaskedLM.from_pretrained(resources.minilm_dir())
-  model.train()
-  decay = [p for n, p in model.named_parameters() if not any(x in n for x in ("bias", "LayerNorm"))]
-  no_decay = [p for n, p in model.named_parameters() if any(x in n for x in ("bias", "LayerNorm"))]
-  opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
-                           {"params": no_decay, "weight_decay": 0.0}], lr=5e-5, eps=1e-6)
   labels = np.full(inputs.shape, -100, np.int64)
   np.put_along_axis(labels, positions, masked, 1)
   batch = dict(input_ids=torch.tensor(inputs, dtype=torch.long),
                attention_mask=torch.tensor(features["input_mask"], dtype=torch.long),
                token_type_ids=torch.tensor(features["segment_ids"], dtype=torch.long),
                labels=torch.tensor(labels))
-
-  def step():
-    torch.set_num_threads(threads)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-      loss = model(**batch).loss
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    opt.step()
-    opt.zero_grad()
-    return float(loss.detach())
-
-  return step
+  return torch_training_step(model, batch, autocast, threads)
 
 
 def main() -> None:
@@ -127,9 +108,6 @@ def main() -> None:
   parser.add_argument("--loss-steps", type=int, default=8)
   args = parser.parse_args()
 
-  import tensorflow as tf
-  import torch
-  import transformers
   features, _ = _batch(args)
   inputs, positions, masked = _masks(features, args.predictions)
   steps = {
@@ -137,43 +115,11 @@ def main() -> None:
       "bertline mixed_bfloat16": _bertline_step("mixed_bfloat16", features, inputs, positions,
                                                 masked),
   }
-  cores = os.cpu_count() or 1
-  probe = {}
-  for threads in sorted({1, cores}):
-    fn = _torch_step(False, features, inputs, positions, masked, threads)
-    fn()
-    start = time.perf_counter()
-    fn(), fn()
-    probe[threads] = time.perf_counter() - start
-  threads = min(probe, key=probe.get)
-  for autocast in (False, True):
-    name = f"transformers {'bf16 autocast' if autocast else 'float32'}, {threads} thread(s)"
-    steps[name] = _torch_step(autocast, features, inputs, positions, masked, threads)
-  losses = {name: [fn() for _ in range(args.loss_steps)][-1] for name, fn in steps.items()}
-
-  def counted(fn):
-    def run():
-      fn()
-      return args.batch_size
-    return run
-
-  loads = {"timed phase": quiet_load()}
-  rounds = alternating_rates({k: counted(v) for k, v in steps.items()}, args.seconds, args.rounds)
-  best = {name: max(r) for name, r in rounds.items()}
-  ref = max((n for n in best if n.startswith("transformers")), key=best.get)
-  ok, why = verdict(loads, rounds)
-  print(f"One masked-LM pre-training step (forward, backward, clip, AdamW), MiniLM-L6-H384, "
-        f"batch {args.batch_size}, length {args.seq_length}, {args.predictions} masks per row")
-  print(f"machine: {platform.machine()}, {cores} cores; TensorFlow {tf.__version__}, torch "
-        f"{torch.__version__}, transformers {transformers.__version__}; load before the timed "
-        f"phase {loads['timed phase']:.2f}")
-  print(f"torch thread probe (s per 2 steps): {probe}; ratio vs the fastest reference: {ref}")
-  print("| variant | sequences/s (best round) | rounds spread | loss after --loss-steps | ratio |")
-  print("| --- | ---: | ---: | ---: | ---: |")
-  for name, rate in sorted(best.items(), key=lambda kv: kv[1]):
-    print(f"| {name} | {rate:.1f} | {spread(rounds[name]):.1%} | {losses[name]:.4f} | "
-          f"{rate / best[ref]:.2f}x |")
-  print(why)
+  compare(args, steps,
+          lambda autocast, threads: _torch_step(autocast, features, inputs, positions, masked,
+                                                threads),
+          f"One masked-LM pre-training step (forward, backward, clip, AdamW), MiniLM-L6-H384, "
+          f"batch {args.batch_size}, length {args.seq_length}, {args.predictions} masks per row")
 
 
 if __name__ == "__main__":

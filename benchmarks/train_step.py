@@ -88,22 +88,15 @@ def _bertline_step(policy, features, labels):
   return lambda: float(step().numpy())
 
 
-def _torch_step(autocast, features, labels, threads):
+def torch_training_step(model, inputs, autocast: bool, threads: int):
+  """A transformers model's training step on `inputs` (labels included): loss, backward,
+  clipping at 1.0 and torch's AdamW (decay 0.01 but on biases and LayerNorm, eps 1e-6)."""
   import torch
-  from transformers import BertForSequenceClassification
-
-  from bertline import resources
-  torch.manual_seed(0)
-  model = BertForSequenceClassification.from_pretrained(resources.minilm_dir(), num_labels=3)
   model.train()
   decay = [p for n, p in model.named_parameters() if not any(x in n for x in ("bias", "LayerNorm"))]
   no_decay = [p for n, p in model.named_parameters() if any(x in n for x in ("bias", "LayerNorm"))]
   opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
                            {"params": no_decay, "weight_decay": 0.0}], lr=5e-5, eps=1e-6)
-  inputs = dict(input_ids=torch.tensor(features["input_ids"], dtype=torch.long),
-                attention_mask=torch.tensor(features["input_mask"], dtype=torch.long),
-                token_type_ids=torch.tensor(features["segment_ids"], dtype=torch.long),
-                labels=torch.tensor(labels, dtype=torch.long))
 
   def step():
     torch.set_num_threads(threads)
@@ -118,31 +111,34 @@ def _torch_step(autocast, features, labels, threads):
   return step
 
 
-def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--batch-size", type=int, default=32)
-  parser.add_argument("--seq-length", type=int, default=128)
-  parser.add_argument("--seconds", type=float, default=60.0, help="timed seconds per variant")
-  parser.add_argument("--rounds", type=int, default=4)
-  parser.add_argument("--loss-steps", type=int, default=8,
-                      help="steps each variant takes before timing; its last loss is printed")
-  args = parser.parse_args()
+def _torch_step(autocast, features, labels, threads):
+  import torch
+  from transformers import BertForSequenceClassification
 
+  from bertline import resources
+  torch.manual_seed(0)
+  model = BertForSequenceClassification.from_pretrained(resources.minilm_dir(), num_labels=3)
+  inputs = dict(input_ids=torch.tensor(features["input_ids"], dtype=torch.long),
+                attention_mask=torch.tensor(features["input_mask"], dtype=torch.long),
+                token_type_ids=torch.tensor(features["segment_ids"], dtype=torch.long),
+                labels=torch.tensor(labels, dtype=torch.long))
+  return torch_training_step(model, inputs, autocast, threads)
+
+
+def compare(args, steps, torch_step, title: str) -> None:
+  """Adds transformers' float32 and bf16-autocast steps at torch's best thread count to `steps`,
+  times them all in alternating rounds and prints the table (both step benchmarks use it).
+
+  torch_step(autocast, threads) -> a step function; steps: {name: bertline's step function}.
+  """
   import tensorflow as tf
   import torch
   import transformers
-  features, labels = _batch(args)
-  assert (features["input_mask"].sum(axis=1) == args.seq_length).all()
-
-  steps = {
-      "bertline float32": _bertline_step("float32", features, labels),
-      "bertline mixed_bfloat16": _bertline_step("mixed_bfloat16", features, labels),
-  }
   cores = os.cpu_count() or 1
   # torch's best thread count, from two float32 steps at each (after one untimed).
   probe = {}
   for threads in sorted({1, cores}):
-    fn = _torch_step(False, features, labels, threads)
+    fn = torch_step(False, threads)
     fn()
     start = time.perf_counter()
     fn(), fn()
@@ -150,7 +146,7 @@ def main() -> None:
   threads = min(probe, key=probe.get)
   for autocast in (False, True):
     name = f"transformers {'bf16 autocast' if autocast else 'float32'}, {threads} thread(s)"
-    steps[name] = _torch_step(autocast, features, labels, threads)
+    steps[name] = torch_step(autocast, threads)
   # Steps on the one batch: the loss must fall alike in every precision.
   losses = {name: [fn() for _ in range(args.loss_steps)][-1] for name, fn in steps.items()}
 
@@ -163,11 +159,9 @@ def main() -> None:
   loads = {"timed phase": quiet_load()}
   rounds = alternating_rates({k: counted(v) for k, v in steps.items()}, args.seconds, args.rounds)
   best = {name: max(r) for name, r in rounds.items()}
-  torch_names = [n for n in best if n.startswith("transformers")]
-  ref = max(torch_names, key=best.get)
-  ok, why = verdict(loads, rounds)
-  print(f"One training step (forward, backward, clip, AdamW), MiniLM-L6-H384, batch "
-        f"{args.batch_size}, length {args.seq_length}")
+  ref = max((n for n in best if n.startswith("transformers")), key=best.get)
+  _, why = verdict(loads, rounds)
+  print(title)
   print(f"machine: {platform.machine()}, {cores} cores; TensorFlow {tf.__version__}, torch "
         f"{torch.__version__}, transformers {transformers.__version__}; load before the timed "
         f"phase {loads['timed phase']:.2f}")
@@ -178,6 +172,27 @@ def main() -> None:
     print(f"| {name} | {rate:.1f} | {spread(rounds[name]):.1%} | {losses[name]:.4f} | "
           f"{rate / best[ref]:.2f}x |")
   print(why)
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--batch-size", type=int, default=32)
+  parser.add_argument("--seq-length", type=int, default=128)
+  parser.add_argument("--seconds", type=float, default=60.0, help="timed seconds per variant")
+  parser.add_argument("--rounds", type=int, default=4)
+  parser.add_argument("--loss-steps", type=int, default=8,
+                      help="steps each variant takes before timing; its last loss is printed")
+  args = parser.parse_args()
+
+  features, labels = _batch(args)
+  assert (features["input_mask"].sum(axis=1) == args.seq_length).all()
+  steps = {
+      "bertline float32": _bertline_step("float32", features, labels),
+      "bertline mixed_bfloat16": _bertline_step("mixed_bfloat16", features, labels),
+  }
+  compare(args, steps, lambda autocast, threads: _torch_step(autocast, features, labels, threads),
+          f"One training step (forward, backward, clip, AdamW), MiniLM-L6-H384, batch "
+          f"{args.batch_size}, length {args.seq_length}")
 
 
 if __name__ == "__main__":

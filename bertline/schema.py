@@ -107,6 +107,21 @@ class SplitInfo:
   files: List[str] = dataclasses.field(default_factory=list)
 
 
+def _metadata_from_dict(cls, d: Dict[str, Any], source: str, command: str):
+  """A metadata.json's dict as `cls`: unknown or missing keys named, with the fix."""
+  known = {f.name for f in dataclasses.fields(cls)}
+  unknown = sorted(set(d) - known)
+  if unknown:
+    raise ValueError(f"{source}: unknown key(s) {unknown}; expected some of {sorted(known)}.")
+  missing = [f.name for f in dataclasses.fields(cls)
+             if f.default is dataclasses.MISSING and f.name not in d]
+  if missing:
+    raise ValueError(f"{source}: missing key(s) {missing}. Re-run `bertline {command}`.")
+  d = dict(d)
+  d["splits"] = {k: SplitInfo(**v) for k, v in d["splits"].items()}
+  return cls(**d)
+
+
 @dataclasses.dataclass
 class DataMetadata:
   """metadata.json: the only file downstream stages read to find their inputs.
@@ -139,17 +154,7 @@ class DataMetadata:
 
   @classmethod
   def from_dict(cls, d: Dict[str, Any], source: str = "metadata") -> "DataMetadata":
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-      raise ValueError(f"{source}: unknown key(s) {unknown}; expected some of {sorted(known)}.")
-    missing = [f.name for f in dataclasses.fields(cls)
-               if f.default is dataclasses.MISSING and f.name not in d]
-    if missing:
-      raise ValueError(f"{source}: missing key(s) {missing}. Re-run `bertline preprocess`.")
-    d = dict(d)
-    d["splits"] = {k: SplitInfo(**v) for k, v in d["splits"].items()}
-    return cls(**d)
+    return _metadata_from_dict(cls, d, source, "preprocess")
 
   def split_files(self, data_dir: str, split: str) -> List[str]:
     """The shard files of `split`, sorted; a clear error when there are none."""
@@ -257,13 +262,7 @@ class PretrainingMetadata:
       raise ValueError(f"{source} is not a `bertline pretrain-data` output (it is "
                        f"{'a preprocess output' if 'task' in d else 'something else'}): "
                        "give the --output-dir of `bertline pretrain-data`.")
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-      raise ValueError(f"{source}: unknown key(s) {unknown}; expected some of {sorted(known)}.")
-    d = dict(d)
-    d["splits"] = {k: SplitInfo(**v) for k, v in d["splits"].items()}
-    return cls(**d)
+    return _metadata_from_dict(cls, d, source, "pretrain-data")
 
   def split_files(self, data_dir: str, split: str) -> List[str]:
     if split not in self.splits:

@@ -117,6 +117,7 @@ def test_tsv_by_header_and_json_lines_with_ids_from_the_last_pushed_version(
   assert summary["rows"] == 24
 
 
+@pytest.mark.slow  # ~20 s; preprocess's Dask equality (tests/preprocessing/test_dask.py) stays in
 def test_the_dask_runner_scores_the_same(exported, tweets_data, tmp_path):
   path = tmp_path / "new.txt"
   path.write_bytes(b"\n".join(_tweets(tweets_data, 60) + [b"\xff"]) + b"\n")

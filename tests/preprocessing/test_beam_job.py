@@ -108,6 +108,7 @@ def test_bad_invocations_fail_before_any_work(tmp_path):
   assert not os.path.exists(tmp_path / "o")
 
 
+@pytest.mark.slow  # ~13 s: a design property the line-sharding tests rely on, not a behaviour
 def test_the_driver_reads_no_rows_whatever_the_corpus_size(tmp_path, monkeypatch):
   """Planning uses file sizes; only a fixed-size head is read (line endings). The workers,
   separate processes, read the rows."""
