@@ -223,7 +223,7 @@ def run(config: ScoreConfig) -> Dict[str, Any]:
     raise ValueError(f"--text-b {spec.text_b}: {model.path} scores single texts; drop --text-b")
   files = expand_inputs(list(config.inputs))
   columns = {path: tsv_columns(spec, path) for path in files} if spec.format == "tsv" else {}
-  options = beam_runner.pipeline_options(list(config.beam_args))
+  beam_runner.pipeline_options(list(config.beam_args))  # bad Beam options fail before any work
   with fileio.output_claim(config.output, ".bertline-score.lock",
                            f"another `bertline score` is writing to {config.output}; wait for "
                            "it, or choose another --output"):
@@ -235,7 +235,7 @@ def run(config: ScoreConfig) -> Dict[str, Any]:
     started = time.time()
     work = fileio.join(config.output, f"{TEMPORARY_PREFIX}{uuid.uuid4().hex[:12]}")
     try:
-      summary = _run_pipeline(config, model, files, columns, options, work)
+      summary = _run_pipeline(config, model, files, columns, work)
       summary["seconds"] = round(time.time() - started, 1)
       _publish(config, work, summary)
     finally:
@@ -246,10 +246,14 @@ def run(config: ScoreConfig) -> Dict[str, Any]:
 
 
 def _run_pipeline(config: ScoreConfig, model: ScoringModel, files: List[str],
-                  columns: Dict[str, Dict[str, int]], options, work: str) -> Dict[str, Any]:
+                  columns: Dict[str, Dict[str, int]], work: str) -> Dict[str, Any]:
   ranges = [r for path in files for r in line_shards.plan_ranges(
       path, fileio.size(path), config.chunk_bytes, min_ranges=1)]
   num_shards = config.num_shards or len(ranges)
+  # Locally no more worker processes than units of work: one range of rows is scored in this
+  # process, without starting (and loading TensorFlow and the model in) an idle second worker.
+  options = beam_runner.pipeline_options(list(config.beam_args),
+                                         local_work_units=max(len(ranges), num_shards))
   log.info("Scoring %d file(s) in %d range(s), %d predictions file(s), with %s", len(files),
            len(ranges), num_shards, model.path)
   fileio.makedirs(work)

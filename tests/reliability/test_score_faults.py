@@ -22,7 +22,8 @@ def test_two_concurrent_scorings_never_mix_and_the_second_is_refused(exported, t
   inputs = [_texts(tmp_path / "a.txt", 300, "great"), _texts(tmp_path / "b.txt", 200, "awful")]
   env = dict(os.environ, NO_GCE_CHECK="True")
   procs = [subprocess.Popen([sys.executable, "-m", "bertline", "score", "--model",
-                             exported["path"], "--input", str(i), "--output", str(out)],
+                             exported["path"], "--input", str(i), "--output", str(out),
+                             "--chunk-bytes", "1024"],  # several ranges: worker processes
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
            for i in inputs]
   results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
@@ -117,8 +118,10 @@ def test_a_full_disk_inside_the_score_workers_is_exit_5_ending_in_one_line(
     exported, tmp_path, small_fs):
   # ~150 bytes of JSON per row: 10,000 rows overflow the 1 MiB file system.
   rows = _texts(tmp_path / "rows.txt", 10000, "a perfectly ordinary sentence")
+  # Two worker processes, as a corpus of several ranges gets (one range is scored in-process).
   result = bertline("score", "--model", exported["path"], "--input", str(rows), "--output",
-                    str(small_fs / "out"))
+                    str(small_fs / "out"), "--direct_num_workers", "2",
+                    "--direct_running_mode", "multi_processing")
   assert result.returncode == errors.STORAGE, result.stderr[-3000:]
   last = result.stderr.strip().splitlines()[-1]
   assert last.startswith("bertline score: error: no space left on the device"), last
