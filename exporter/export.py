@@ -261,6 +261,12 @@ def _check_request(model_dir: str, export_dir: str, version: Optional[int], whic
                  warmup_examples, quantize)
   except SettingError as e:
     raise e.named(flags.flag_namer(ExportConfig)) from None
+  copy = fileio.join(model_dir, schema.DATA_METADATA_COPY)
+  if fileio.exists(copy) and json.loads(fileio.read_text(copy)).get("kind") == \
+      schema.PRETRAINING_KIND:
+    raise ValueError(f"{model_dir} is a `bertline pretrain` model_dir (a masked LM, not a "
+                     "classifier): fine-tune it with `bertline train --init-checkpoint "
+                     f"{model_dir}`, or give --format huggingface for transformers.")
   version = str(int(version)) if version is not None else _next_version(export_dir)
   final = os.path.join(export_dir, version)
   if os.path.exists(final):

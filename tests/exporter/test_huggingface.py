@@ -68,6 +68,12 @@ def test_a_pretrain_model_dir_becomes_bert_for_pretraining(tmp_path, tiny_minilm
   # Read back by bertline's own reader: every weight, none new.
   again = pretrainer.BertPretrainer(files.model_config(), pairs=True)
   assert checkpoints.load_pretrained(again, out).new == []
+  # A masked LM is no classifier to serve: the SavedModel export says what to do instead.
+  (model_dir / schema.DATA_METADATA_COPY).write_text(json.dumps({"kind": "pretraining"}))
+  result = bertline_here("export", "--model-dir", model_dir, "--export-dir", tmp_path / "sm")
+  assert result.returncode == errors.BAD_INPUT
+  assert "is a `bertline pretrain` model_dir" in result.stderr and "--format huggingface" in \
+      result.stderr and not (tmp_path / "sm").exists()
 
 
 def test_a_classifier_becomes_bert_for_sequence_classification_with_its_labels(tmp_path,
