@@ -29,6 +29,8 @@ def test_preprocess_through_the_api_writes_what_the_command_writes(tweets_data, 
           == {s: i["num_examples"] for s, i in command["splits"].items()})
 
 
+@pytest.mark.slow  # ~12 s: the same stages as tests/evaluator/test_end_to_end.py; README's Python block
+# (tests/test_docs.py) runs this API in make test
 def test_evaluate_export_push_and_load_a_model(tiny_model, tweets_data, tmp_path):
   model_dir = str(tmp_path / "model")
   shutil.copytree(tiny_model["model_dir"], model_dir)

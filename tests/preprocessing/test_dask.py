@@ -117,6 +117,7 @@ def test_dask_cluster_output_is_the_direct_runners(corpus, direct, cluster, tmp_
   assert sorted(built.values()) == [1, 1], built
 
 
+@pytest.mark.slow  # ~16 s: a second local Dask cluster; the Direct-vs-Dask equality case above stays
 def test_dask_without_an_address_runs_a_local_cluster_on_loopback(corpus, direct, tmp_path):
   out = str(tmp_path / "dask-local")
   metadata = _preprocess(corpus, out, "--runner", "DaskRunner")

@@ -43,6 +43,8 @@ def test_cluster_spec_becomes_tf_config():
     vertex.tf_config_from_cluster_spec({"CLUSTER_SPEC": '{"cluster": {"pool9": ["h:1"]}}'})
 
 
+@pytest.mark.slow  # ~18 s of CLI training; the AIP_* filling is unit-tested above, the gs:// export in
+# tests/reliability/test_vertex_directories.py
 def test_bertline_train_puts_checkpoints_events_and_export_where_vertex_looks(lang_records,
                                                                               tmp_path):
   config = helpers.tiny_model_config(str(tmp_path / "config.json"))
