@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from bertline import schema
 from bertline.pretraining.instances import MASK_TOKEN
+from bertline.trainer import inputs as trainer_inputs
 
 Batch = Dict[str, tf.Tensor]
 MLM_SCALE = "mlm_scale"
@@ -136,16 +137,6 @@ def _with_scale(batch: Batch) -> Batch:
   return {**batch, MLM_SCALE: tf.fill([tf.shape(weights)[0]], scale)}
 
 
-def _pad(batch: Batch, batch_size: int) -> Batch:
-  """A short last batch padded to `batch_size` with all-zero rows (not real, no masks)."""
-  missing = batch_size - tf.shape(batch[schema.INPUT_IDS])[0]
-  out = {}
-  for name, value in batch.items():
-    out[name] = tf.pad(value, [[0, missing]] + [[0, 0]] * (len(value.shape) - 1))
-    out[name].set_shape([batch_size] + value.shape[1:].as_list())
-  return out
-
-
 def train_dataset(data_dir: str, metadata: schema.PretrainingMetadata, masker: Masker,
                   batch_size: int, seed: int, shuffle_buffer: int) -> tf.data.Dataset:
   """Shuffled, repeated, masked training batches; the same stream for the same seed."""
@@ -172,5 +163,5 @@ def eval_dataset(data_dir: str, metadata: schema.PretrainingMetadata, masker: Ma
       metadata.compression])
   ds = _masked(ds, metadata, masker, _EVAL_SEED)
   ds = ds.map(lambda ex: {**ex, schema.IS_REAL_EXAMPLE: tf.constant(1, tf.int32)})
-  ds = ds.batch(batch_size).map(lambda b: _pad(b, batch_size)).map(_with_scale)
+  ds = ds.batch(batch_size).map(lambda b: trainer_inputs.pad_batch(b, batch_size)).map(_with_scale)
   return ds.prefetch(tf.data.AUTOTUNE)

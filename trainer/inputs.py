@@ -99,9 +99,10 @@ def train_dataset(data_dir: str, metadata: schema.DataMetadata, batch_size: int,
   return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def _pad_batch(batch: Batch, batch_size: int) -> Batch:
-  """Pads a short last batch to `batch_size` with is_real_example = 0 rows."""
-  missing = batch_size - tf.shape(batch[schema.LABEL_IDS])[0]
+def pad_batch(batch: Batch, batch_size: int) -> Batch:
+  """Pads a short last batch to `batch_size` with all-zero rows (is_real_example 0, and for
+  pre-training no masks), so evaluation sees every example in full batches."""
+  missing = batch_size - tf.shape(batch[schema.INPUT_IDS])[0]
   out = {}
   for name, value in batch.items():
     paddings = [[0, missing]] + [[0, 0]] * (len(value.shape) - 1)
@@ -122,7 +123,7 @@ def eval_dataset(data_dir: str, metadata: schema.DataMetadata, batch_size: int,
   spec = schema.feature_spec(metadata.max_seq_length, guid=False)
   ds = _records(files, metadata.compression, 1, None)
   ds = ds.batch(batch_size)
-  ds = ds.map(lambda r: _pad_batch(records.parse_batch(r, spec), batch_size),
+  ds = ds.map(lambda r: pad_batch(records.parse_batch(r, spec), batch_size),
               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   if trim:
     ds = ds.map(records.trim_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
