@@ -191,8 +191,10 @@ _BEAM_IMPORT_NOTICES = ("apitools not found, and bigquery client libraries are n
 
 
 # The local runner's own workings, logged at INFO on every local Beam job: its gRPC servers'
-# ports, its type-hint conversions. Kept with --verbose.
-_BEAM_LOCAL_RUNNER_LOGGERS = ("apache_beam.runners.portability.", "apache_beam.typehints.")
+# ports, its type-hint conversions, its in-process workers' channels (preprocess's threads).
+# Kept with --verbose.
+_BEAM_LOCAL_RUNNER_LOGGERS = ("apache_beam.runners.portability.", "apache_beam.typehints.",
+                              "apache_beam.runners.worker.")
 # Local workers' log records, relayed to this process's log: those of Beam's own code (its
 # start-up notices) are chatter; a bertline DoFn's warning is kept.
 _BEAM_WORKER_RELAY = re.compile(r'^Worker: .* log_location: "[^"]*/apache_beam/')
