@@ -1,7 +1,8 @@
 """The kfp v2 components: thin, typed wrappers around components/steps.py.
 
-One component per stage — resolve_data, preprocess, train, distill (when
-the run config has a distill section), evaluate, export_push, score — each a
+One component per stage — resolve_data, pretrain_data and pretrain (when the
+run config has a pretrain section), preprocess, train, distill (when it has a
+distill section), evaluate, export_push, score — each a
 lightweight Python component whose body imports bertline inside the project
 image and calls its step function (components/steps.py). The pipeline's
 declaration (pipeline/definition.py) wires them; Kubeflow runs them in
@@ -22,12 +23,13 @@ from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Mo
 
 def resolve_data(data_path: str, builtin: str, limit: int, task: str, task_config: str,
                  run_date: str, push_to: str, warm_start: bool, baseline: str,
-                 reuse_trained: bool, corpus: Output[Dataset]
+                 reuse_trained: bool, pretrain_input: list, corpus: Output[Dataset]
                  ) -> NamedTuple("ResolvedData", [("data_dir", str), ("task", str),
                                                    ("task_config", str), ("fingerprint", str),
                                                    ("date", str), ("warm_start_from", str),
                                                    ("baseline_model", str),
-                                                   ("production_model", str)]):
+                                                   ("production_model", str),
+                                                   ("pretrain_fingerprint", str)]):
   """Finds this run's data and last pushed model, and fingerprints the data (never cached).
 
   What it returns is what the cached steps after it take as inputs, so their
@@ -45,15 +47,17 @@ def resolve_data(data_path: str, builtin: str, limit: int, task: str, task_confi
     baseline: "last_pushed" to compare the candidate with the last pushed model.
     reuse_trained: hand the last pushed model to train, which reuses its training when
       this run's is the same (the run config's pipeline.caching).
+    pretrain_input: the pre-training text's paths and globs (pretrain.input), fingerprinted.
     corpus: the builtin corpus, when there is one.
   Returns:
     data_dir, task, task_config, fingerprint (of the files), date,
-    warm_start_from, baseline_model and production_model ("" or the last pushed model).
+    warm_start_from, baseline_model and production_model ("" or the last pushed model),
+    pretrain_fingerprint ("" without pre-training input).
   """
   from bertline.components import steps  # in the image: kfp ships this body alone
   date = steps.run_date(run_date)
   resolved = steps.resolve_data(data_path, builtin, limit, task, task_config, date, corpus.path,
-                                push_to, warm_start, baseline, reuse_trained)
+                                push_to, warm_start, baseline, reuse_trained, pretrain_input)
   corpus.metadata.update({"data_dir": resolved.data_dir, "fingerprint": resolved.fingerprint,
                           "date": date, "warm_start_from": resolved.warm_start_from,
                           "baseline_model": resolved.baseline_model})
@@ -86,14 +90,67 @@ def preprocess(corpus: Input[Dataset], builtin: str, data_dir: str, task: str, t
                                              for k, v in metadata["splits"].items()}})
 
 
+def pretrain_data(corpus: Input[Dataset], builtin: str, data_dir: str, task: str,
+                  task_config: str, fingerprint: str, pretrain_input: list,
+                  pretrain_fingerprint: str, labeled_texts: bool, init_checkpoint: str,
+                  vocab_file: str, do_lower_case: bool, pretrain_data_settings: dict,
+                  pretrain_data: Output[Dataset]) -> str:
+  """`bertline pretrain-data`: the pre-training text -> masked-LM TFRecords in `pretrain_data`.
+
+  Args:
+    corpus, builtin, data_dir, task, task_config: the labeled corpus, as preprocess takes it:
+      with labeled_texts, its train split's texts are pre-trained on (labels dropped).
+    fingerprint, pretrain_fingerprint: the labeled data's and pretrain_input's hashes (the
+      cache key changes with the files).
+    pretrain_input: unlabeled text, paths and globs (pretrain.input).
+    init_checkpoint, vocab_file: the vocab.txt comes from the checkpoint, as for preprocess.
+    do_lower_case: data.do_lower_case: both corpora are read alike.
+    pretrain_data_settings: the pretrain section's PretrainDataConfig keys, checked here.
+  Returns:
+    The data's key: part of the pre-trained model's key.
+  """
+  from bertline.components import steps  # in the image: kfp ships this body alone
+  data_dir, task, task_config = steps.data_source(builtin, corpus.path, data_dir, task, task_config)
+  key = steps.pretrain_data(pretrain_data.path, list(pretrain_input),
+                            steps.vocab_for(init_checkpoint, vocab_file), do_lower_case,
+                            pretrain_data_settings,
+                            labeled=(data_dir, task, task_config) if labeled_texts else None,
+                            fingerprints=[fingerprint if labeled_texts else "",
+                                          pretrain_fingerprint])
+  pretrain_data.metadata.update({"data_key": key})
+  return key
+
+
+def pretrain(pretrain_data: Input[Dataset], data_key: str, init_checkpoint: str,
+             pretrain_settings: dict, model: Output[Model]) -> str:
+  """`bertline pretrain`: masked LM from `init_checkpoint` into `model` (a model_dir that
+  train fine-tunes; a retried task resumes from it).
+
+  Args:
+    pretrain_data: the pretrain-data step's output.
+    data_key: its key (part of this model's).
+    pretrain_settings: the pretrain section's train keys (TrainConfig's), checked here.
+  Returns:
+    The pre-trained model's key (steps.pretraining_key), which train's key takes.
+  """
+  from bertline.components import steps  # in the image: kfp ships this body alone
+  key = steps.pretraining_key(data_key, init_checkpoint, pretrain_settings)
+  steps.pretrain(pretrain_data.path, model.path, init_checkpoint, pretrain_settings, key)
+  model.metadata.update({"framework": "tensorflow", "training_key": key})
+  return key
+
+
 def train(examples: Input[Dataset], fingerprint: str, init_checkpoint: str, train_settings: dict,
-          warm_start_from: str, production_model: str, model: Output[Model]) -> str:
+          warm_start_from: str, production_model: str, model: Output[Model],
+          pretrained: Input[Model] = None) -> str:
   """`bertline train` into `model` (a model_dir; a retried task resumes from it).
 
   Args:
     examples: preprocess output.
     fingerprint: the raw data's fingerprint (part of the training key).
     init_checkpoint: checkpoint to fine-tune ("builtin:minilm" for the packaged MiniLM).
+    pretrained: the pretrain step's model, fine-tuned instead of init_checkpoint (absent
+      without a pretrain section).
     train_settings: the trainer's TrainConfig keys ({"learning_rate": 5e-5, ...}).
     warm_start_from: the last pushed model to start from instead ("" for none).
     production_model: the last pushed model: when it was trained with this run's training
@@ -103,6 +160,9 @@ def train(examples: Input[Dataset], fingerprint: str, init_checkpoint: str, trai
     last pushed model's, so a re-run pushes no duplicate version.
   """
   from bertline.components import steps  # in the image: kfp ships this body alone
+  start = init_checkpoint
+  if pretrained is not None:
+    init_checkpoint, start = steps.pretrained_checkpoint(pretrained.path), pretrained.path
   key = steps.training_key(examples.path, fingerprint, init_checkpoint, train_settings,
                            warm_start_from)
   trained = steps.production_training(production_model, key)
@@ -110,8 +170,7 @@ def train(examples: Input[Dataset], fingerprint: str, init_checkpoint: str, trai
     steps.reuse_training(trained, model.path)
     model.metadata.update({"reused_from": trained})
   else:
-    used = steps.train(examples.path, model.path, init_checkpoint, train_settings,
-                       warm_start_from)
+    used = steps.train(examples.path, model.path, start, train_settings, warm_start_from)
     model.metadata.update({"init_checkpoint": used})
   model.metadata.update({"framework": "tensorflow", "training_key": key})
   return key
@@ -217,11 +276,14 @@ def score(push_to: str, score_settings: dict, date: str, scores: Output[Dataset]
   return summary["output"]
 
 
-FUNCTIONS = (resolve_data, preprocess, train, distill, evaluate, export_push, score)
+FUNCTIONS = (resolve_data, pretrain_data, pretrain, preprocess, train, distill, evaluate,
+             export_push, score)
 
 
 class Components(NamedTuple):
   resolve_data: object
+  pretrain_data: object
+  pretrain: object
   preprocess: object
   train: object
   distill: object

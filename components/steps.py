@@ -31,7 +31,7 @@ import hashlib
 import json
 import logging
 import os
-from typing import Any, Dict, Iterator, NamedTuple
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import tensorflow as tf
 
@@ -44,6 +44,11 @@ from bertline.exporter import push as push_lib
 from bertline.exporter.config import ExportConfig, PushConfig
 from bertline.preprocessing import beam_job
 from bertline.preprocessing import config as preprocess_config
+from bertline.preprocessing import processors
+from bertline.pretraining import data_job as pretrain_data_job
+from bertline.pretraining import pretrain as pretrain_lib
+from bertline.pretraining import task_texts
+from bertline.pretraining.config import PretrainDataConfig
 from bertline.trainer import train as train_lib
 from bertline.trainer.config import TrainConfig
 
@@ -83,6 +88,7 @@ class ResolvedData(NamedTuple):
     baseline_model: str. The last pushed model to compare with ("" for none).
     production_model: str. The last pushed model, whose training the train step reuses
       when this run would train the same model ("" for none, or when caching is off).
+    pretrain_fingerprint: str. The pre-training input files' hash ("" without them).
   """
 
   data_dir: str
@@ -93,6 +99,7 @@ class ResolvedData(NamedTuple):
   warm_start_from: str = ""
   baseline_model: str = ""
   production_model: str = ""
+  pretrain_fingerprint: str = ""
 
 
 def resolve_date(path: str, date: str) -> str:
@@ -117,36 +124,46 @@ def run_date(requested: str = "") -> str:
   return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
 
 
+def _file_entry(path: str, name: str):
+  """(name, size, content hash) of a local file; (name, size, modification time) on gs://.
+  Local data is hashed by content: rewriting the same files keeps the key."""
+  if fileio.is_remote(path):
+    stat = tf.io.gfile.stat(path)
+    return (name, stat.length, stat.mtime_nsec)
+  return (name, os.path.getsize(path), fileio.sha256_file(path))
+
+
+def _digest(entries) -> str:
+  return hashlib.sha256(json.dumps(sorted(entries)).encode()).hexdigest()[:16]
+
+
 def fingerprint_dir(data_dir: str) -> str:
   """A hash of the files under `data_dir`: names, sizes and contents (gs://: modification times).
 
   Steps downstream take it as an input, so their cache key changes whenever
   the data does, even at an unchanged path.
   """
-  entries = []
-  if fileio.is_remote(data_dir):
-    for root, _, files in tf.io.gfile.walk(data_dir):
-      for name in files:
-        path = fileio.join(root, name)
-        stat = tf.io.gfile.stat(path)
-        entries.append((os.path.relpath(path, data_dir), stat.length, stat.mtime_nsec))
-  else:
-    # Local data is hashed by content: rewriting the same files keeps the key.
-    for root, _, files in os.walk(data_dir):
-      for name in files:
-        path = os.path.join(root, name)
-        entries.append((os.path.relpath(path, data_dir), os.path.getsize(path),
-                        fileio.sha256_file(path)))
+  walk = tf.io.gfile.walk if fileio.is_remote(data_dir) else os.walk
+  entries = [_file_entry(fileio.join(root, name), os.path.relpath(fileio.join(root, name), data_dir))
+             for root, _, files in walk(data_dir) for name in files]
   if not entries:
     raise FileNotFoundError(f"data.path {data_dir} holds no files: put the task's TSV files there "
                             "(for a dated prefix, check the date it resolved to)")
-  digest = hashlib.sha256(json.dumps(sorted(entries)).encode()).hexdigest()
-  return digest[:16]
+  return _digest(entries)
+
+
+def fingerprint_patterns(patterns: List[str]) -> str:
+  """A hash of the files pretrain.input's paths and globs name, as fingerprint_dir hashes; ""
+  for none. A pattern that names no file is refused, as pretrain-data refuses it: a typo must
+  not pre-train on nothing, and it is said before any work."""
+  files = fileio.expand_inputs(patterns, "pretrain.input", "its documents would be read twice")
+  return _digest([_file_entry(path, path) for path in files]) if files else ""
 
 
 def resolve_data(data_path: str, builtin: str, limit: int, task: str, task_config: str,
                  date: str, builtin_dir: str, push_to: str = "", warm_start: bool = False,
-                 baseline: str = "", reuse_trained: bool = False) -> ResolvedData:
+                 baseline: str = "", reuse_trained: bool = False,
+                 pretrain_input: Optional[List[str]] = None) -> ResolvedData:
   """Finds the run's TSV directory and the model in production (the pipeline's first task).
 
   Args:
@@ -161,6 +178,7 @@ def resolve_data(data_path: str, builtin: str, limit: int, task: str, task_confi
     baseline: str. "last_pushed" to compare the candidate with the last pushed model.
     reuse_trained: bool. Hand the last pushed model to the train step, which reuses its
       training when this run's would be the same (pipeline.caching).
+    pretrain_input: list of str. The pre-training text's paths or globs, fingerprinted.
   """
   if builtin == "tweets":
     paths = corpora.write_tweets_tsv(builtin_dir, limit=limit or None)
@@ -181,7 +199,8 @@ def resolve_data(data_path: str, builtin: str, limit: int, task: str, task_confi
   return ResolvedData(data_dir, task, task_config, fingerprint_dir(data_dir), date,
                       warm_start_from=last if warm_start else "",
                       baseline_model=last if baseline == "last_pushed" else "",
-                      production_model=last if reuse_trained else "")
+                      production_model=last if reuse_trained else "",
+                      pretrain_fingerprint=fingerprint_patterns(list(pretrain_input or [])))
 
 
 def data_source(builtin: str, corpus_dir: str, data_dir: str, task: str, task_config: str):
@@ -223,6 +242,77 @@ def preprocess(data_dir: str, output_dir: str, task: str, task_config: str, voca
   return beam_job.run(config, own_process=own_process).to_dict()
 
 
+# Where the pretrain-data step writes the labeled corpus's train-split texts, inside its output.
+LABELED_TEXTS = "labeled-texts/train.txt"
+# The key of a pre-training (pretraining_key), kept in its model_dir: train's key names it.
+PRETRAINING_KEY_FILE = "pretraining_key.txt"
+
+
+def _content_identity(metadata: Dict[str, Any]) -> Dict[str, Any]:
+  """A metadata.json as a key part: what the data holds, not where a run put its files."""
+  for split in metadata["splits"].values():
+    for location in ("file_pattern", "files", "rejected_file"):
+      split.pop(location, None)
+  metadata.get("settings", {}).pop("input", None)  # paths; resolve-data fingerprints the files
+  return metadata
+
+
+def pretrain_data(output_dir: str, patterns: List[str], vocab_file: str, do_lower_case: bool,
+                  settings: Dict[str, Any], labeled: Optional[Tuple[str, str, str]] = None,
+                  fingerprints: Optional[List[str]] = None) -> str:
+  """`bertline pretrain-data` over `patterns` and, with `labeled` (data_dir, task, task_config),
+  that task's train-split texts; returns the data's key (its fingerprints and what it holds).
+
+  settings: the run config's pretrain section as PretrainDataConfig's keys, checked again
+  here by that class. The labeled texts are written inside `output_dir` (LABELED_TEXTS), where
+  the job's workers can read them (a gs:// output on Dataflow).
+  """
+  inputs = list(patterns)
+  if labeled is not None:
+    data_dir, task, task_config = labeled
+    fmt = settings.get("input_format", PretrainDataConfig.input_format)
+    written = task_texts.write_train_texts(processors.get_task(task, task_config), data_dir,
+                                           fileio.join(output_dir, LABELED_TEXTS), fmt)
+    inputs.append(written.path)
+  config = configs.from_settings(PretrainDataConfig, settings, "pretrain_data_settings",
+                                 input=inputs, vocab_file=vocab_file, output_dir=output_dir,
+                                 do_lower_case=do_lower_case, overwrite=True)
+  log.info("pretrain-data %s -> %s with %s", ", ".join(inputs), output_dir,
+           json.dumps(settings, sort_keys=True))
+  metadata = pretrain_data_job.run(config).to_dict()
+  parts = [fingerprints or [], labeled is not None, _content_identity(metadata)]
+  return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def pretraining_key(data_key: str, init_checkpoint: str, settings: Dict[str, Any]) -> str:
+  """Which model a pre-training makes: its data's key, the checkpoint and the settings."""
+  parts = [data_key, init_checkpoint, normalize_train_settings(settings)]
+  return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def pretrain(data_dir: str, model_dir: str, init_checkpoint: str, settings: Dict[str, Any],
+             key: str = "") -> None:
+  """`bertline pretrain` (masked LM from `init_checkpoint`) into `model_dir`, recording `key`
+  there for the train step. A preempted run raises, and its retry resumes."""
+  config = train_lib.TrainConfig.from_dict(
+      dict(normalize_train_settings(settings), data_dir=data_dir, model_dir=model_dir,
+           init_checkpoint=resources.resolve_checkpoint(init_checkpoint)),
+      where="pretrain settings")
+  result = pretrain_lib.run(config)
+  if result.preempted:
+    raise RuntimeError(f"pre-training was interrupted at step {result.final_step} (SIGTERM); "
+                       f"{result.latest_checkpoint} is saved and a retry resumes from it")
+  fileio.write_text_atomic(fileio.join(model_dir, PRETRAINING_KEY_FILE), key + "\n")
+
+
+def pretrained_checkpoint(model_dir: str) -> str:
+  """What train's key takes for a pre-trained starting point: its pretraining key (a path
+  differs from run to run, cache hit or not; the key names the same model)."""
+  path = fileio.join(model_dir, PRETRAINING_KEY_FILE)
+  key = fileio.read_text(path).strip() if fileio.exists(path) else model_dir
+  return f"pretrained {key}"
+
+
 def pushed_model_dir(pushed_model: str) -> str:
   """The training model_dir a pushed model was exported from ("" if unknown)."""
   return registry.pushed_metadata(pushed_model).get("model_dir", "") or ""
@@ -261,10 +351,7 @@ def training_key(examples_dir: str, fingerprint: str, init_checkpoint: str,
   model_dir's path does not (a cached Kubeflow task keeps the old path, a
   re-run without cache gets a new one).
   """
-  metadata = schema.read_metadata(examples_dir).to_dict()
-  for split in metadata["splits"].values():  # where a run put its files is not what it holds
-    for location in ("file_pattern", "files", "rejected_file"):
-      split.pop(location, None)
+  metadata = _content_identity(schema.read_metadata(examples_dir).to_dict())
   parts = [fingerprint, metadata, init_checkpoint, normalize_train_settings(train_settings),
            warm_start_from]
   return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]

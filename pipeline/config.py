@@ -19,7 +19,7 @@ import copy
 import dataclasses
 import json
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
@@ -29,6 +29,7 @@ from bertline.evaluator.config import EvaluateConfig, ScoreConfig
 from bertline.exporter.config import ExportConfig, PushConfig
 from bertline.model import model_config
 from bertline.preprocessing.config import PreprocessConfig
+from bertline.pretraining.config import PRETRAIN_SKIPPED, PretrainDataConfig
 from bertline.resources import MINILM
 from bertline.trainer import config as train_config_lib
 
@@ -122,6 +123,45 @@ class PushSection(PushConfig):
 
 
 @dataclasses.dataclass
+class PretrainSection(PretrainDataConfig):
+  """Domain-adaptive pre-training before fine-tuning: `bertline pretrain-data`'s settings
+  (pretraining/config.py: max_seq_length, masking, pairs, dupe_factor, ...), less what each run
+  sets (the paths, and do_lower_case: data.do_lower_case), plus which text and how to pre-train.
+
+  With text to read (input, or labeled_texts), two steps run before train: pretrain-data, then
+  pretrain (masked LM from model.init_checkpoint), and train fine-tunes the pre-trained model.
+  Both are cached by their inputs like every step.
+
+  Attributes:
+    input: list of str. Unlabeled text: local paths, globs or gs:// patterns, in
+      input_format (none: only the labeled texts).
+    labeled_texts: bool. Also the labeled corpus's train split, labels dropped (dev and test
+      stay out of the pre-training corpus, so the evaluation never saw their texts).
+    train: dict. `bertline pretrain`'s settings: TrainConfig keys (max_steps, learning_rate,
+      batch_size, ...), less the classifier's; unset ones keep the trainer's defaults.
+  """
+
+  input: List[str] = setting([], "unlabeled text: local paths, globs or gs:// patterns",
+                             cli=False)
+  labeled_texts: bool = setting(False, "also the labeled corpus's train-split texts, labels "
+                                "dropped", cli=False)
+  train: Dict[str, Any] = setting({}, "bertline pretrain's settings (TrainConfig keys)",
+                                  cli=False)
+
+  @property
+  def enabled(self) -> bool:
+    return bool(self.input or self.labeled_texts)
+
+  def data_settings(self) -> Dict[str, Any]:
+    """PretrainDataConfig's settings of this run but the casing (the pretrain-data step's
+    parameter); the input travels alone, to be fingerprinted by resolve-data."""
+    return {k: v for k, v in changed_settings(self, PretrainDataConfig).items() if k != "input"}
+
+  def train_settings(self) -> Dict[str, Any]:
+    return dict(sorted(self.train.items()))
+
+
+@dataclasses.dataclass
 class StepResources:
   """What one pipeline task asks of the cluster.
 
@@ -188,8 +228,9 @@ class ScheduleConfig:
 
 
 # The run config's sections that are a stage's own config: section -> the stage's class.
-STAGE_SECTIONS = {"data": PreprocessConfig, "evaluate": EvaluateConfig, "export": ExportConfig,
-                  "push": PushConfig, "score": ScoreConfig}
+STAGE_SECTIONS = {"data": PreprocessConfig, "pretrain": PretrainDataConfig,
+                  "evaluate": EvaluateConfig, "export": ExportConfig, "push": PushConfig,
+                  "score": ScoreConfig}
 
 
 @dataclasses.dataclass
@@ -209,6 +250,7 @@ class RunConfig:
 
   data: DataConfig = dataclasses.field(default_factory=DataConfig)
   model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+  pretrain: PretrainSection = dataclasses.field(default_factory=PretrainSection)
   train: Dict[str, Any] = dataclasses.field(default_factory=dict)
   distill: Dict[str, Any] = dataclasses.field(default_factory=dict)
   evaluate: EvaluateSection = dataclasses.field(default_factory=EvaluateSection)
@@ -264,23 +306,31 @@ def changed_settings(section: Any, stage: type) -> Dict[str, Any]:
 
 
 def check_train_section(train: Dict[str, Any], where: str, section: str = "train",
-                        run_keys: Optional[Dict[str, Any]] = None) -> train_config_lib.TrainConfig:
+                        run_keys: Optional[Dict[str, Any]] = None, skipped: Tuple[str, ...] = (),
+                        warm_ok: bool = True) -> train_config_lib.TrainConfig:
   """Validates the train section with the trainer's own TrainConfig; returns it (paths unset).
 
   The keys are TrainConfig's, less the paths each step sets (RUN_KEYS), plus
   warm_start; values are checked by TrainConfig itself, so a run config and
-  `bertline train --config` accept exactly the same settings.
+  `bertline train --config` accept exactly the same settings. `skipped` are
+  TrainConfig keys this section has no use for (pretrain's: the classifier's).
   """
   settings = dict(train)
   warm_start = settings.pop(WARM_START, False)
   if not isinstance(warm_start, bool):
     raise ConfigError(f"{where}.{section}.{WARM_START}: expected true or false, got {warm_start!r}")
-  fields = {f.name for f in dataclasses.fields(train_config_lib.TrainConfig)}
-  valid = sorted((fields - set(train_config_lib.RUN_KEYS)) | {WARM_START})
+  fields = {f.name for f in dataclasses.fields(train_config_lib.TrainConfig)} - set(skipped)
+  valid = sorted((fields - set(train_config_lib.RUN_KEYS)) | ({WARM_START} if warm_ok else set()))
+  if warm_start and not warm_ok:
+    raise ConfigError(f"{where}.{section}.{WARM_START}: a train key only (pre-training starts "
+                      "from model.init_checkpoint)")
   for key in sorted(settings):
     if key in train_config_lib.RUN_KEYS:
       raise ConfigError(f"{where}.{section}.{key}: the pipeline sets it for each run; remove it"
                         + (" and set model.init_checkpoint" if key == "init_checkpoint" else ""))
+    if key in skipped:
+      raise ConfigError(f"{where}.{section}.{key}: `bertline pretrain` has no use for it (no "
+                        "classifier, export or teacher); remove it")
     if key not in fields:
       raise ConfigError(f"{where}.{section}: unknown key {key!r}; valid keys are: {', '.join(valid)}")
   try:
@@ -300,6 +350,7 @@ def validate(config: RunConfig, where: str = "config") -> RunConfig:
   """Checks what spans sections (each section's own class checked its own keys); returns `config`."""
   _check_data_and_model(config, where)
   train = check_train_section(config.train, where)
+  _check_pretrain(config, where)
   _check_distill(config, where)
   _check_evaluate_and_push(config, where)
   _check_sequence_length(config, where)
@@ -318,6 +369,22 @@ def _check_data_and_model(config: RunConfig, where: str) -> None:
   if not config.model.init_checkpoint:
     raise ConfigError(f"{where}: model.init_checkpoint is missing: a checkpoint to fine-tune, or "
                       f"{MINILM!r}")
+
+
+def _check_pretrain(config: RunConfig, where: str) -> None:
+  p = config.pretrain
+  if not p.enabled:
+    if p.train:
+      raise ConfigError(f"{where}.pretrain: train settings but no text to pre-train on: set "
+                        "pretrain.input (paths or globs of unlabeled text) and/or "
+                        "pretrain.labeled_texts: true, or remove the section")
+    return
+  for i, pattern in enumerate(p.input):
+    if not pattern.strip():
+      raise ConfigError(f"{where}.pretrain.input[{i}] is empty: give a path, glob or gs:// "
+                        "pattern of unlabeled text")
+  check_train_section(p.train, where, section="pretrain.train", skipped=PRETRAIN_SKIPPED,
+                      warm_ok=False)
 
 
 def _check_distill(config: RunConfig, where: str) -> None:
@@ -449,6 +516,10 @@ def from_dict(data: Dict[str, Any], where: str = "config",
 # What to say instead of "remove it" for a run key someone would naturally set.
 _RUN_KEY_HINTS = {("data", "data_dir"): "; set data.path (or data.builtin)",
                   ("data", "vocab_file"): "; it is model.vocab_file (or the checkpoint's vocab.txt)",
+                  ("pretrain", "vocab_file"): "; it is model.vocab_file (or the checkpoint's "
+                  "vocab.txt), as for the labeled data",
+                  ("pretrain", "do_lower_case"): "; it is data.do_lower_case: the model reads "
+                  "both corpora alike",
                   ("push", "model"): "; the pipeline pushes the model it trained",
                   ("score", "model"): "; score uses the last version pushed to push.to"}
 

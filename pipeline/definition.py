@@ -1,6 +1,6 @@
 """The pipeline, declared once: its steps, what each takes and gives, when it runs, what caches.
 
-  resolve data -> preprocess -> train [-> distill] -> evaluate
+  resolve data -> [pretrain-data -> pretrain ->] preprocess -> train [-> distill] -> evaluate
       -> [blessed] export and push [-> score]   | [not blessed] [score]
 
 Two small runners walk this one declaration (TFX's shape: one pipeline, a
@@ -39,13 +39,19 @@ class Const:
 
 @dataclasses.dataclass(frozen=True)
 class Out:
-  """An output of an earlier step; with several step ids, the first that the pipeline has."""
+  """An output of an earlier step; with several step ids, the first that the pipeline has.
+
+  optional: the input is left out (the component's default, None) when none of the steps
+  is in the pipeline: train's pre-trained model, without a pretrain section.
+  """
   steps: Tuple[str, ...]
   name: str
+  optional: bool = False
 
-  def __init__(self, steps: Union[str, Tuple[str, ...]], name: str):
+  def __init__(self, steps: Union[str, Tuple[str, ...]], name: str, optional: bool = False):
     object.__setattr__(self, "steps", (steps,) if isinstance(steps, str) else tuple(steps))
     object.__setattr__(self, "name", name)
+    object.__setattr__(self, "optional", optional)
 
 
 Source = Union[Param, Const, Out]
@@ -68,7 +74,8 @@ class Step:
     display: str. Its name in the Kubeflow UI and in `bertline run`'s logs.
     cached: bool. Reused when its inputs are unchanged (and pipeline.caching is on).
     when: str. "" always; "blessed" or "not blessed": on evaluate's decision.
-    only_if: str. "" always; "distill" or "score": only when the run config has that section.
+    only_if: str. "" always; "pretrain", "distill" or "score": only when the run config has
+      that section.
     after: tuple of step ids it waits for without taking their outputs.
     resumes: bool. A step interrupted mid-way resumes from its own output
       (train's model_dir); `bertline run` keeps an unfinished output then,
@@ -104,8 +111,28 @@ STEPS: Tuple[Step, ...] = (
         "limit": Param("data_limit"), "task": Param("task"), "task_config": Param("task_config"),
         "run_date": Param("run_date"), "push_to": Param("push_to"),
         "warm_start": Param("warm_start"), "baseline": Param("baseline"),
-        "reuse_trained": Param("reuse_trained")},
+        "reuse_trained": Param("reuse_trained"), "pretrain_input": Param("pretrain_input")},
         resources="preprocess", display="resolve data", cached=False, local_dir="data"),
+    # Domain-adaptive pre-training: unlabeled text (and the labeled train split's texts) ->
+    # masked-LM records -> a pre-trained model, which train then fine-tunes.
+    Step("pretrain-data", "pretrain_data", {
+        "corpus": Out(_RESOLVED, "corpus"), "builtin": Param("builtin_data"),
+        "data_dir": Out(_RESOLVED, "data_dir"), "task": Out(_RESOLVED, "task"),
+        "task_config": Out(_RESOLVED, "task_config"),
+        "fingerprint": Out(_RESOLVED, "fingerprint"),
+        "pretrain_input": Param("pretrain_input"),
+        "pretrain_fingerprint": Out(_RESOLVED, "pretrain_fingerprint"),
+        "labeled_texts": Param("pretrain_labeled_texts"),
+        "init_checkpoint": Param("init_checkpoint"), "vocab_file": Param("vocab_file"),
+        "do_lower_case": Param("do_lower_case"),
+        "pretrain_data_settings": Param("pretrain_data_settings")},
+        resources="preprocess", display="pretrain data", only_if="pretrain",
+        local_dir="pretrain-data"),
+    Step("pretrain", "pretrain", {
+        "pretrain_data": Out("pretrain-data", "pretrain_data"),
+        "data_key": Out("pretrain-data", RETURNED), "init_checkpoint": Param("init_checkpoint"),
+        "pretrain_settings": Param("pretrain_settings")},
+        resources="train", only_if="pretrain", resumes=True, local_dir="pretrained"),
     Step("preprocess", "preprocess", {
         "corpus": Out(_RESOLVED, "corpus"), "builtin": Param("builtin_data"),
         "data_dir": Out(_RESOLVED, "data_dir"), "task": Out(_RESOLVED, "task"),
@@ -117,7 +144,8 @@ STEPS: Tuple[Step, ...] = (
         "examples": Out("preprocess", "examples"), "fingerprint": Out(_RESOLVED, "fingerprint"),
         "init_checkpoint": Param("init_checkpoint"), "train_settings": Param("train_settings"),
         "warm_start_from": Out(_RESOLVED, "warm_start_from"),
-        "production_model": Out(_RESOLVED, "production_model")},
+        "production_model": Out(_RESOLVED, "production_model"),
+        "pretrained": Out("pretrain", "model", optional=True)},
         resources="train", resumes=True, local_dir="model"),
     Step("distill", "distill", {
         "examples": Out("preprocess", "examples"), "teacher": Out("train", "model"),
@@ -161,6 +189,11 @@ def parameters(config: config_lib.RunConfig) -> Dict[str, Any]:
       "task_config": d.task_config, "run_date": "",
       "init_checkpoint": config.model.init_checkpoint, "vocab_file": config.model.vocab_file,
       "preprocess_settings": d.preprocess_settings(),
+      "pretrain_input": list(config.pretrain.input),
+      "pretrain_labeled_texts": config.pretrain.labeled_texts,
+      "do_lower_case": d.do_lower_case,
+      "pretrain_data_settings": config.pretrain.data_settings(),
+      "pretrain_settings": config.pretrain.train_settings(),
       "train_settings": config.train_settings(), "warm_start": config.warm_start,
       # With caching on, a run that would train the model in production again reuses it.
       "reuse_trained": config.pipeline.caching,
@@ -177,7 +210,8 @@ def constants(config: config_lib.RunConfig) -> Dict[str, Any]:
 
 
 def _has_section(config: config_lib.RunConfig, name: str) -> bool:
-  return {"": True, "distill": bool(config.distill), "score": bool(config.score.input)}[name]
+  return {"": True, "pretrain": config.pretrain.enabled, "distill": bool(config.distill),
+          "score": bool(config.score.input)}[name]
 
 
 def steps(config: config_lib.RunConfig) -> List[Step]:
@@ -186,8 +220,11 @@ def steps(config: config_lib.RunConfig) -> List[Step]:
 
 
 def producer(source: Out, present: Mapping[str, Any]) -> str:
-  """The id of the step an Out comes from: the first of its steps the pipeline has."""
+  """The id of the step an Out comes from: the first of its steps the pipeline has ("" for an
+  optional input none of whose steps is there)."""
   for step_id in source.steps:
     if step_id in present:
       return step_id
+  if source.optional:
+    return ""
   raise KeyError(f"no step of {source.steps} runs before the one taking {source.name!r}")

@@ -87,6 +87,8 @@ class _Walk:
         args[name] = parts[name] = self.constants[source.name]
       else:
         producer = definition.producer(source, self.outputs)
+        if not producer:  # an optional input whose step is not in this pipeline: left out
+          continue
         args[name] = self.outputs[producer][source.name]
         # An artifact counts by its path, as in kfp's cache key: a cached producer's path holds
         # its key; a never-cached one (resolve data) writes one fixed path, and hands on the

@@ -63,7 +63,7 @@ def build(config: config_lib.RunConfig) -> Callable:
           args[name] = params[source.name]
         elif isinstance(source, definition.Const):
           args[name] = constants[source.name]
-        else:
+        elif definition.producer(source, tasks):  # an optional input without its step: left out
           args[name] = tasks[definition.producer(source, tasks)].outputs[source.name]
       task = getattr(ops, step.component)(**args).set_display_name(step.title)
       for other in step.after:

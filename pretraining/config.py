@@ -11,7 +11,7 @@ import: `--help` and a config check stay instant.
 from __future__ import annotations
 
 import dataclasses
-from typing import List
+from typing import ClassVar, List, Tuple
 
 from bertline import configs, flags, schema
 from bertline.configs import SettingError, setting
@@ -29,6 +29,10 @@ GOOGLE_DUPE_FACTOR = 10
 @dataclasses.dataclass
 class PretrainDataConfig:
   """Everything a pretrain-data run depends on (flags use the same names, with dashes)."""
+
+  # What a pipeline run sets itself (a run config's pretrain section refuses them): the paths,
+  # and the casing, which is data.do_lower_case: both corpora are read alike.
+  RUN_KEYS: ClassVar[Tuple[str, ...]] = ("vocab_file", "output_dir", "overwrite", "do_lower_case")
 
   input: List[str] = setting(
       [], "raw text: a local path, glob or gs:// pattern (repeat the flag for more)",

@@ -40,9 +40,11 @@ def test_every_import_inside_a_function_gives_its_reason():
 
 
 def test_few_imports_are_deferred():
-  """The boundaries are few: a new deferral is a design decision, not a habit."""
-  deferred = list(_deferred_imports())
-  assert len(deferred) <= 30, "\n".join(f"{r}:{n}" for r, n, _, _ in deferred)
+  """The boundaries are few: a new deferral is a design decision, not a habit. A kfp
+  component's body imports inside by kfp's rule (kfp ships the body alone), one per component:
+  those are not counted."""
+  deferred = [d for d in _deferred_imports() if d[0] != "components/kfp_components.py"]
+  assert len(deferred) <= 23, "\n".join(f"{r}:{n}" for r, n, _, _ in deferred)
 
 
 # "About 60 lines": a function past this is split into named steps (Trainer.fit's shape).

@@ -155,3 +155,16 @@ def test_the_training_of_the_model_in_production_is_reused_only_for_the_same_key
   for f in (trained / schema.BEST_SUBDIR).iterdir():
     f.unlink()
   assert steps.production_training(pushed, "k1") == ""
+
+
+def test_pretrain_input_is_fingerprinted_by_content_and_a_typo_is_named(tmp_path):
+  (tmp_path / "a.txt").write_text("one\n")
+  (tmp_path / "b.txt").write_text("two\n")
+  pattern = str(tmp_path / "*.txt")
+  first = steps.fingerprint_patterns([pattern])
+  assert steps.fingerprint_patterns([]) == ""
+  (tmp_path / "b.txt").write_text("two, edited\n")
+  assert steps.fingerprint_patterns([pattern]) != first
+  with pytest.raises(FileNotFoundError, match=r"pretrain\.input .*/nope/\*\.txt: no file matches"):
+    steps.resolve_data(str(tmp_path), "", 0, "mrpc", "", "2026-11-23", str(tmp_path / "b"),
+                       pretrain_input=[str(tmp_path / "nope" / "*.txt")])

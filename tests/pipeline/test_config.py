@@ -27,7 +27,7 @@ def _write(tmp_path, data, name="run.yaml"):
   return str(path)
 
 
-@pytest.mark.parametrize("name", ["demo_tweets.yaml", "kubeflow_mrpc.yaml"])
+@pytest.mark.parametrize("name", sorted(n for n in os.listdir(EXAMPLES) if n.endswith(".yaml")))
 def test_every_example_config_loads(name):
   config = config_lib.load(os.path.join(EXAMPLES, name))
   assert config.push.to and config.pipeline.image
@@ -236,3 +236,33 @@ def test_distill_and_quantize_sections():
     config_lib.from_dict(VALID, overrides=["export.quantize=int8", "push.vertex_model=m",
                                            "push.to=gs://b/m", "push.vertex_project=p",
                                            "push.vertex_region=r"])
+
+
+def test_a_pretrain_section_is_pretrain_datas_and_pretrains_own_settings():
+  config = config_lib.from_dict(VALID, overrides=[
+      "pretrain={input: [gs://b/text/*.txt], labeled_texts: true, masking: static, "
+      "train: {max_steps: 100, learning_rate: 0.0001}}"])
+  assert config.pretrain.enabled and not config_lib.from_dict(VALID).pretrain.enabled
+  # Only what differs from pretrain-data's defaults travels; the input goes to resolve-data.
+  assert config.pretrain.data_settings() == {"masking": "static"}
+  assert config.pretrain.train_settings() == {"learning_rate": 0.0001, "max_steps": 100}
+  assert config_lib.from_dict(config.to_dict()).pretrain == config.pretrain  # round trip
+  bad = {
+      "pretrain={labeled_texts: true, do_lower_case: false}":
+          r"pretrain\.do_lower_case: the pipeline sets it .*it is data\.do_lower_case",
+      "pretrain={labeled_texts: true, vocab_file: v.txt}": r"pretrain\.vocab_file: the pipeline",
+      "pretrain={labeled_texts: true, masking: random}":
+          r"pretrain\.masking: 'random' is not one of 'dynamic', 'static'",
+      "pretrain={labeled_texts: true, train: {classifier_dropout: 0.1}}":
+          r"pretrain\.train\.classifier_dropout: `bertline pretrain` has no use for it",
+      "pretrain={labeled_texts: true, train: {warm_start: true}}":
+          r"pretrain\.train\.warm_start: a train key only",
+      "pretrain={labeled_texts: true, train: {init_checkpoint: x}}":
+          r"pretrain\.train\.init_checkpoint: the pipeline sets it",
+      "pretrain={labeled_texts: true, train: {batch_size: 0}}": r"pretrain\.train\.batch_size",
+      "pretrain={train: {max_steps: 10}}": r"pretrain: train settings but no text to pre-train",
+      "pretrain={input: ['']}": r"pretrain\.input\[0\] is empty",
+  }
+  for override, message in bad.items():
+    with pytest.raises(ConfigError, match=message):
+      config_lib.from_dict(VALID, overrides=[override])

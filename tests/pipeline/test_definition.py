@@ -29,8 +29,9 @@ def _outputs(component) -> set:
 
 
 def _full_config():
-  """Every optional section on: the distill and both score steps are in the pipeline."""
-  return config_lib.defaults(["distill={student_layers: 3}", "score.input=gs://b/rows/{date}/*.tsv",
+  """Every optional section on: the pretrain, distill and both score steps are in the pipeline."""
+  return config_lib.defaults(["pretrain.labeled_texts=true", "distill={student_layers: 3}",
+                              "score.input=gs://b/rows/{date}/*.tsv",
                               "score.output=gs://b/scores/{date}"])
 
 
@@ -67,7 +68,13 @@ def test_optional_sections_add_their_steps_and_the_student_is_what_is_evaluated(
   assert [s.id for s in plain] == ["resolve-data", "preprocess", "train", "evaluate",
                                    "export-push"]
   full = {s.id: s for s in definition.steps(_full_config())}
-  assert {"distill", "score", "score-with-production-model"} <= set(full)
+  assert {"pretrain-data", "pretrain", "distill", "score", "score-with-production-model"} <= \
+      set(full)
+  # Train fine-tunes the pre-trained model when there is one; without, the input is left out.
+  pretrained = full["train"].inputs["pretrained"]
+  assert definition.producer(pretrained, full) == "pretrain"
+  assert definition.producer(pretrained, {s.id: s for s in plain}) == ""
+  assert inspect.signature(kfp_components.train).parameters["pretrained"].default is None
   model = full["evaluate"].inputs["model"]
   assert definition.producer(model, full) == "distill"
   assert definition.producer(model, {s.id: s for s in plain}) == "train"

@@ -206,3 +206,79 @@ def test_bertline_run_reuses_finished_steps_and_gates_on_the_baseline(tiny_minil
   assert third.answer["label"] in ("negative", "neutral", "positive")
   assert abs(sum(third.answer["probabilities"]) - 1.0) < 1e-5
   assert third.scored["model"] == third.pushed and third.scored["scored"] == 40
+
+
+def test_bertline_run_pretrains_on_the_train_texts_then_fine_tunes_the_pretrained_model(
+    tiny_minilm, tmp_path, caplog):
+  # Domain-adaptive pre-training as a pipeline step: the real Chinese reviews' train-split
+  # texts (labels dropped) and a file of unlabeled reviews are pre-trained on, and train
+  # fine-tunes that model. Dev and test texts never reach the pre-training corpus.
+  unlabeled = tmp_path / "unlabeled"
+  unlabeled.mkdir()
+  reviews = [text for _, text in corpora.read_chinese_reviews(100)][-20:]
+  (unlabeled / "more.txt").write_text("\n".join(reviews) + "\n", encoding="utf-8")
+  config = config_lib.from_dict({
+      "data": {"builtin": "chnsenticorp", "limit": 200, "max_seq_length": 32},
+      "model": {"init_checkpoint": tiny_minilm},
+      "pretrain": {"input": [str(unlabeled / "*.txt")], "labeled_texts": True,
+                   "input_format": "documents", "max_seq_length": 32,
+                   "train": {"max_steps": 3, "batch_size": 8, "seed": 1, "strategy": "cpu"}},
+      "train": {"max_steps": 3, "batch_size": 8, "seed": 1, "strategy": "cpu"},
+      # Unreachable: nothing is exported or pushed (the kfp run's test covers those).
+      "evaluate": {"thresholds": {"eval_accuracy": 1.01}},
+      "push": {"to": str(tmp_path / "registry")},
+  })
+  work = str(tmp_path / "work")
+  caplog.set_level("INFO", logger="bertline")
+  first = local_run.run(config, work_dir=work, run_date=DATE, sentence=None)
+  assert not first.blessed and first.metrics["num_examples"] == 20  # 10% of 200 reviews
+
+  (pt_data,) = [os.path.join(work, "pretrain-data", d)
+                for d in os.listdir(os.path.join(work, "pretrain-data"))]
+  texts = open(os.path.join(pt_data, steps.LABELED_TEXTS), encoding="utf-8").read().splitlines()
+  tsv = os.path.join(work, "data", local_run.LATEST)
+
+  def split_texts(split):
+    with open(os.path.join(tsv, f"{split}.tsv"), encoding="utf-8") as f:
+      return [line.rstrip("\n").split("\t")[1] for line in list(f)[1:]]
+  assert texts == split_texts("train")  # every train row's text, in order, nothing else
+  assert not set(texts) & set(split_texts("dev") + split_texts("test"))
+  metadata = json.load(open(os.path.join(pt_data, schema.METADATA_FILE)))
+  assert metadata["counts"]["documents"] == len(texts) + 20  # and the unlabeled file's
+
+  (pretrained,) = [os.path.join(work, "pretrained", d)
+                   for d in os.listdir(os.path.join(work, "pretrained"))]
+  assert os.path.isdir(os.path.join(pretrained, schema.BEST_SUBDIR))
+  # Train started from the pre-trained model_dir: its encoder loaded, its MLM heads unused.
+  (loaded,) = [r.getMessage() for r in caplog.records
+               if r.name == "bertline.model.checkpoints" and "classifier/kernel" in r.getMessage()]
+  assert loaded.startswith("Loaded") and pretrained in loaded and "cls/predictions" in loaded
+  (model,) = os.listdir(os.path.join(work, "model"))
+  step = json.load(open(os.path.join(work, "model", model, local_run.DONE_FILE)))
+  assert step["metadata"]["model"]["init_checkpoint"] == pretrained
+
+  # Unchanged, a re-run reuses every step: the pre-training is cached by its inputs, and
+  # train's key, which names the pre-trained model by its pretraining key, is unchanged too.
+  caplog.clear()
+  again = local_run.run(config, work_dir=work, run_date=DATE, sentence=None)
+  reused = [r.getMessage().split("]")[0] for r in caplog.records
+            if "unchanged inputs" in r.getMessage()]
+  assert reused == ["[pretrain data", "[pretrain", "[preprocess", "[train", "[evaluate"]
+  assert again.metrics == first.metrics
+
+
+@pytest.mark.slow  # a whole kfp run more; `bertline run`'s test above walks the same definition
+def test_kfp_local_run_pretrains_then_fine_tunes(tiny_minilm, tmp_path, monkeypatch):
+  # The compiled pipeline under kfp's own executor: train's optional `pretrained` artifact is
+  # wired from the pretrain task, and the fine-tuning starts from it.
+  config = config_lib.from_dict({
+      **_config(tiny_minilm, str(tmp_path / "registry"), threshold=1.01).to_dict(),
+      "pretrain": {"labeled_texts": True, "max_seq_length": 32,
+                   "train": {"max_steps": 2, "batch_size": 8, "seed": 1, "strategy": "cpu"}}})
+  _run_with_kfp_local(config, tmp_path, monkeypatch)
+  root = tmp_path / "pipeline_root"
+  (key_file,) = root.rglob(steps.PRETRAINING_KEY_FILE)
+  (train_config,) = [p for p in root.rglob(schema.TRAIN_CONFIG_FILE)
+                     if not (p.parent / steps.PRETRAINING_KEY_FILE).exists()]
+  assert json.loads(train_config.read_text())["init_checkpoint"] == str(key_file.parent)
+  assert _blessings(root) == [False] and _versions(str(tmp_path / "registry")) == []
