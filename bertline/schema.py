@@ -57,7 +57,8 @@ def shard_glob(split: str, compression: str) -> str:
   return f"{split}-*-of-*{shard_suffix(compression)}"
 
 
-def feature_spec(max_seq_length: int, labels: bool = True, guid: bool = True) -> Dict[str, Any]:
+def feature_spec(max_seq_length: int, labels: bool = True, guid: bool = True,
+                 multi_labels: int = 0) -> Dict[str, Any]:
   """tf.io parsing spec of one serialized example, as written by preprocess.
 
   Args:
@@ -65,6 +66,8 @@ def feature_spec(max_seq_length: int, labels: bool = True, guid: bool = True) ->
     labels: bool. Also parse label_ids and is_real_example (serving parses
       client examples, which need not carry them).
     guid: bool. Also parse the guid (only readers that report per example do).
+    multi_labels: int. A multi-label task's number of labels: label_ids is then
+      a multi-hot vector of that length (DataMetadata.label_width).
   """
   import tensorflow as tf  # Imported lazily: the CLI's --help stays fast.
 
@@ -75,6 +78,8 @@ def feature_spec(max_seq_length: int, labels: bool = True, guid: bool = True) ->
   if labels:
     for name in SCALAR_INT_FEATURES:
       spec[name] = tf.io.FixedLenFeature([1], tf.int64)
+    if multi_labels:
+      spec[LABEL_IDS] = tf.io.FixedLenFeature([multi_labels], tf.int64)
   if guid:
     spec[GUID] = tf.io.FixedLenFeature([1], tf.string)
   return spec
@@ -136,6 +141,9 @@ class DataMetadata:
     vocab_size: int. Number of entries of that vocabulary.
     compression: str. "none" or "gzip".
     has_text_b: bool. Whether the task is a sentence pair task.
+    multi_label: bool. label_ids is a multi-hot vector over `labels` (a set of
+      labels per example); written only when true, so a single-label task's
+      metadata.json is what it always was.
   """
 
   task: str
@@ -148,9 +156,23 @@ class DataMetadata:
   compression: str = "none"
   has_text_b: bool = False
   format_version: int = 1
+  multi_label: bool = False
 
   def to_dict(self) -> Dict[str, Any]:
-    return dataclasses.asdict(self)
+    d = dataclasses.asdict(self)
+    if not self.multi_label:
+      del d["multi_label"]
+    return d
+
+  @property
+  def label_width(self) -> int:
+    """feature_spec's multi_labels: the number of labels of a multi-label task, else 0."""
+    return len(self.labels) if self.multi_label else 0
+
+  def feature_spec(self, labels: bool = True, guid: bool = True) -> Dict[str, Any]:
+    """The parsing spec of this output's records (feature_spec with its sizes)."""
+    return feature_spec(self.max_seq_length, labels=labels, guid=guid,
+                        multi_labels=self.label_width)
 
   @classmethod
   def from_dict(cls, d: Dict[str, Any], source: str = "metadata") -> "DataMetadata":
@@ -304,6 +326,8 @@ EVAL_HISTORY_FILE = "eval_history.jsonl"
 
 # --- Evaluator outputs ---------------------------------------------------------
 METRICS_FILE = "metrics.json"
+# A multi-label model's decision thresholds, one per label, chosen after training (model_dir).
+THRESHOLDS_FILE = "thresholds.json"
 BLESSING_FILE = "blessing.json"
 REPORT_FILE = "report.html"           # the evaluation to look at (evaluator/report.py)
 PREDICTIONS_FILE = "test_results.tsv"
@@ -340,6 +364,10 @@ SERVING_TEXT_B = "text_b"
 OUTPUT_PROBABILITIES = "probabilities"
 OUTPUT_LABEL_ID = "label_id"
 OUTPUT_LABEL = "label"
+# A multi-label model's serving outputs: the labels over their thresholds, left-packed and
+# padded with "" (string [b, n]), and the same as a multi-hot vector (int32 [b, n]).
+OUTPUT_LABELS = "labels"
+OUTPUT_PREDICTED = "predicted"
 
 
 def is_version(name: str) -> bool:

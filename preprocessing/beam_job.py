@@ -133,7 +133,7 @@ class EncodeShardFn(beam.DoFn):
             rejected.append(line_shards.rejected_row(row.file, row.line, row.reason, row.raw))
           elif row is not None:
             batch.append(row)
-            seen.add(row.label)
+            seen.update(row.label if self._task.multi_label else (row.label,))
             if len(batch) >= self._batch_size:
               self._encode(batch, label_ids, counts, writer)
               batch = []
@@ -154,15 +154,23 @@ class EncodeShardFn(beam.DoFn):
     pair = batch[0].text_b is not None
     # Per process too: a tf.function traced again for every task (a fresh DoFn on Dask)
     # costs seconds, and every trace's graph stays in memory.
-    key = (self._vocab_file, self._do_lower_case, self._max_seq_length, pair)
+    multi = self._task.multi_label
+    key = (self._vocab_file, self._do_lower_case, self._max_seq_length, pair, multi)
     with _BUILD_LOCK:
       if key not in _ENCODERS:
-        _ENCODERS[key] = self._tfexample.make_record_encoder(self._tokenizer,
-                                                             self._max_seq_length, pair)
+        _ENCODERS[key] = self._tfexample.make_record_encoder(
+            self._tokenizer, self._max_seq_length, pair, multi_label=multi)
     inputs = [tf.constant([e.text_a for e in batch])]
     if pair:
       inputs.append(tf.constant([e.text_b for e in batch]))
-    inputs.append(tf.constant([label_ids[e.label] for e in batch], tf.int64))
+    if multi:  # a multi-hot vector over the task's labels
+      hot = [[0] * len(label_ids) for _ in batch]
+      for row, e in zip(hot, batch):
+        for label in e.label:
+          row[label_ids[label]] = 1
+      inputs.append(tf.constant(hot, tf.int64, shape=[len(batch), len(label_ids)]))
+    else:
+      inputs.append(tf.constant([label_ids[e.label] for e in batch], tf.int64))
     inputs.append(tf.constant([e.guid for e in batch]))
     # Tokenizing, packing and serializing all run in the graph, outside the GIL, so
     # the worker threads share little more than this loop and the writes.
@@ -405,7 +413,7 @@ def _run_pipeline(args, task: processors.TaskSpec, splits: List[str], pipeline_a
       task=task.name, labels=labels, splits=split_info, max_seq_length=args.max_seq_length,
       do_lower_case=args.do_lower_case, vocab_sha256=fileio.sha256_file(args.vocab_file),
       vocab_size=len(load_vocab(args.vocab_file)), compression=args.compression,
-      has_text_b=task.has_text_b)
+      has_text_b=task.has_text_b, multi_label=task.multi_label)
   path = metadata.write(args.output_dir)  # the publish: readers see the old run or this one
   log.info("Wrote %s in %.1fs", path, time.time() - started)
   return metadata

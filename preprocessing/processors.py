@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Dict, Iterator, List, NamedTuple, Optional
+from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 from bertline import configs, fileio
 from bertline.line_shards import DEFAULT_CHUNK_BYTES, ByteRange, read_range
@@ -85,12 +85,38 @@ class TaskSpec:
     labels: list of str or None. Label list in id order; None infers the
       sorted distinct labels of the train split.
     label_map: dict. Labels renamed on reading (XNLI's "contradictory").
+    multi_label: bool. The label column holds a set of labels (none, one or
+      several), joined by `label_separator`: each example gets a multi-hot
+      label vector and the classifier a sigmoid per label.
+    label_separator: str. What joins the labels of a set (e.g. ","); required
+      with multi_label.
   """
 
   name: str
   splits: Dict[str, SplitSpec]
   labels: Optional[List[str]] = None
   label_map: Dict[str, str] = dataclasses.field(default_factory=dict)
+  multi_label: bool = False
+  label_separator: str = ""
+
+  def __post_init__(self):
+    if self.multi_label and not self.label_separator:
+      raise ValueError("multi_label is true but label_separator is missing: set what joins a "
+                       "row's labels, e.g. label_separator: \",\"")
+    if self.label_separator and not self.multi_label:
+      raise ValueError(f"label_separator {self.label_separator!r} without multi_label: true; "
+                       "add multi_label: true for a label column holding sets, or remove it")
+    if self.multi_label and self.labels is not None and len(self.labels) < 2:
+      raise ValueError(f"a multi-label task needs at least two labels, got {self.labels}")
+
+  def label_set(self, field: str) -> Tuple[str, ...]:
+    """A multi-label row's labels: split, stripped, renamed, each once, in the row's order."""
+    out: List[str] = []
+    for part in field.split(self.label_separator):
+      part = self.label_map.get(part.strip(), part.strip())
+      if part and part not in out:
+        out.append(part)
+    return tuple(out)
 
   @property
   def has_text_b(self) -> bool:
@@ -163,11 +189,12 @@ def get_task(name: Optional[str] = None, task_config: Optional[str] = None) -> T
 
 
 class Example(NamedTuple):
-  """One parsed row. Texts are bytes (decoded by the tokenizer)."""
+  """One parsed row. Texts are bytes (decoded by the tokenizer); a multi-label task's label is
+  the tuple of the row's labels (maybe empty)."""
   guid: str
   text_a: bytes
   text_b: Optional[bytes]
-  label: str
+  label: Union[str, Tuple[str, ...]]
 
 
 class Rejected(NamedTuple):
@@ -221,7 +248,8 @@ def parse_row(task: TaskSpec, split: str, spec: SplitSpec, index: int, line: byt
   if spec.filter_column is not None and _decode(fields[spec.filter_column]) != spec.filter_value:
     return None
   if spec.label is None:
-    label = spec.placeholder_label
+    label = (task.label_set(spec.placeholder_label) if task.multi_label
+             else spec.placeholder_label)
   else:
     try:
       # Strict: run_classifier's decode-and-ignore read b"1\xff" as "1", a label the
@@ -229,9 +257,11 @@ def parse_row(task: TaskSpec, split: str, spec: SplitSpec, index: int, line: byt
       label = fields[spec.label].decode("utf-8")
     except UnicodeDecodeError:
       return Rejected(file, index + 1, f"label {fields[spec.label]!r} is not valid UTF-8", line)
-    label = task.label_map.get(label, label)
-    if label_set is not None and label not in label_set:
-      return Rejected(file, index + 1, f"label {label!r} is not in the task's labels "
+    label = task.label_set(label) if task.multi_label else task.label_map.get(label, label)
+    unknown = [x for x in (label if task.multi_label else (label,))
+               if label_set is not None and x not in label_set]
+    if unknown:
+      return Rejected(file, index + 1, f"label {unknown[0]!r} is not in the task's labels "
                       f"{sorted(label_set)}", line)
   prefix = spec.guid_prefix or split
   suffix = _decode(fields[spec.guid_column]) if spec.guid_column is not None else str(index)
@@ -247,7 +277,7 @@ def labels_in(task: TaskSpec, split: str, r: ByteRange) -> set:
     index = i if r.start == 0 else i + 1  # parse_row only needs to know line 0 (a header)
     row = parse_row(task, split, spec, index, line, None, r.path)
     if isinstance(row, Example):
-      labels.add(row.label)
+      labels.update(row.label if task.multi_label else (row.label,))
   return labels
 
 

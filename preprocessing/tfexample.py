@@ -85,7 +85,7 @@ def serialize_examples(int_features: Dict[str, tf.Tensor],
   return _encode("Example", {"features": feature_map[:, tf.newaxis]}, one)
 
 
-def make_record_encoder(tokenizer, max_seq_length: int, pair: bool):
+def make_record_encoder(tokenizer, max_seq_length: int, pair: bool, multi_label: bool = False):
   """Raw texts, label ids and guids -> serialized training records, one graph call a batch.
 
   The records hold what run_classifier's file_based_convert_examples_to_features
@@ -96,17 +96,20 @@ def make_record_encoder(tokenizer, max_seq_length: int, pair: bool):
     tokenizer: a tokenization.BertTokenizer.
     max_seq_length: int. Length of every sequence feature.
     pair: bool. Whether the function takes texts_b as well.
+    multi_label: bool. label_ids is a multi-hot int64 [batch, num_labels] (written as
+      label_ids' num_labels values) rather than int64 [batch].
   Returns:
     A function (texts_a[, texts_b], label_ids, guids) -> string [batch]; texts
-    and guids string [batch], label_ids int64 [batch].
+    and guids string [batch], label_ids int64 [batch] (or [batch, num_labels]).
   """
   encode = features.make_encoder(tokenizer, max_seq_length, pair)
-  strings, ints = tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.int64)
+  strings = tf.TensorSpec([None], tf.string)
+  ints = tf.TensorSpec([None, None] if multi_label else [None], tf.int64)
 
   def records(texts, label_ids, guids):
     ints_ = dict(encode(*texts))
-    ints_[schema.LABEL_IDS] = label_ids[:, tf.newaxis]
-    ints_[schema.IS_REAL_EXAMPLE] = tf.ones_like(label_ids)[:, tf.newaxis]
+    ints_[schema.LABEL_IDS] = label_ids if multi_label else label_ids[:, tf.newaxis]
+    ints_[schema.IS_REAL_EXAMPLE] = tf.ones(tf.stack([tf.shape(guids)[0], 1]), tf.int64)
     return serialize_examples(ints_, {schema.GUID: guids})
 
   if pair:

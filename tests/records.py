@@ -15,7 +15,7 @@ def read_split(data_dir: str, split: str) -> Dict[str, Tuple[bytes, Dict[str, np
   written twice fails the test.
   """
   metadata = schema.read_metadata(data_dir)
-  spec = schema.feature_spec(metadata.max_seq_length)
+  spec = metadata.feature_spec()
   ds = tf.data.TFRecordDataset(metadata.split_files(data_dir, split),
                                compression_type=schema.TF_COMPRESSION_TYPE[metadata.compression])
   out = {}

@@ -77,7 +77,7 @@ def train_dataset(data_dir: str, metadata: schema.DataMetadata, batch_size: int,
   """
   options = options or InputOptions()
   files = metadata.split_files(data_dir, split)
-  spec = schema.feature_spec(metadata.max_seq_length, guid=False)
+  spec = metadata.feature_spec(guid=False)
   ds = _records(files, metadata.compression, options.cycle_length, seed)
   ds = ds.shuffle(options.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
   ds = ds.repeat()
@@ -120,7 +120,7 @@ def eval_dataset(data_dir: str, metadata: schema.DataMetadata, batch_size: int,
   its own words): weight metrics by is_real_example.
   """
   files = metadata.split_files(data_dir, split)
-  spec = schema.feature_spec(metadata.max_seq_length, guid=False)
+  spec = metadata.feature_spec(guid=False)
   ds = _records(files, metadata.compression, 1, None)
   ds = ds.batch(batch_size)
   ds = ds.map(lambda r: pad_batch(records.parse_batch(r, spec), batch_size),

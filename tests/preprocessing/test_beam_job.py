@@ -188,3 +188,44 @@ def test_a_misspelled_flag_or_beam_option_is_refused_before_any_work(tmp_path, f
   assert last.startswith(f"bertline preprocess: error: unknown flag {flag}; did you mean "
                          f"{closest}?") and "Traceback" not in result.stderr
   assert not os.path.exists(tmp_path / "o")
+
+
+def test_real_hashtags_multi_label_task_writes_multi_hot_labels(tmp_path):
+  # The tweets' 20 most frequent hashtags as labels: a row's label column holds a set.
+  data, out = str(tmp_path / "data"), str(tmp_path / "out")
+  corpora.write_hashtags_tsv(data, limit=500)
+  with open(os.path.join(data, "train.tsv"), "ab") as f:
+    f.write(b"nfl,notahashtag\tA row naming a label the task does not have\n")
+  metadata = beam_job.run(beam_job.config_from_args([
+      "--task-config", os.path.join(data, corpora.HASHTAGS_TASK_FILE), "--data-dir", data,
+      "--vocab-file", VOCAB, "--max-seq-length", "40", "--output-dir", out]))
+  assert metadata.multi_label and len(metadata.labels) == 20
+  assert json.load(open(os.path.join(out, schema.METADATA_FILE)))["multi_label"] is True
+  rc = reference.reference_run_classifier()
+  tok = reference.reference_tokenization().FullTokenizer(VOCAB, do_lower_case=True)
+  for split in ("train", "dev"):
+    records = {guid: ex for guid, (_, ex) in read_split(out, split).items()}
+    with open(os.path.join(data, f"{split}.tsv"), "rb") as f:
+      lines = f.read().split(b"\n")[1:-1]
+    if split == "train":
+      lines = lines[:-1]  # the bad row, rejected below
+      bad_line = len(lines) + 2  # the file's line number (header included)
+    assert len(records) == len(lines) == metadata.splits[split].num_examples
+    multi = 0
+    for i, line in enumerate(lines):
+      tags, text = line.split(b"\t")
+      got = records[f"{split}-{i + 1}"]
+      want = [1 if label in tags.decode().split(",") else 0 for label in metadata.labels]
+      assert got[schema.LABEL_IDS].tolist() == want, (split, i, tags)
+      multi += sum(want) > 1
+      # The features are Google's, whatever the labels.
+      ref = rc.convert_single_example(10, rc.InputExample(guid="x", text_a=text, label="0"),
+                                      ["0"], 40, tok)
+      assert got[schema.INPUT_IDS].tolist() == ref.input_ids
+    assert multi > 0 or split == "dev"  # real rows with several labels, and empty sets too
+  assert (np.array([ex[schema.LABEL_IDS].sum() for _, ex in read_split(out, "train").values()])
+          == 0).any()
+  with open(os.path.join(out, metadata.splits["train"].rejected_file), "rb") as f:
+    rejected = f.read().decode().splitlines()
+  assert len(rejected) == 2 and "label 'notahashtag' is not in the task's labels" in rejected[1]
+  assert f"\t{bad_line}\t" in rejected[1]

@@ -131,3 +131,34 @@ def test_errors_name_the_key_and_the_choices(tmp_path):
     processors.get_task(task_config=str(cfg))
   with pytest.raises(ValueError, match=r"unknown task 'qnli'; built-in tasks are cola, mnli"):
     processors.get_task("qnli")
+
+
+def test_a_multi_label_task_needs_its_separator_and_reads_label_sets(tmp_path):
+  task_file = tmp_path / "task.yaml"
+  task_file.write_text("name: t\nmulti_label: true\nlabels: [a, b]\n"
+                       "splits: {train: {file: train.tsv, text_a: 1, label: 0}}\n")
+  with pytest.raises(configs.ConfigError, match=r"task\.yaml: multi_label is true but "
+                     r"label_separator is missing: set .* e\.g\. label_separator: \",\""):
+    processors.get_task(task_config=str(task_file))
+  task_file.write_text("name: t\nlabel_separator: ','\nlabels: [a, b]\n"
+                       "splits: {train: {file: train.tsv, text_a: 1, label: 0}}\n")
+  with pytest.raises(configs.ConfigError, match=r"label_separator ',' without multi_label"):
+    processors.get_task(task_config=str(task_file))
+  task_file.write_text("name: t\nmulti_label: true\nlabel_separator: '|'\nlabels: [a, b]\n"
+                       "label_map: {B: b}\n"
+                       "splits: {train: {file: train.tsv, text_a: 1, label: 0}}\n")
+  task = processors.get_task(task_config=str(task_file))
+  spec = task.splits["train"]
+  parse = lambda line: processors.parse_row(task, "train", spec, 3, line, {"a", "b"}, "f.tsv")  # noqa: E731
+  assert parse(b"b| a |b\ttext").label == ("b", "a")  # stripped, once each, in the row's order
+  assert parse(b"B\ttext").label == ("b",)  # label_map applies to each label
+  assert parse(b"\ttext").label == ()  # an empty set is a label set too
+  rejected = parse(b"a|c\ttext")
+  assert isinstance(rejected, processors.Rejected) and rejected.line == 4
+  assert rejected.reason == "label 'c' is not in the task's labels ['a', 'b']"
+
+
+def test_the_example_hashtags_task_is_the_real_hashtag_corpus():
+  task = processors.get_task(task_config=os.path.join(
+      os.path.dirname(__file__), "..", "..", "examples", "tasks", "hashtags.yaml"))
+  assert task.multi_label and task.labels == corpora.hashtag_rows()[0]
