@@ -219,7 +219,9 @@ def evaluate(examples: Input[Dataset], model: Input[Model], evaluate_settings: d
   for name, value in {**steps.scalar_metrics(result.metrics),
                       **steps.per_class_metrics(result.metrics)}.items():
     metrics.log_metric(name, value)
-  confusion.log_confusion_matrix(*steps.confusion(result.metrics, model.path))
+  matrix = steps.confusion(result.metrics, model.path)
+  if matrix:  # single-label tasks (a multi-label one logs per-label metrics instead)
+    confusion.log_confusion_matrix(*matrix)
   roc = result.metrics.get("roc_curve")
   if roc:  # binary tasks: the Kubeflow UI draws it
     confusion.log_roc_curve(roc["fpr"], roc["tpr"], roc["thresholds"])

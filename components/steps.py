@@ -359,7 +359,8 @@ def training_key(examples_dir: str, fingerprint: str, init_checkpoint: str,
 
 # What later steps read of a finished training: copied when its training is reused.
 _TRAINED_FILES = (schema.MODEL_CONFIG_FILE, schema.LABELS_FILE, schema.VOCAB_FILE,
-                  schema.DATA_METADATA_COPY, schema.TRAIN_CONFIG_FILE, schema.EVAL_HISTORY_FILE)
+                  schema.DATA_METADATA_COPY, schema.TRAIN_CONFIG_FILE, schema.EVAL_HISTORY_FILE,
+                  schema.THRESHOLDS_FILE)
 
 
 def production_training(production_model: str, key: str) -> str:
@@ -462,9 +463,11 @@ def evaluate(model_dir: str, data_dir: str, output_dir: str, settings: Dict[str,
 
 
 def per_class_metrics(metrics: Dict[str, Any]) -> Dict[str, float]:
-  """precision/recall/f1/support of each class, as "<metric>_<label>" numbers for the UI."""
-  return {f"{name}_{label}": float(value) for name in ("precision", "recall", "f1", "support")
-          for label, value in metrics.get(name, {}).items()}
+  """precision/recall/f1/support of each class (a multi-label task's: also each label's ROC-AUC
+  and threshold), as "<metric>_<label>" numbers for the UI."""
+  return {f"{name}_{label}": float(value)
+          for name in ("precision", "recall", "f1", "support", "roc_auc", "thresholds")
+          for label, value in (metrics.get(name) or {}).items() if value is not None}
 
 
 def scalar_metrics(metrics: Dict[str, Any]) -> Dict[str, float]:
@@ -474,7 +477,10 @@ def scalar_metrics(metrics: Dict[str, Any]) -> Dict[str, float]:
 
 
 def confusion(metrics: Dict[str, Any], model_dir: str):
-  """(labels, matrix) of metrics.json: rows are true labels, columns predictions."""
+  """(labels, matrix) of metrics.json: rows are true labels, columns predictions (None for a
+  multi-label task, which has per-label metrics instead)."""
+  if "confusion_matrix" not in metrics:
+    return None
   labels = metrics.get("labels")
   if not labels:
     labels = fileio.read_text(fileio.join(model_dir, schema.LABELS_FILE)).split()

@@ -4,7 +4,8 @@
 
 Writes OUTPUT/predictions-SSSSS-of-NNNNN.jsonl[.gz], one object per input row —
 {"id", "label", "probabilities" (in the order of summary.json's labels),
-"model_version"} — OUTPUT/rejected/rows.tsv (file, line, reason, raw row) and
+"model_version"} (a multi-label model's: "labels", those at or above their
+threshold, instead of "label") — OUTPUT/rejected/rows.tsv (file, line, reason, raw row) and
 OUTPUT/summary.json, written last: a directory with a summary.json is a
 finished run, and every input row is in it, scored or rejected.
 
@@ -29,7 +30,7 @@ import logging
 import os
 import time
 import uuid
-from typing import Any, Dict, Iterable, List, NamedTuple, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import apache_beam as beam
 import numpy as np
@@ -55,6 +56,7 @@ class ScoringModel(NamedTuple):
   version: str
   labels: List[str]
   has_text_b: bool
+  thresholds: Optional[List[float]] = None  # a multi-label model's, one per label
 
 
 def resolve_model(model: str) -> ScoringModel:
@@ -67,7 +69,7 @@ def resolve_model(model: str) -> ScoringModel:
     raise ValueError(f"{ExportDir(path).metadata_file} is missing or names no labels: "
                      "score needs a version written by `bertline export`.")
   return ScoringModel(path, os.path.basename(path), list(metadata["labels"]),
-                      bool(metadata.get("has_text_b")))
+                      bool(metadata.get("has_text_b")), metadata.get("thresholds"))
 
 
 # --- Beam transforms ---------------------------------------------------------------------------
@@ -164,10 +166,11 @@ class WriteShardFn(beam.DoFn):
   """A shard's predictions -> its predictions file, rejected rows and counts."""
 
   def __init__(self, work_dir: str, labels: List[str], version: str, compression: str,
-               num_shards: int):
+               num_shards: int, thresholds: Optional[List[float]] = None):
     self._work_dir, self._labels = work_dir, labels
     self._version, self._compression = version, compression
     self._num_shards = num_shards
+    self._thresholds = thresholds
 
   def process(self, keyed):
     shard, results = keyed
@@ -185,10 +188,16 @@ class WriteShardFn(beam.DoFn):
         rejected.append(line_shards.rejected_row(row.file, row.line, row.reason, row.raw))
         continue
       probabilities = [float(p) for p in result.inference]
-      best = max(range(len(probabilities)), key=probabilities.__getitem__)
-      lines.append(json.dumps({"id": row.id, "label": self._labels[best],
-                               "probabilities": probabilities, "model_version": self._version},
-                              ensure_ascii=False))
+      if self._thresholds is not None:  # the serving graph's decision: p >= the label's own
+        # In float32, as the graph compares: a probability on a threshold is called alike.
+        called = {"labels": [label for label, p, t in zip(self._labels, result.inference,
+                                                          self._thresholds)
+                             if np.float32(p) >= np.float32(t)]}
+      else:
+        called = {"label": self._labels[max(range(len(probabilities)),
+                                            key=probabilities.__getitem__)]}
+      lines.append(json.dumps({"id": row.id, **called, "probabilities": probabilities,
+                               "model_version": self._version}, ensure_ascii=False))
     data = ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8")
     name = _shard_name(shard, self._num_shards)
     if self._compression == "gzip":
@@ -269,7 +278,8 @@ def _run_pipeline(config: ScoreConfig, model: ScoringModel, files: List[str],
         | "KeyByShard" >> beam.Map(lambda result: (result.example[0], result))
         | "GroupShards" >> beam.GroupByKey()
         | "WriteShard" >> beam.ParDo(WriteShardFn(work, model.labels, model.version,
-                                                  config.compression, num_shards)))
+                                                  config.compression, num_shards,
+                                                  model.thresholds)))
     beam_runner.run(p)
 
   names = [_shard_name(s, num_shards) for s in range(num_shards)]

@@ -42,8 +42,13 @@ def _score_model(model: str, data_dir: str, metadata: schema.DataMetadata, split
   scoring.check_same_vocab(vocab_sha, metadata, model, data_dir)
   scores = scoring.score_split(logits_fn, data_dir, metadata, split, batch_size,
                                desc=f"evaluate {role} on {split}")
-  metrics = metrics_lib.classification_metrics(scores["label_ids"], scores["logits"],
-                                               scores["is_real_example"], labels)
+  if metadata.multi_label:  # each label called at the model's own threshold
+    metrics = metrics_lib.multilabel_metrics(scores["label_ids"], scores["logits"],
+                                             scoring.label_thresholds(model, labels),
+                                             scores["is_real_example"], labels)
+  else:
+    metrics = metrics_lib.classification_metrics(scores["label_ids"], scores["logits"],
+                                                 scores["is_real_example"], labels)
   metrics.update({"split": split, "data_dir": data_dir, "model": model, "model_kind": info["kind"]})
   return {"metrics": metrics, "guid": scores["guid"], "scores": scores}
 
@@ -56,7 +61,10 @@ def wrong_examples(scores: Dict[str, Any], labels: List[str], data_dir: str,
                    metadata: schema.DataMetadata, split: str, vocab_file: str,
                    count: int = report.WRONG_EXAMPLES) -> List[Dict[str, Any]]:
   """The `count` real examples the model gets wrong with the highest confidence, with their text
-  (decoded from the split's WordPiece ids: one more pass over its shards, for those guids only)."""
+  (decoded from the split's WordPiece ids: one more pass over its shards, for those guids only).
+  None for a multi-label task (not built yet: the report lists per-label metrics only)."""
+  if metadata.multi_label:
+    return []
   probabilities = np.exp(metrics_lib.log_softmax(np.asarray(scores["logits"], np.float64)))
   predicted = probabilities.argmax(-1)
   wrong = np.nonzero((predicted != scores["label_ids"]) & (scores["is_real_example"] > 0))[0]
@@ -64,7 +72,7 @@ def wrong_examples(scores: Dict[str, Any], labels: List[str], data_dir: str,
   wanted = {scores["guid"][i]: i for i in chosen}
   vocab = tokenization.load_vocab(vocab_file)
   texts = {}
-  spec = schema.feature_spec(metadata.max_seq_length)
+  spec = metadata.feature_spec()
   for record in tf.data.TFRecordDataset(metadata.split_files(data_dir, split),
                                         compression_type=schema.TF_COMPRESSION_TYPE[
                                             metadata.compression]):
@@ -124,8 +132,10 @@ def run(config: EvaluateConfig) -> Dict[str, Any]:
   wrong = wrong_examples(candidate["scores"], metrics["labels"], data_dir, metadata, split,
                          _vocab_of(model_dir))
   report_file = report.write(output_dir, metrics, decision, wrong)
-  log.info("%s: eval_accuracy %.4f, eval_loss %.4f on %d examples; %s", split,
-           metrics["eval_accuracy"], metrics["eval_loss"], metrics["num_examples"],
+  log.info("%s: eval_accuracy %.4f, eval_loss %.4f%s on %d examples; %s", split,
+           metrics["eval_accuracy"], metrics["eval_loss"],
+           f", micro_f1 {metrics['micro_f1']:.4f}, macro_f1 {metrics['macro_f1']:.4f}"
+           if metadata.multi_label else "", metrics["num_examples"],
            "BLESSED" if decision["blessed"] else "NOT blessed")
   for reason in decision["reasons"]:
     log.info("  %s", reason)

@@ -201,6 +201,126 @@ def precision_recall_curve(label_ids: np.ndarray, scores: np.ndarray,
           "recall": roc["tpr"]}
 
 
+# --- multi-label ----------------------------------------------------------------------------
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+  logits = np.asarray(logits, np.float64)
+  return np.exp(-np.logaddexp(0.0, -logits))
+
+
+def sigmoid_loss(label_ids: np.ndarray, logits: np.ndarray) -> np.ndarray:
+  """Binary cross-entropy of each label's sigmoid, averaged over the labels: [n]
+  (model/modeling.py's per_example_sigmoid_loss, float64)."""
+  logits = np.asarray(logits, np.float64)
+  y = np.asarray(label_ids, np.float64)
+  return (np.maximum(logits, 0) - logits * y + np.log1p(np.exp(-np.abs(logits)))).mean(axis=-1)
+
+
+def best_f1_thresholds(label_ids: np.ndarray, probabilities: np.ndarray) -> List[float]:
+  """Each label's decision threshold that maximises its F1 on these examples.
+
+  A threshold t calls every example with probability >= t positive; the candidates are the
+  label's own probabilities, and of equally good ones the midpoint to the next lower
+  probability is taken (a margin on either side). A label without a positive example keeps 0.5.
+  """
+  y = np.asarray(label_ids, np.int64)
+  p = np.asarray(probabilities, np.float64)
+  out = []
+  for k in range(y.shape[1]):
+    positives = y[:, k].sum()
+    if positives == 0:
+      out.append(0.5)
+      continue
+    order = np.argsort(-p[:, k], kind="stable")
+    scores, hits = p[order, k], y[order, k]
+    last = np.r_[np.nonzero(np.diff(scores))[0], scores.size - 1]  # the end of each tie run
+    tp = np.cumsum(hits)[last]
+    called = last + 1
+    f1 = 2 * tp / (called + positives)
+    best = int(np.argmax(f1))
+    below = scores[last[best] + 1] if last[best] + 1 < scores.size else 0.0
+    out.append(float((scores[last[best]] + below) / 2))
+  return out
+
+
+def multilabel_metrics(label_ids: np.ndarray, logits: np.ndarray, thresholds: Sequence[float],
+                       is_real_example: Optional[np.ndarray] = None,
+                       label_names: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+  """Every metric of a multi-label split, as one JSON-ready dict (checked against
+  scikit-learn's in tests/evaluator/test_metrics.py).
+
+  Args:
+    label_ids: int [n, num_labels], multi-hot.
+    logits: float [n, num_labels]: each label's sigmoid logit.
+    thresholds: each label's decision threshold on its probability (>= calls it).
+    is_real_example: [n], 1 for real and 0 for padding examples (padding is left out).
+    label_names: names of the labels.
+  Returns:
+    {eval_accuracy (subset accuracy: every label right), subset_accuracy, hamming_loss,
+    eval_loss (mean binary cross-entropy), micro_f1, macro_f1, micro/macro precision and
+    recall, macro_roc_auc (over the labels it is defined for), per label precision, recall,
+    f1, support, roc_auc (None without both classes) and threshold, num_examples, labels}.
+  """
+  y = np.asarray(label_ids, np.int64)
+  logits = np.asarray(logits, np.float64)
+  if y.shape != logits.shape or y.ndim != 2:
+    raise ValueError(f"multi-hot labels {y.shape} and logits {logits.shape} must both be "
+                     "[examples, labels]")
+  real = (np.ones(len(y), bool) if is_real_example is None
+          else np.asarray(is_real_example).reshape(-1) > 0)
+  y, logits = y[real], logits[real]
+  names = [str(i) for i in range(y.shape[1])] if label_names is None else list(label_names)
+  probabilities = sigmoid(logits)
+  predicted = (probabilities >= np.asarray(thresholds, np.float64)[None, :]).astype(np.int64)
+  tp = (predicted * y).sum(axis=0).astype(np.float64)
+  called = predicted.sum(axis=0).astype(np.float64)
+  support = y.sum(axis=0).astype(np.float64)
+  precision, recall = _safe_div(tp, called), _safe_div(tp, support)
+  f1 = _safe_div(2 * tp, called + support)
+  micro_p, micro_r = _safe_div(tp.sum(), called.sum()), _safe_div(tp.sum(), support.sum())
+  aucs = [_roc_auc(y[:, k], probabilities[:, k]) for k in range(y.shape[1])]
+  defined = [a for a in aucs if a is not None]
+  subset = float((predicted == y).all(axis=1).mean()) if len(y) else 0.0
+  return {
+      "eval_accuracy": subset, "subset_accuracy": subset,
+      "hamming_loss": float((predicted != y).mean()) if len(y) else 0.0,
+      "eval_loss": float(sigmoid_loss(y, logits).mean()) if len(y) else 0.0,
+      "micro_f1": float(_safe_div(2 * tp.sum(), called.sum() + support.sum())),
+      "macro_f1": float(f1.mean()),
+      "micro_precision": float(micro_p), "micro_recall": float(micro_r),
+      "macro_precision": float(precision.mean()), "macro_recall": float(recall.mean()),
+      "macro_roc_auc": float(np.mean(defined)) if defined else None,
+      "num_examples": int(len(y)), "labels": names, "multi_label": True,
+      "precision": dict(zip(names, map(float, precision))),
+      "recall": dict(zip(names, map(float, recall))),
+      "f1": dict(zip(names, map(float, f1))),
+      "support": dict(zip(names, map(float, support))),
+      "roc_auc": dict(zip(names, aucs)),
+      "thresholds": dict(zip(names, map(float, thresholds))),
+  }
+
+
+def _roc_auc(y: np.ndarray, scores: np.ndarray) -> Optional[float]:
+  """Area under the ROC curve (ties counted half, as scikit-learn's); None with one class."""
+  positives, negatives = y.sum(), len(y) - y.sum()
+  if positives == 0 or negatives == 0:
+    return None
+  ranks = _average_ranks(scores)
+  return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+  """1-based ranks, ties sharing their average rank (Mann-Whitney's)."""
+  order = np.argsort(values, kind="stable")
+  ranks = np.empty(len(values), np.float64)
+  sorted_values = values[order]
+  starts = np.r_[0, np.nonzero(np.diff(sorted_values))[0] + 1]
+  ends = np.r_[starts[1:], len(values)]
+  for start, end in zip(starts, ends):
+    ranks[order[start:end]] = (start + end + 1) / 2
+  return ranks
+
+
 # Metrics a threshold or a baseline comparison can name, and whether higher is better.
 SCALAR_METRICS = {
     "eval_accuracy": True,
@@ -208,4 +328,9 @@ SCALAR_METRICS = {
     "macro_f1": True,
     "matthews_corrcoef": True,
     "binary_f1": True,
+    # multi-label tasks'
+    "micro_f1": True,
+    "subset_accuracy": True,
+    "hamming_loss": False,
+    "macro_roc_auc": True,
 }

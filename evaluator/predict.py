@@ -43,8 +43,13 @@ def run(config: PredictConfig) -> str:
   scoring.check_same_vocab(vocab_sha, metadata, model, data_dir)
   scores = scoring.score_split(logits_fn, data_dir, metadata, split, config.batch_size,
                                desc=f"predict {split}")
-  probs = tf.nn.softmax(tf.constant(scores["logits"]), axis=-1).numpy()
-  predicted = probs.argmax(-1)
+  if metadata.multi_label:  # each label's sigmoid; the labels at or above their thresholds
+    probs = tf.sigmoid(tf.constant(scores["logits"])).numpy()
+    called = probs >= np.asarray(scoring.label_thresholds(model, labels), np.float32)
+    names = [",".join(label for label, c in zip(labels, row) if c) for row in called]
+  else:
+    probs = tf.nn.softmax(tf.constant(scores["logits"]), axis=-1).numpy()
+    names = [labels[i] for i in probs.argmax(-1)]
   output = output or (fileio.join(model, schema.PREDICTIONS_FILE) if not scoring.is_export(model)
                       else schema.PREDICTIONS_FILE)
   lines = []
@@ -52,7 +57,7 @@ def run(config: PredictConfig) -> str:
     if not scores["is_real_example"][i]:
       continue
     lines.append(format_line(probs[i], scores["guid"][i] if config.with_guid else None,
-                             labels[predicted[i]] if config.with_label else None))
+                             names[i] if config.with_label else None))
   fileio.write_text_atomic(output, "".join(lines))
   log.info("Wrote %d predictions to %s", len(lines), output)
   return output

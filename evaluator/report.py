@@ -57,8 +57,9 @@ def _num(value: Optional[float], where: str = "", count: bool = False) -> str:
 def _summary(metrics: Dict[str, Any], decision: Dict[str, Any]) -> str:
   baseline = metrics.get("baseline") or {}
   rows = []
-  for name in ("eval_accuracy", "eval_loss", "macro_f1", "matthews_corrcoef", "binary_f1"):
-    if metrics.get(name) is None:  # binary_f1 of a task with more than two labels
+  for name in ("eval_accuracy", "eval_loss", "macro_f1", "matthews_corrcoef", "binary_f1",
+               "micro_f1", "hamming_loss", "macro_roc_auc"):
+    if metrics.get(name) is None:  # binary_f1 of a task with more than two labels, ...
       continue
     rows.append(f"<tr><th class=text>{name}</th>{_num(metrics[name], name)}"
                 f"{_num(baseline.get(name), f'baseline.{name}') if baseline else ''}</tr>")
@@ -88,6 +89,8 @@ def _per_class(metrics: Dict[str, Any]) -> str:
 
 
 def _confusion(metrics: Dict[str, Any]) -> str:
+  if "confusion_matrix" not in metrics:  # a multi-label task: per-label metrics instead
+    return ""
   labels, matrix = metrics["labels"], metrics["confusion_matrix"]
   biggest = max([max(row) for row in matrix] + [1])
   cells = []

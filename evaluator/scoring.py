@@ -12,6 +12,7 @@ split with its guids (`split_dataset`) and runs the model over it in input
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from typing import Any, Callable, Dict, List, Optional
 
@@ -101,7 +102,7 @@ def split_dataset(data_dir: str, metadata: schema.DataMetadata, split: str,
   """
 
   files = metadata.split_files(data_dir, split)
-  spec = schema.feature_spec(metadata.max_seq_length)
+  spec = metadata.feature_spec()
   ds = tf.data.TFRecordDataset(files, compression_type=schema.TF_COMPRESSION_TYPE[
       metadata.compression])
   return ds.batch(batch_size).map(lambda r: records.trim_batch(records.parse_batch(r, spec)),
@@ -180,10 +181,14 @@ def saved_model_logits_fn(path: str):
                      "`bertline export`.")
   signature = loaded.signatures[schema.SIGNATURE_FEATURES]
   meta, labels = ExportDir(path).metadata(), ExportDir(path).labels()
+  multi_label = bool((meta.get("data_metadata") or {}).get("multi_label"))
 
   def run(features):
     probs = signature(**{k: tf.cast(v, tf.int32) for k, v in features.items()})["probabilities"]
-    return np.log(np.maximum(probs.numpy().astype(np.float64), 1e-30))
+    probs = np.clip(probs.numpy().astype(np.float64), 1e-30, 1.0)
+    if multi_label:  # each label's sigmoid: its logit again
+      return np.log(probs) - np.log(np.maximum(1.0 - probs, 1e-30))
+    return np.log(probs)
 
   run.loaded = loaded  # keep the resources alive
   return run, labels, meta
@@ -221,6 +226,27 @@ def model_logits_fn(model: str, which: str = "best"):
   loaded = load_model_dir(model, which)
   return (classifier_logits_fn(loaded.classifier), loaded.labels,
           loaded.data_metadata.vocab_sha256, {"kind": "model_dir", "path": model})
+
+
+def label_thresholds(model: str, labels: List[str]) -> List[float]:
+  """A multi-label model's per-label thresholds: an export's (its metadata) or a model_dir's."""
+  if is_export(model):
+    thresholds = ExportDir(model).metadata().get("thresholds")
+    if not thresholds:
+      raise ValueError(f"{model} records no label thresholds: export it again with this version "
+                       "of `bertline export`.")
+    return [float(t) for t in thresholds]
+  path = fileio.join(model, schema.THRESHOLDS_FILE)
+  if not fileio.exists(path):
+    raise FileNotFoundError(
+        f"{path} not found: a multi-label model's label thresholds are chosen when `bertline "
+        "train` finishes; run the same train command again (it resumes, sees it is done, and "
+        "chooses them).")
+  record = json.loads(fileio.read_text(path))
+  if record.get("labels") != list(labels):
+    raise ValueError(f"{path} is for labels {record.get('labels')}, not the model's {labels}; "
+                     "re-run `bertline train` to choose them again.")
+  return [float(t) for t in record["thresholds"]]
 
 
 def check_same_vocab(model_vocab_sha: Optional[str], metadata: schema.DataMetadata, model: str,

@@ -6,7 +6,11 @@ writes work/export/<version>/ (a numeric version: TF Serving's layout) with
 four signatures:
 
 * `serving_default`: text_a (and, for sentence-pair tasks, text_b) string [b]
-  -> probabilities float32 [b, n], label_id int32 [b], label string [b].
+  -> probabilities float32 [b, n], label_id int32 [b], label string [b]. A
+  multi-label task's: probabilities (each label's sigmoid), predicted int32
+  [b, n] (1 where a label's probability is at least its threshold, the
+  model_dir's thresholds.json baked into the graph) and labels string [b, n]
+  (those labels' names, in label order, then "").
   Tokenized in the graph by the preprocess stage's own BertTokenizer and
   pack_features, so a client in Java, Go or curl sends text and never
   re-implements WordPiece.
@@ -74,12 +78,24 @@ class ServingModule(tf.Module):
   """
 
   def __init__(self, classifier, tokenizer, labels: List[str], max_seq_length: int,
-               has_text_b: bool):
+               has_text_b: bool, thresholds: Optional[List[float]] = None):
     super().__init__(name="bertline_serving")
     self.classifier = classifier
     self.tokenizer = tokenizer
     self.label_names = tf.constant(labels, tf.string)
     self.max_seq_length, self.has_text_b = max_seq_length, has_text_b
+    # A multi-label model's per-label thresholds (None: a single-label model's softmax).
+    self.thresholds = None if thresholds is None else tf.constant(thresholds, tf.float32)
+
+  def _multi_label_outputs(self, logits) -> Dict[str, tf.Tensor]:
+    probabilities = tf.sigmoid(tf.cast(logits, tf.float32))
+    predicted = tf.cast(probabilities >= self.thresholds, tf.int32)
+    # The called labels first, in label order (a stable sort on "not called"), then "".
+    order = tf.argsort(1 - predicted, axis=-1, stable=True)
+    names = tf.gather(self.label_names, order)
+    called = tf.gather(predicted, order, batch_dims=1) > 0
+    return {schema.OUTPUT_PROBABILITIES: probabilities, schema.OUTPUT_PREDICTED: predicted,
+            schema.OUTPUT_LABELS: tf.where(called, names, tf.constant("", tf.string))}
 
   def _outputs(self, input_ids, input_mask, segment_ids) -> Dict[str, tf.Tensor]:
     # Cut the batch to its longest real sequence: exact (the mask hides the
@@ -87,7 +103,10 @@ class ServingModule(tf.Module):
     inputs = records.trim_batch({schema.INPUT_IDS: tf.cast(input_ids, tf.int32),
                                  schema.INPUT_MASK: tf.cast(input_mask, tf.int32),
                                  schema.SEGMENT_IDS: tf.cast(segment_ids, tf.int32)})
-    probabilities = self.classifier(inputs, training=False)["probabilities"]
+    out = self.classifier(inputs, training=False)
+    if self.thresholds is not None:
+      return self._multi_label_outputs(out["logits"])
+    probabilities = out["probabilities"]
     label_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
     return {schema.OUTPUT_PROBABILITIES: probabilities, schema.OUTPUT_LABEL_ID: label_id,
             schema.OUTPUT_LABEL: tf.gather(self.label_names, label_id)}
@@ -140,9 +159,9 @@ def _text_signatures(module: ServingModule) -> None:
 
 
 def _serving_module(classifier, tokenizer, labels: List[str], max_seq_length: int,
-                    has_text_b: bool):
+                    has_text_b: bool, thresholds: Optional[List[float]] = None):
   """A ServingModule and its signatures by name, ready for tf.saved_model.save."""
-  module = ServingModule(classifier, tokenizer, labels, max_seq_length, has_text_b)
+  module = ServingModule(classifier, tokenizer, labels, max_seq_length, has_text_b, thresholds)
   _text_signatures(module)
   signatures = {
       schema.SIGNATURE_TEXT: module.serve_text.get_concrete_function(),
@@ -190,10 +209,14 @@ def _next_version(export_dir: str) -> str:
 
 
 def _metadata(loaded: scoring.LoadedModel, version: str, has_blessing: bool,
-              training_key: str) -> Dict[str, Any]:
+              training_key: str, thresholds: Optional[List[float]] = None) -> Dict[str, Any]:
   metrics_path = fileio.join(loaded.model_dir, schema.METRICS_FILE)
   metrics = json.loads(fileio.read_text(metrics_path)) if fileio.exists(metrics_path) else None
   meta = loaded.data_metadata
+  outputs = ([schema.OUTPUT_PROBABILITIES, schema.OUTPUT_PREDICTED, schema.OUTPUT_LABELS]
+             if meta.multi_label else
+             [schema.OUTPUT_PROBABILITIES, schema.OUTPUT_LABEL_ID, schema.OUTPUT_LABEL])
+  extra = {"multi_label": True, "thresholds": thresholds} if meta.multi_label else {}
   return {
       "format_version": EXPORT_FORMAT_VERSION,
       "version": int(version),
@@ -208,8 +231,7 @@ def _metadata(loaded: scoring.LoadedModel, version: str, has_blessing: bool,
           schema.SIGNATURE_TEXT: {
               "inputs": [schema.SERVING_TEXT_A] + (
                   [schema.SERVING_TEXT_B] if meta.has_text_b else []),
-              "outputs": [schema.OUTPUT_PROBABILITIES, schema.OUTPUT_LABEL_ID,
-                          schema.OUTPUT_LABEL]},
+              "outputs": outputs},
           schema.SIGNATURE_FEATURES: {"inputs": list(schema.SEQUENCE_FEATURES)},
           schema.SIGNATURE_EXAMPLES: {"inputs": ["examples"]},
           schema.SIGNATURE_CLASSIFY: {
@@ -227,6 +249,7 @@ def _metadata(loaded: scoring.LoadedModel, version: str, has_blessing: bool,
       # starting point): a pipeline re-run with the same key pushes no duplicate.
       "training_key": training_key,
       "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+      **extra,
   }
 
 
@@ -325,10 +348,15 @@ def export_model(model_dir: str, export_dir: str, version: Optional[int] = None,
   if fileio.sha256_file(loaded.vocab_file) != meta.vocab_sha256:
     raise ValueError(f"{loaded.vocab_file} is not the vocab the training data was tokenized with "
                      f"({schema.DATA_METADATA_COPY}'s vocab_sha256); the model_dir is inconsistent.")
+  if meta.multi_label and quantize != "none":
+    raise ValueError(f"{model_dir} is a multi-label model: --quantize {quantize} is not built for "
+                     "multi-label models yet; export it as float32 (--quantize none)")
+  thresholds = (scoring.label_thresholds(model_dir, loaded.labels) if meta.multi_label
+                else None)
   texts = _warmup_texts(loaded, warmup_data, warmup_examples)
   tokenizer = BertTokenizer(loaded.vocab_file, meta.do_lower_case)
   module, signatures = _serving_module(loaded.classifier, tokenizer, loaded.labels,
-                                       meta.max_seq_length, meta.has_text_b)
+                                       meta.max_seq_length, meta.has_text_b, thresholds)
 
   os.makedirs(export_dir, exist_ok=True)
   # Hidden and not numeric: TF Serving never picks up a half-written version.
@@ -336,7 +364,7 @@ def export_model(model_dir: str, export_dir: str, version: Optional[int] = None,
   try:
     tf.saved_model.save(module, tmp, signatures=signatures)
     _set_method_names(tmp, {schema.SIGNATURE_CLASSIFY: schema.CLASSIFY_METHOD_NAME})
-    metadata = _metadata(loaded, version, bool(blessing), training_key)
+    metadata = _metadata(loaded, version, bool(blessing), training_key, thresholds)
     _write_assets(ExportDir(tmp), loaded, blessing)
     serving_check.write_warmup_requests(tmp, texts, meta.has_text_b)
     _check_export(tmp, meta.has_text_b)

@@ -11,7 +11,7 @@ graph's own, so the answers are the served model's.
 from __future__ import annotations
 
 import os
-from typing import Dict, List, NamedTuple, Optional, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -22,8 +22,9 @@ from bertline.exporter import quantize
 
 
 class Prediction(NamedTuple):
-  """One text's answer: the label, and the probability of each label by name."""
-  label: str
+  """One text's answer: the label (a multi-label model's: the tuple of labels called, those at
+  or above their threshold), and the probability of each label by name."""
+  label: Union[str, Tuple[str, ...]]
   probabilities: Dict[str, float]
 
 
@@ -61,7 +62,10 @@ class Classifier:
   def __call__(self, text_a: Sequence[str], text_b: Optional[Sequence[str]] = None
                ) -> List[Prediction]:
     out = self.outputs(text_a, text_b)
-    names = [label.decode("utf-8") for label in out[schema.OUTPUT_LABEL]]
+    if schema.OUTPUT_LABELS in out:  # multi-label: the called labels, then ""
+      names = [tuple(x.decode("utf-8") for x in row if x) for row in out[schema.OUTPUT_LABELS]]
+    else:
+      names = [label.decode("utf-8") for label in out[schema.OUTPUT_LABEL]]
     labels = self.labels or [str(i) for i in range(out[schema.OUTPUT_PROBABILITIES].shape[-1])]
     return [Prediction(name, {label: float(p) for label, p in zip(labels, row)})
             for name, row in zip(names, out[schema.OUTPUT_PROBABILITIES])]

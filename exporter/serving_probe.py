@@ -15,7 +15,8 @@ is never served — and checks each answer as TF Serving's handlers would:
 * predict_log: the request's signature (serving_default when unnamed) is
   called with the request's tensors; every output must be there, and the
   probabilities finite, in [0, 1], summing to 1 over the classes, one row per
-  input.
+  input. A multi-label model (its serving_default outputs `predicted`) has one
+  sigmoid per label: each in [0, 1], no sum, and `predicted` [rows, labels].
 * classify_log: the signature's SignatureDef must have method
   tensorflow/serving/classify, one input `inputs` (DT_STRING) and outputs
   `classes` (DT_STRING) and/or `scores` (DT_FLOAT) — what TF Serving's
@@ -71,14 +72,20 @@ def _signature_defs(path):
   return serve[0].signature_def
 
 
-def _check_probabilities(np, probs, rows, where):
+def _check_probabilities(np, probs, rows, where, multi_label=False):
   if probs.ndim != 2 or probs.shape[0] != rows:
     raise Failed(f"{where}: expected [{rows}, num_classes] scores, got shape {list(probs.shape)}")
   if not np.all(np.isfinite(probs)):
     raise Failed(f"{where}: the model returned non-finite scores ({probs.tolist()[:2]}...)")
-  if np.any(probs < -1e-6) or np.any(probs > 1 + 1e-6) or not np.allclose(
-      probs.sum(axis=-1), 1.0, atol=1e-4):
+  if np.any(probs < -1e-6) or np.any(probs > 1 + 1e-6):
+    raise Failed(f"{where}: scores are not probabilities (outside [0, 1]: {probs.tolist()[:2]})")
+  if not multi_label and not np.allclose(probs.sum(axis=-1), 1.0, atol=1e-4):
     raise Failed(f"{where}: scores are not probabilities (row sums {probs.sum(axis=-1)[:4]})")
+
+
+def _is_multi_label(defs):
+  """A multi-label export's serving_default answers `predicted` (one decision per label)."""
+  return DEFAULT_SIGNATURE in defs and "predicted" in defs[DEFAULT_SIGNATURE].outputs
 
 
 def _predict(tf, np, model, defs, request, index):
@@ -99,8 +106,12 @@ def _predict(tf, np, model, defs, request, index):
   missing = set(defs[name].outputs) - set(out)
   if missing:
     raise Failed(f"{where}: outputs {sorted(missing)} missing from the answer")
+  rows = rows.pop()
   if "probabilities" in out:
-    _check_probabilities(np, out["probabilities"].numpy(), rows.pop(), where)
+    _check_probabilities(np, out["probabilities"].numpy(), rows, where, _is_multi_label(defs))
+  if "predicted" in out and tuple(out["predicted"].shape) != tuple(out["probabilities"].shape):
+    raise Failed(f"{where}: predicted {list(out['predicted'].shape)} is not one decision per "
+                 f"label of probabilities {list(out['probabilities'].shape)}")
   return name
 
 
@@ -132,7 +143,7 @@ def _classify(tf, np, model, defs, request, index):
     raise Failed(f"{where}: no examples")
   out = model.signatures[name](inputs=tf.constant(examples))
   if "scores" in out:
-    _check_probabilities(np, out["scores"].numpy(), len(examples), where)
+    _check_probabilities(np, out["scores"].numpy(), len(examples), where, _is_multi_label(defs))
   if "classes" in out and out["classes"].shape[0] != len(examples):
     raise Failed(f"{where}: {out['classes'].shape[0]} rows of classes for {len(examples)} "
                  "examples")

@@ -638,6 +638,21 @@ class BertClassifier(keras.Model):
     return m
 
 
+def per_example_sigmoid_loss(label_ids: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+  """A multi-label example's loss: binary cross-entropy of each label's sigmoid, averaged over
+  the labels (transformers' BCEWithLogitsLoss of problem_type "multi_label_classification",
+  whose mean over the batch is the loop's sum divided by the batch size).
+
+  Args:
+    label_ids: int Tensor [batch, num_labels], multi-hot.
+    logits: float Tensor [batch, num_labels].
+  Returns:
+    float32 [batch].
+  """
+  return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
+      labels=tf.cast(label_ids, tf.float32), logits=tf.cast(logits, tf.float32)), axis=-1)
+
+
 def per_example_loss(label_ids: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
   """Softmax cross-entropy of each example, as run_classifier computes it.
 

@@ -197,8 +197,9 @@ def _run(config: config_lib.RunConfig, work_dir: str, run_date: str,
   answer = None
   if pushed and sentence:
     answer = ask(pushed, sentence)
-    print(f"{pushed} (serving_default, raw text in) says {sentence!r} is "
-          f"{answer.get(schema.OUTPUT_LABEL, '?')}: {json.dumps(answer)}")
+    said = answer.get(schema.OUTPUT_LABEL) or [x for x in answer.get(schema.OUTPUT_LABELS, []) if x]
+    print(f"{pushed} (serving_default, raw text in) says {sentence!r} is {said}: "
+          f"{json.dumps(answer)}")
   scored = next((walk.outputs[s.id]["scores"].metadata for s in definition.STEPS
                  if s.component == "score" and s.id in walk.outputs), None)
   log.info("Pipeline finished in %.0fs", time.time() - started)
@@ -254,12 +255,18 @@ _REPORTS = {"resolve_data": _report_resolved, "evaluate": _report_evaluation,
 def _print_metrics(result: steps.Evaluation, model_dir: str) -> None:
   scalars = steps.scalar_metrics(result.metrics)
   print("metrics: " + ", ".join(f"{k}={v:.4g}" for k, v in scalars.items()))
-  labels, matrix = steps.confusion(result.metrics, model_dir)
-  width = max(len(label) for label in labels)
-  print("confusion matrix (rows: true, columns: predicted):")
-  print(" " * (width + 2) + " ".join(f"{label[:8]:>8}" for label in labels))
-  for label, row in zip(labels, matrix):
-    print(f"  {label:<{width}}" + " ".join(f"{v:>8}" for v in row))
+  matrix = steps.confusion(result.metrics, model_dir)
+  if matrix:
+    labels, matrix = matrix
+    width = max(len(label) for label in labels)
+    print("confusion matrix (rows: true, columns: predicted):")
+    print(" " * (width + 2) + " ".join(f"{label[:8]:>8}" for label in labels))
+    for label, row in zip(labels, matrix):
+      print(f"  {label:<{width}}" + " ".join(f"{v:>8}" for v in row))
+  else:  # multi-label: each label's F1 at its threshold
+    print("per label (F1 at threshold): " + ", ".join(
+        f"{label} {result.metrics['f1'][label]:.3f}@{result.metrics['thresholds'][label]:.2f}"
+        for label in result.metrics["labels"]))
   print(f"blessed: {result.blessed}")
   for reason in result.blessing.get("reasons", []):
     print(f"  {reason}")
@@ -275,10 +282,12 @@ def ask(model_path: str, text_a: str, text_b: Optional[str] = None) -> Dict[str,
   model = Classifier(model_path)
   outputs = model.outputs([text_a], [text_b or ""] if model.pairs else None)
   answer: Dict[str, Any] = {}
+  def plain(value):
+    return value.decode("utf-8") if isinstance(value, bytes) else value
   for name, value in outputs.items():
     value = value[0]
     value = value.decode("utf-8") if isinstance(value, bytes) else value.tolist()
-    answer[name] = value.decode("utf-8") if isinstance(value, bytes) else value
+    answer[name] = [plain(v) for v in value] if isinstance(value, list) else plain(value)
   return answer
 
 

@@ -120,10 +120,10 @@ def build_parser() -> flags.ArgumentParser:
       "--masking static --pairs nsp --held-out-fraction 0")
 
 
-# TrainConfig's settings `bertline pretrain` has no use for: the classifier's dropout, exporting a
-# classifier, and distillation's.
-PRETRAIN_SKIPPED = ("classifier_dropout", "export", "export_dir", "teacher", "student_layers",
-                    "temperature", "alpha")
+# TrainConfig's settings `bertline pretrain` has no use for: the classifier's dropout and label
+# threshold, exporting a classifier, and distillation's.
+PRETRAIN_SKIPPED = ("classifier_dropout", "label_threshold", "export", "export_dir", "teacher",
+                    "student_layers", "temperature", "alpha")
 
 
 def pretrain_parser() -> flags.ArgumentParser:

@@ -77,6 +77,9 @@ class TrainConfig:
   grad_accum_steps: int = setting(1, "micro-batches per update (--batch-size must divide by it "
                                   "x replicas): a big GPU's batch on a small one", minimum=1)
   seed: int = setting(12345, "seed of new weights, dropout and input order")
+  label_threshold: float = setting(
+      0.0, "multi-label tasks: every label's decision threshold on its probability; 0 chooses "
+      "each label's own on the dev split after training, the one maximising its F1")
   # --- devices ---
   strategy: str = setting("auto", "how to place the work (see trainer/strategy.py; "
                           "multi-worker reads TF_CONFIG)", choices=STRATEGIES)
@@ -122,6 +125,9 @@ class TrainConfig:
   def __post_init__(self):
     configs.check_settings(self)  # finite numbers, minimums and choices, as declared above
     error = configs.SettingError
+    if not 0.0 <= self.label_threshold < 1.0:
+      raise error("label_threshold", f"{{key}} must be at least 0 and below 1, got "
+                  f"{self.label_threshold}; 0 chooses each label's on the dev split.")
     if self.epochs <= 0 and not self.max_steps:
       raise error("epochs", f"{{key}} must be positive (got {self.epochs}), or set "
                   "{field:max_steps}.")

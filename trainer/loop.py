@@ -118,14 +118,22 @@ class ClassificationTask:
   example of the dev split, weighted by is_real_example. pretraining/pretrain.py
   gives the same loop masked-LM's objective through the same four methods.
 
+  A multi-label task (multi_label) trains a sigmoid per label with binary
+  cross-entropy; its eval_accuracy is the subset accuracy at 0.5 (every label
+  of the example right), the thresholds of its serving being chosen later on
+  the dev split by `bertline evaluate`.
+
   Args:
     teacher: distill.Teacher or None.
+    multi_label: bool. The data's label_ids are multi-hot vectors.
   """
 
   eval_split = "dev"
 
-  def __init__(self, teacher=None):
+  def __init__(self, teacher=None, multi_label: bool = False):
     self.teacher = teacher
+    self.multi_label = multi_label
+    self._loss = modeling.per_example_sigmoid_loss if multi_label else modeling.per_example_loss
 
   def losses(self, model, batch) -> tf.Tensor:
     """Per-example losses [batch] of a training (micro-)batch: the loop sums them and divides
@@ -133,15 +141,19 @@ class ClassificationTask:
     logits = model(batch, training=True)["logits"]
     if self.teacher is not None:
       return self.teacher.loss(batch, logits)
-    return modeling.per_example_loss(batch[schema.LABEL_IDS], logits)
+    return self._loss(batch[schema.LABEL_IDS], logits)
 
   def eval_sums(self, model, batch) -> tf.Tensor:
     """[sum of weighted losses, weighted correct, real examples] of one replica's eval batch."""
     logits = model(batch, training=False)["logits"]
     weights = tf.cast(batch[schema.IS_REAL_EXAMPLE], tf.float32)
-    losses = modeling.per_example_loss(batch[schema.LABEL_IDS], logits)
-    correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
-                               batch[schema.LABEL_IDS]), tf.float32)
+    losses = self._loss(batch[schema.LABEL_IDS], logits)
+    if self.multi_label:
+      right = tf.equal(tf.cast(logits > 0, tf.int32), batch[schema.LABEL_IDS])
+      correct = tf.cast(tf.reduce_all(right, axis=-1), tf.float32)
+    else:
+      correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
+                                 batch[schema.LABEL_IDS]), tf.float32)
     return tf.stack([tf.reduce_sum(losses * weights), tf.reduce_sum(correct * weights),
                      tf.reduce_sum(weights)])
 

@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from bertline import configs, errors, fileio, flags, schema
 from bertline.errors import TrainingDiverged
+from bertline.evaluator import thresholds
 from bertline.exporter import export as export_lib
 from bertline.exporter import push as push_lib
 from bertline.model import checkpoints
@@ -91,7 +92,7 @@ class Classification:
     if config.teacher:
       _, teacher_model = distill.load_teacher(config.teacher, metadata, strategy)
       teacher = distill.Teacher(teacher_model, config.temperature, config.alpha)
-    return loop.ClassificationTask(teacher)
+    return loop.ClassificationTask(teacher, multi_label=metadata.multi_label)
 
 
 CLASSIFICATION = Classification()
@@ -293,6 +294,9 @@ def run(config: TrainConfig, kind: Classification = CLASSIFICATION) -> TrainResu
   metadata = kind.read_metadata(config.data_dir)
   if "train" not in metadata.splits:
     raise ValueError(f"{config.data_dir} has no train split (it has {sorted(metadata.splits)}).")
+  if config.teacher and getattr(metadata, "multi_label", False):
+    raise ValueError(f"{config.data_dir} is a multi-label task: distillation of multi-label "
+                     "models is not built yet; train the student with `bertline train` instead")
   md = model_dir_lib.ModelDir(config.model_dir)
   _check_resume(md, metadata, config.data_dir)
   plan = _Plan(metadata, md, *_model_files(config, metadata))
@@ -334,6 +338,8 @@ def _train(config: TrainConfig, plan: _Plan, kind: Classification) -> TrainResul
                          state.manager, state.best_manager, state.iterator,
                          xla=_use_xla(config, static_shapes=info.static_shapes), task=task)
   result = trainer.fit(schedule)
+  if kind is CLASSIFICATION and metadata.multi_label and info.is_chief and not result.preempted:
+    thresholds.choose(config.model_dir, config.data_dir, metadata, config.label_threshold)
   if config.export and info.is_chief and not result.preempted:
     exported = _export(config)
     log.info("Exported the best model to %s", exported)

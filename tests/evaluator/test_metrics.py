@@ -188,3 +188,64 @@ def test_precision_recall_curve_matches_counting_at_every_threshold():
     assert precision == pytest.approx(np.sum(called & (y == 1)) / np.sum(called))
     assert recall == pytest.approx(np.sum(called & (y == 1)) / np.sum(y == 1))
   assert "pr_curve" not in metrics.classification_metrics([0, 1, 2], np.eye(3))
+
+
+# --- multi-label: against scikit-learn on the same predictions ---------------------------------
+
+def _multilabel_case(seed=3, n=400, k=6):
+  """Labels of real-looking rarity (one label in two rows, one in fifty, one never) and logits
+  that know them a little: every kind of threshold and tie appears."""
+  rng = np.random.default_rng(seed)
+  rates = np.array([0.5, 0.2, 0.1, 0.05, 0.02, 0.0])[:k]
+  y = (rng.random((n, k)) < rates).astype(np.int64)
+  logits = np.round(rng.normal(size=(n, k)) + 1.5 * y - 1.0, 1)  # rounded: ties
+  return y, logits
+
+
+def test_multilabel_metrics_equal_scikit_learns():
+  sk = pytest.importorskip("sklearn.metrics")
+  y, logits = _multilabel_case()
+  thresholds = [0.5, 0.3, 0.62, 0.2, 0.45, 0.5]
+  weights = np.ones(len(y))
+  weights[-7:] = 0  # padding rows count for nothing
+  m = metrics.multilabel_metrics(y, logits, thresholds, weights, [f"l{i}" for i in range(6)])
+  real = weights > 0
+  y, probs = y[real], 1 / (1 + np.exp(-logits[real]))
+  pred = (probs >= np.array(thresholds)).astype(int)
+  assert m["num_examples"] == len(y) == 393
+  assert m["subset_accuracy"] == m["eval_accuracy"] == pytest.approx(sk.accuracy_score(y, pred))
+  assert m["hamming_loss"] == pytest.approx(sk.hamming_loss(y, pred))
+  for avg in ("micro", "macro"):
+    assert m[f"{avg}_f1"] == pytest.approx(sk.f1_score(y, pred, average=avg, zero_division=0))
+    assert m[f"{avg}_precision"] == pytest.approx(
+        sk.precision_score(y, pred, average=avg, zero_division=0))
+    assert m[f"{avg}_recall"] == pytest.approx(
+        sk.recall_score(y, pred, average=avg, zero_division=0))
+  p, r, f, s = sk.precision_recall_fscore_support(y, pred, average=None, zero_division=0)
+  names = [f"l{i}" for i in range(6)]
+  assert [m["precision"][n] for n in names] == pytest.approx(p)
+  assert [m["recall"][n] for n in names] == pytest.approx(r)
+  assert [m["f1"][n] for n in names] == pytest.approx(f)
+  assert [m["support"][n] for n in names] == pytest.approx(s)
+  aucs = [m["roc_auc"][n] for n in names]
+  assert aucs[:5] == pytest.approx([sk.roc_auc_score(y[:, i], probs[:, i]) for i in range(5)])
+  assert aucs[5] is None  # a label with no positive example has no ROC curve
+  assert m["macro_roc_auc"] == pytest.approx(np.mean(aucs[:5]))
+  assert m["eval_loss"] == pytest.approx(sk.log_loss(y.ravel(), probs.ravel()), rel=1e-6)
+
+
+def test_best_f1_thresholds_reach_each_labels_best_f1():
+  sk = pytest.importorskip("sklearn.metrics")
+  y, logits = _multilabel_case(seed=5)
+  probs = 1 / (1 + np.exp(-logits))
+  chosen = metrics.best_f1_thresholds(y, probs)
+  for k in range(y.shape[1]):
+    if not y[:, k].any():
+      assert chosen[k] == 0.5  # nothing to choose on
+      continue
+    best = max(sk.f1_score(y[:, k], (probs[:, k] >= t).astype(int), zero_division=0)
+               for t in np.unique(probs[:, k]))
+    got = sk.f1_score(y[:, k], (probs[:, k] >= chosen[k]).astype(int), zero_division=0)
+    assert got == pytest.approx(best)
+    # Between two of the label's probabilities, not on one: a margin either way.
+    assert chosen[k] not in set(probs[:, k].tolist())
