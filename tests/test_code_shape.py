@@ -12,7 +12,7 @@ import ast
 import pathlib
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-PACKAGES = ("bertline", "preprocessing", "model", "trainer", "evaluator", "exporter",
+PACKAGES = ("bertline", "preprocessing", "pretraining", "model", "trainer", "evaluator", "exporter",
             "components", "pipeline")
 # A script run as `python -I` in a clean process: it must never import bertline, and its
 # imports are its own business.
@@ -44,7 +44,7 @@ def test_few_imports_are_deferred():
   component's body imports inside by kfp's rule (kfp ships the body alone), one per component:
   those are not counted."""
   deferred = [d for d in _deferred_imports() if d[0] != "components/kfp_components.py"]
-  assert len(deferred) <= 23, "\n".join(f"{r}:{n}" for r, n, _, _ in deferred)
+  assert len(deferred) <= 27, "\n".join(f"{r}:{n}" for r, n, _, _ in deferred)
 
 
 # "About 60 lines": a function past this is split into named steps (Trainer.fit's shape).
