@@ -6,12 +6,17 @@ import json
 import os
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from bertline import cli, schema
 from tests.conftest import VOCAB
 
 
+# The same CLI chain runs in README's quickstart block (tests/test_docs.py), a baseline of the
+# model in production in the pipeline's e2e tests, and the multi-label chain in
+# tests/evaluator/test_thresholds.py: behind the marker, to keep the suite in its budget.
+@pytest.mark.slow
 def test_trained_model_dir_is_evaluated_exported_and_pushed(tweets_data, tmp_path):
   from bertline.preprocessing.tokenization import load_vocab
   from bertline.model.model_config import ModelConfig
