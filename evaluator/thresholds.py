@@ -12,9 +12,7 @@ scoring read them from there, so every stage calls labels alike.
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List
-
-import numpy as np
+from typing import Any, Dict
 
 from bertline import fileio, schema
 from bertline.evaluator import metrics as metrics_lib
@@ -52,7 +50,3 @@ def choose(model_dir: str, data_dir: str, metadata: schema.DataMetadata,
            ", ".join(f"{label} {t:.3f}" for label, t in zip(labels, thresholds)))
   return record
 
-
-def predicted(logits: np.ndarray, thresholds: List[float]) -> np.ndarray:
-  """Multi-hot predictions [n, labels]: each label's probability at or above its threshold."""
-  return (metrics_lib.sigmoid(logits) >= np.asarray(thresholds)[None, :]).astype(np.int64)

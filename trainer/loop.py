@@ -120,8 +120,8 @@ class ClassificationTask:
 
   A multi-label task (multi_label) trains a sigmoid per label with binary
   cross-entropy; its eval_accuracy is the subset accuracy at 0.5 (every label
-  of the example right), the thresholds of its serving being chosen later on
-  the dev split by `bertline evaluate`.
+  of the example right); each label's own threshold is chosen on the dev
+  split once training ends (evaluator/thresholds.py).
 
   Args:
     teacher: distill.Teacher or None.

@@ -12,7 +12,7 @@ import pytest
 
 from bertline import cli, corpora, schema
 from bertline.evaluator import metrics as metrics_lib
-from bertline.evaluator import scoring
+from bertline.evaluator import scoring, thresholds
 from bertline.exporter.load import Classifier
 from tests.conftest import VOCAB
 
@@ -98,3 +98,16 @@ def test_a_multi_label_model_calls_labels_alike_in_every_stage(hashtags, tiny_mi
   assert cli.main(["distill", "--teacher", model_dir, "--student-layers", "1", "--data-dir", data,
                    "--model-dir", str(tmp_path / "student"), "--max-steps", "1"]) != 0
   assert not os.path.exists(tmp_path / "student")
+
+
+def test_a_fixed_threshold_or_no_dev_split_needs_no_model(tmp_path):
+  metadata = schema.DataMetadata(task="t", labels=["a", "b"], splits={"train": schema.SplitInfo(
+      "train-*")}, max_seq_length=8, do_lower_case=True, vocab_sha256="x", multi_label=True)
+  assert thresholds.choose(str(tmp_path), "", metadata, fixed=0.4)["thresholds"] == [0.4, 0.4]
+  record = thresholds.choose(str(tmp_path), "", metadata)  # no dev split to choose on
+  assert record["thresholds"] == [0.5, 0.5] and "no dev split" in record["rule"]
+  assert scoring.label_thresholds(str(tmp_path), ["a", "b"]) == [0.5, 0.5]
+  with pytest.raises(ValueError, match=r"is for labels \['a', 'b'\], not the model's \['b', 'a'\]"):
+    scoring.label_thresholds(str(tmp_path), ["b", "a"])
+  with pytest.raises(FileNotFoundError, match="run the same train command again"):
+    scoring.label_thresholds(str(tmp_path / "elsewhere"), ["a", "b"])
