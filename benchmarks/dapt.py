@@ -63,7 +63,7 @@ def test_accuracy(model_dir: str, examples: str, out: str) -> float:
     bertline("evaluate", "--model-dir", model_dir, "--data-dir", examples, "--split", "test",
              "--output-dir", out)
   with open(os.path.join(out, "metrics.json")) as f:
-    return float(json.load(f)["accuracy"])
+    return float(json.load(f)["eval_accuracy"])
 
 
 def main() -> int:
