@@ -30,7 +30,7 @@ import logging
 import os
 import time
 import uuid
-from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, NamedTuple, Sequence, Tuple
 
 import apache_beam as beam
 import numpy as np
@@ -56,7 +56,6 @@ class ScoringModel(NamedTuple):
   version: str
   labels: List[str]
   has_text_b: bool
-  thresholds: Optional[List[float]] = None  # a multi-label model's, one per label
 
 
 def resolve_model(model: str) -> ScoringModel:
@@ -69,7 +68,7 @@ def resolve_model(model: str) -> ScoringModel:
     raise ValueError(f"{ExportDir(path).metadata_file} is missing or names no labels: "
                      "score needs a version written by `bertline export`.")
   return ScoringModel(path, os.path.basename(path), list(metadata["labels"]),
-                      bool(metadata.get("has_text_b")), metadata.get("thresholds"))
+                      bool(metadata.get("has_text_b")))
 
 
 # --- Beam transforms ---------------------------------------------------------------------------
@@ -144,13 +143,17 @@ class RawTextModelHandler(ModelHandler):
     import tensorflow as tf  # a worker's, as in load_model
     signature = model.signature
     rows = [row for _, row in batch if isinstance(row, Row) and not row.reason]
-    probabilities = []
+    scored = iter(())
     if rows:
       inputs = {schema.SERVING_TEXT_A: tf.constant([r.text_a for r in rows])}
       if self._pair:
         inputs[schema.SERVING_TEXT_B] = tf.constant([r.text_b for r in rows])
-      probabilities = np.asarray(signature(**inputs)[schema.OUTPUT_PROBABILITIES])
-    scored = iter(probabilities)
+      out = signature(**inputs)
+      probabilities = np.asarray(out[schema.OUTPUT_PROBABILITIES])
+      # A multi-label model's own decisions (its thresholds, in its graph); None otherwise.
+      called = (np.asarray(out[schema.OUTPUT_PREDICTED]) if schema.OUTPUT_PREDICTED in out
+                else [None] * len(rows))
+      scored = zip(probabilities, called)
     for key, row in batch:
       value = next(scored) if isinstance(row, Row) and not row.reason else None
       yield PredictionResult((key, row), value)
@@ -166,11 +169,10 @@ class WriteShardFn(beam.DoFn):
   """A shard's predictions -> its predictions file, rejected rows and counts."""
 
   def __init__(self, work_dir: str, labels: List[str], version: str, compression: str,
-               num_shards: int, thresholds: Optional[List[float]] = None):
+               num_shards: int):
     self._work_dir, self._labels = work_dir, labels
     self._version, self._compression = version, compression
     self._num_shards = num_shards
-    self._thresholds = thresholds
 
   def process(self, keyed):
     shard, results = keyed
@@ -187,12 +189,10 @@ class WriteShardFn(beam.DoFn):
       if row.reason:
         rejected.append(line_shards.rejected_row(row.file, row.line, row.reason, row.raw))
         continue
-      probabilities = [float(p) for p in result.inference]
-      if self._thresholds is not None:  # the serving graph's decision: p >= the label's own
-        # In float32, as the graph compares: a probability on a threshold is called alike.
-        called = {"labels": [label for label, p, t in zip(self._labels, result.inference,
-                                                          self._thresholds)
-                             if np.float32(p) >= np.float32(t)]}
+      scores, predicted = result.inference
+      probabilities = [float(p) for p in scores]
+      if predicted is not None:  # multi-label: the labels the serving graph called
+        called = {"labels": [label for label, c in zip(self._labels, predicted) if c]}
       else:
         called = {"label": self._labels[max(range(len(probabilities)),
                                             key=probabilities.__getitem__)]}
@@ -278,8 +278,7 @@ def _run_pipeline(config: ScoreConfig, model: ScoringModel, files: List[str],
         | "KeyByShard" >> beam.Map(lambda result: (result.example[0], result))
         | "GroupShards" >> beam.GroupByKey()
         | "WriteShard" >> beam.ParDo(WriteShardFn(work, model.labels, model.version,
-                                                  config.compression, num_shards,
-                                                  model.thresholds)))
+                                                  config.compression, num_shards)))
     beam_runner.run(p)
 
   names = [_shard_name(s, num_shards) for s in range(num_shards)]
